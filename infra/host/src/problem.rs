@@ -1,0 +1,30 @@
+//! Problem documents (RFC 9457) the host itself answers with, in the same
+//! shape the components use: a stable `code`, never internal error text.
+
+use bytes::Bytes;
+use http_body_util::Full;
+
+fn problem(status: u16, code: &str, title: &str, detail: &str) -> http::Response<Full<Bytes>> {
+    let body = serde_json::json!({
+        "type": format!("urn:gatehouse:problem:{code}"),
+        "title": title,
+        "status": status,
+        "code": code,
+        "detail": detail,
+    });
+    http::Response::builder()
+        .status(status)
+        .header(http::header::CONTENT_TYPE, "application/problem+json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
+}
+
+/// No route matched the request's path.
+pub fn not_found() -> http::Response<Full<Bytes>> {
+    problem(404, "not_found", "Not Found", "no route matches this path")
+}
+
+/// A component trapped or failed; details go to the log only.
+pub fn internal() -> http::Response<Full<Bytes>> {
+    problem(500, "internal", "Internal Server Error", "the request could not be completed")
+}

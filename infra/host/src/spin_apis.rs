@@ -1,0 +1,315 @@
+//! Host side of `spin:key-value@3.0.0`, `spin:sqlite@3.1.0` and
+//! `spin:variables@3.0.0`, bound from the same WIT the guests' SDK was
+//! generated from (`wit/deps`).
+//!
+//! Grants are checked on every call: a label the runtime does not know is
+//! `no-such-store`/`no-such-database`; a known label the component was not
+//! granted in `spin.toml` is `access-denied`.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
+
+use crate::kv::KvBackend;
+use crate::sqlite_pool::Pool;
+
+mod generated {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "gatehouse:platform/spin-host",
+        imports: { default: trappable },
+        with: {
+            "spin:key-value/key-value.store": super::KvHandle,
+            "spin:sqlite/sqlite.connection": super::DbHandle,
+        },
+    });
+}
+
+use generated::spin::key_value::key_value as kv;
+use generated::spin::sqlite::sqlite as sql;
+use generated::spin::variables::variables as vars;
+
+/// An open key-value store, as the guest holds it.
+pub struct KvHandle(KvBackend);
+
+/// An open database connection, as the guest holds it. The connection stays
+/// with the handle so that a transaction spans the guest's statements.
+pub struct DbHandle {
+    pool: Arc<Pool>,
+    conn: Arc<Mutex<Option<rusqlite::Connection>>>,
+}
+
+impl Drop for DbHandle {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            self.pool.release(conn);
+        }
+    }
+}
+
+/// What one component instance may reach, shared by all its requests.
+pub struct Grants {
+    /// Every key-value label the runtime knows, with its backend.
+    pub kv_stores: Arc<HashMap<String, KvBackend>>,
+    /// Every database label the runtime knows, with its pool.
+    pub databases: Arc<HashMap<String, Arc<Pool>>>,
+    /// Labels granted to this component.
+    pub kv_granted: Vec<String>,
+    /// Databases granted to this component.
+    pub db_granted: Vec<String>,
+    /// This component's variables, rendered.
+    pub variables: HashMap<String, String>,
+}
+
+/// The per-request view the Spin interfaces work on.
+pub struct SpinView<'a> {
+    /// Grants of the running component.
+    pub grants: &'a Grants,
+    /// The store's resource table.
+    pub table: &'a mut ResourceTable,
+}
+
+/// Marker type binding the Spin interfaces to [`SpinView`].
+pub struct SpinApis;
+
+impl HasData for SpinApis {
+    type Data<'a> = SpinView<'a>;
+}
+
+/// Adds the three Spin interfaces to `linker`.
+pub fn add_to_linker<T: Send + 'static>(
+    linker: &mut wasmtime::component::Linker<T>,
+    view: fn(&mut T) -> SpinView<'_>,
+) -> wasmtime::Result<()> {
+    kv::add_to_linker::<T, SpinApis>(linker, view)?;
+    sql::add_to_linker::<T, SpinApis>(linker, view)?;
+    vars::add_to_linker::<T, SpinApis>(linker, view)?;
+    Ok(())
+}
+
+fn kv_other(e: anyhow::Error) -> kv::Error {
+    kv::Error::Other(format!("{e:#}"))
+}
+
+fn kv_backend<T>(store: &Accessor<T, SpinApis>, h: &Resource<KvHandle>) -> wasmtime::Result<KvBackend> {
+    store.with(|mut access| Ok(access.get().table.get(h)?.0.clone()))
+}
+
+impl kv::Host for SpinView<'_> {}
+
+impl kv::HostStore for SpinView<'_> {
+    fn drop(&mut self, rep: Resource<KvHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+impl<T: Send> kv::HostStoreWithStore<T> for SpinApis {
+    async fn open(store: &Accessor<T, Self>, label: String) -> wasmtime::Result<Result<Resource<KvHandle>, kv::Error>> {
+        store.with(|mut access| {
+            let view = access.get();
+            let Some(backend) = view.grants.kv_stores.get(&label) else {
+                return Ok(Err(kv::Error::NoSuchStore));
+            };
+            if !view.grants.kv_granted.contains(&label) {
+                return Ok(Err(kv::Error::AccessDenied));
+            }
+            let backend = backend.clone();
+            Ok(Ok(view.table.push(KvHandle(backend))?))
+        })
+    }
+
+    async fn get(store: &Accessor<T, Self>, h: Resource<KvHandle>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
+        let backend = kv_backend(store, &h)?;
+        Ok(backend.get(key).await.map_err(kv_other))
+    }
+
+    async fn set(store: &Accessor<T, Self>, h: Resource<KvHandle>, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), kv::Error>> {
+        let backend = kv_backend(store, &h)?;
+        Ok(backend.set(key, value).await.map_err(kv_other))
+    }
+
+    async fn delete(store: &Accessor<T, Self>, h: Resource<KvHandle>, key: String) -> wasmtime::Result<Result<(), kv::Error>> {
+        let backend = kv_backend(store, &h)?;
+        Ok(backend.delete(key).await.map_err(kv_other))
+    }
+
+    async fn exists(store: &Accessor<T, Self>, h: Resource<KvHandle>, key: String) -> wasmtime::Result<Result<bool, kv::Error>> {
+        let backend = kv_backend(store, &h)?;
+        Ok(backend.exists(key).await.map_err(kv_other))
+    }
+
+    async fn get_keys(store: &Accessor<T, Self>, h: Resource<KvHandle>) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), kv::Error>>)> {
+        let backend = kv_backend(store, &h)?;
+        let (keys, result) = match backend.keys().await {
+            Ok(keys) => (keys, Ok(())),
+            Err(e) => (Vec::new(), Err(kv_other(e))),
+        };
+        store.with(|mut access| {
+            let stream = StreamReader::new(&mut access, keys)?;
+            let future = FutureReader::new(&mut access, async move { Ok::<_, wasmtime::Error>(result) })?;
+            Ok((stream, future))
+        })
+    }
+}
+
+fn sql_io(e: impl std::fmt::Display) -> sql::Error {
+    sql::Error::Io(e.to_string())
+}
+
+fn open_db(view: &mut SpinView<'_>, database: &str) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
+    let Some(pool) = view.grants.databases.get(database) else {
+        return Ok(Err(sql::Error::NoSuchDatabase));
+    };
+    if !view.grants.db_granted.iter().any(|d| d == database) {
+        return Ok(Err(sql::Error::AccessDenied));
+    }
+    let conn = match pool.acquire() {
+        Ok(conn) => conn,
+        Err(e) => return Ok(Err(sql_io(format!("{e:#}")))),
+    };
+    let handle = DbHandle {
+        pool: pool.clone(),
+        conn: Arc::new(Mutex::new(Some(conn))),
+    };
+    Ok(Ok(view.table.push(handle)?))
+}
+
+/// Runs one statement, returning its columns and every row.
+fn run_statement(conn: &rusqlite::Connection, statement: &str, params: Vec<sql::Value>) -> Result<(Vec<String>, Vec<sql::RowResult>), sql::Error> {
+    let mut stmt = conn.prepare_cached(statement).map_err(sql_io)?;
+    let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
+    let params: Vec<rusqlite::types::Value> = params.into_iter().map(to_sqlite).collect();
+    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sql_io)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next().map_err(sql_io)? {
+        let values = (0..columns.len())
+            .map(|i| row.get_ref(i).map(from_sqlite))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql_io)?;
+        out.push(sql::RowResult { values });
+    }
+    Ok((columns, out))
+}
+
+fn to_sqlite(v: sql::Value) -> rusqlite::types::Value {
+    use rusqlite::types::Value as V;
+    match v {
+        sql::Value::Integer(i) => V::Integer(i),
+        sql::Value::Real(f) => V::Real(f),
+        sql::Value::Text(s) => V::Text(s),
+        sql::Value::Blob(b) => V::Blob(b),
+        sql::Value::Null => V::Null,
+    }
+}
+
+fn from_sqlite(v: rusqlite::types::ValueRef<'_>) -> sql::Value {
+    use rusqlite::types::ValueRef as V;
+    match v {
+        V::Integer(i) => sql::Value::Integer(i),
+        V::Real(f) => sql::Value::Real(f),
+        V::Text(t) => sql::Value::Text(String::from_utf8_lossy(t).into_owned()),
+        V::Blob(b) => sql::Value::Blob(b.to_vec()),
+        V::Null => sql::Value::Null,
+    }
+}
+
+fn with_conn<R>(conn: &Mutex<Option<rusqlite::Connection>>, f: impl FnOnce(&rusqlite::Connection) -> R) -> Option<R> {
+    conn.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(f)
+}
+
+impl sql::Host for SpinView<'_> {}
+
+impl sql::HostConnection for SpinView<'_> {
+    fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
+        open_db(self, &database)
+    }
+
+    fn execute(&mut self, h: Resource<DbHandle>, statement: String, parameters: Vec<sql::Value>) -> wasmtime::Result<Result<sql::QueryResult, sql::Error>> {
+        let conn = self.table.get(&h)?.conn.clone();
+        Ok(with_conn(&conn, |c| run_statement(c, &statement, parameters))
+            .unwrap_or(Err(sql::Error::InvalidConnection))
+            .map(|(columns, rows)| sql::QueryResult { columns, rows }))
+    }
+
+    fn last_insert_rowid(&mut self, h: Resource<DbHandle>) -> wasmtime::Result<i64> {
+        let conn = self.table.get(&h)?.conn.clone();
+        Ok(with_conn(&conn, |c| c.last_insert_rowid()).unwrap_or(0))
+    }
+
+    fn changes(&mut self, h: Resource<DbHandle>) -> wasmtime::Result<u64> {
+        let conn = self.table.get(&h)?.conn.clone();
+        Ok(with_conn(&conn, |c| c.changes()).unwrap_or(0))
+    }
+
+    fn drop(&mut self, rep: Resource<DbHandle>) -> wasmtime::Result<()> {
+        self.table.delete(rep)?;
+        Ok(())
+    }
+}
+
+fn db_conn<T>(store: &Accessor<T, SpinApis>, h: &Resource<DbHandle>) -> wasmtime::Result<Arc<Mutex<Option<rusqlite::Connection>>>> {
+    store.with(|mut access| Ok(access.get().table.get(h)?.conn.clone()))
+}
+
+/// Runs `f` against the handle's connection on a blocking thread.
+async fn blocking<R: Send + 'static>(
+    conn: Arc<Mutex<Option<rusqlite::Connection>>>,
+    f: impl FnOnce(&rusqlite::Connection) -> R + Send + 'static,
+) -> Option<R> {
+    tokio::task::spawn_blocking(move || with_conn(&conn, f)).await.ok().flatten()
+}
+
+impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
+    async fn open_async(store: &Accessor<T, Self>, database: String) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
+        store.with(|mut access| open_db(&mut access.get(), &database))
+    }
+
+    async fn execute_async(
+        store: &Accessor<T, Self>,
+        h: Resource<DbHandle>,
+        statement: String,
+        parameters: Vec<sql::Value>,
+    ) -> wasmtime::Result<Result<(Vec<String>, StreamReader<sql::RowResult>, FutureReader<Result<(), sql::Error>>), sql::Error>> {
+        let conn = db_conn(store, &h)?;
+        let outcome = blocking(conn, move |c| run_statement(c, &statement, parameters))
+            .await
+            .unwrap_or(Err(sql::Error::InvalidConnection));
+        let (columns, rows) = match outcome {
+            Ok(ok) => ok,
+            Err(e) => return Ok(Err(e)),
+        };
+        store.with(|mut access| {
+            let stream = StreamReader::new(&mut access, rows)?;
+            let done = FutureReader::new(&mut access, async { Ok::<_, wasmtime::Error>(Ok(())) })?;
+            Ok(Ok((columns, stream, done)))
+        })
+    }
+
+    async fn last_insert_rowid_async(store: &Accessor<T, Self>, h: Resource<DbHandle>) -> wasmtime::Result<i64> {
+        let conn = db_conn(store, &h)?;
+        Ok(blocking(conn, |c| c.last_insert_rowid()).await.unwrap_or(0))
+    }
+
+    async fn changes_async(store: &Accessor<T, Self>, h: Resource<DbHandle>) -> wasmtime::Result<u64> {
+        let conn = db_conn(store, &h)?;
+        Ok(blocking(conn, |c| c.changes()).await.unwrap_or(0))
+    }
+}
+
+impl vars::Host for SpinView<'_> {}
+
+impl<T: Send> vars::HostWithStore<T> for SpinApis {
+    async fn get(store: &Accessor<T, Self>, name: String) -> wasmtime::Result<Result<String, vars::Error>> {
+        if crate::manifest::check_variable_name(&name).is_err() {
+            return Ok(Err(vars::Error::InvalidName(name)));
+        }
+        store.with(|mut access| {
+            Ok(match access.get().grants.variables.get(&name) {
+                Some(v) => Ok(v.clone()),
+                None => Err(vars::Error::Undefined(name)),
+            })
+        })
+    }
+}

@@ -1,0 +1,87 @@
+//! A small pool of SQLite connections to one file.
+//!
+//! SQLite calls block, so they run on tokio's blocking threads. WAL mode lets
+//! readers proceed while one writer commits; a busy timeout makes concurrent
+//! writers wait instead of failing.
+
+use anyhow::{Context, Result};
+use rusqlite::Connection;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// Idle connections kept per file.
+const MAX_IDLE: usize = 16;
+
+/// Connections to one SQLite file.
+pub struct Pool {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Pool {
+    /// Creates the file's directory and checks that it opens.
+    pub fn new(path: &Path) -> Result<Pool> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir)
+                .with_context(|| format!("cannot create directory {}", dir.display()))?;
+        }
+        let pool = Pool {
+            path: path.to_path_buf(),
+            idle: Mutex::new(Vec::new()),
+        };
+        let conn = pool.open()?;
+        pool.release(conn);
+        Ok(pool)
+    }
+
+    /// The file this pool serves.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn open(&self) -> Result<Connection> {
+        let conn = Connection::open(&self.path)
+            .with_context(|| format!("cannot open SQLite file {}", self.path.display()))?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        Ok(conn)
+    }
+
+    /// Takes an idle connection or opens a new one.
+    pub fn acquire(&self) -> Result<Connection> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.open(),
+        }
+    }
+
+    /// Returns a connection; an unfinished transaction is rolled back first so
+    /// that the next user starts clean.
+    pub fn release(&self, conn: Connection) {
+        if !conn.is_autocommit() && conn.execute_batch("ROLLBACK").is_err() {
+            return;
+        }
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE {
+            idle.push(conn);
+        }
+    }
+
+    /// Runs `f` with a pooled connection on a blocking thread.
+    pub async fn with<T, F>(self: &std::sync::Arc<Self>, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let pool = self.clone();
+        tokio::task::spawn_blocking(move || {
+            let conn = pool.acquire()?;
+            let result = f(&conn);
+            pool.release(conn);
+            Ok(result?)
+        })
+        .await
+        .context("SQLite task panicked")?
+    }
+}
