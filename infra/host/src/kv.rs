@@ -45,7 +45,14 @@ impl KvBackend {
             KvConfig::Redis(url) => {
                 let client = redis::Client::open(url.as_str())
                     .with_context(|| format!("key-value store `{label}`: invalid redis url"))?;
-                let manager = redis::aio::ConnectionManager::new(client)
+                // Bounded retries: a wrong URL must fail the load promptly,
+                // while a running server that restarts is reconnected to.
+                let config = redis::aio::ConnectionManagerConfig::new()
+                    .set_number_of_retries(3)
+                    .set_max_delay(1000)
+                    .set_connection_timeout(std::time::Duration::from_secs(2))
+                    .set_response_timeout(std::time::Duration::from_secs(5));
+                let manager = redis::aio::ConnectionManager::new_with_config(client, config)
                     .await
                     .with_context(|| format!("key-value store `{label}`: cannot connect to redis"))?;
                 Ok(KvBackend::Redis(manager))

@@ -35,6 +35,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         "var" => var(req).await,
         "outbound" => outbound(req).await,
         "trap" => panic!("probe asked to trap"),
+        "counter" => counter(),
         _ => echo(req).await,
     };
     Ok(reply)
@@ -143,4 +144,12 @@ async fn outbound(req: Request) -> Response<Reply> {
         }
         Err(e) => reply(200, json!({"error": format!("{e:?}")})),
     }
+}
+
+/// Counts calls within this instance: a host that gives every request a
+/// fresh instance always answers 1.
+fn counter() -> Response<Reply> {
+    static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+    reply(200, json!({"calls": n}))
 }
