@@ -17,14 +17,26 @@ fn start(migrated: bool) -> Result<TestHost> {
 fn health_reports_database_and_migrations_ok() -> Result<()> {
     let host = start(true)?;
     let reply = get(&host.url("/v1/health"), &[])?;
-    assert_eq!(reply.status, 200, "{}", String::from_utf8_lossy(&reply.body));
-    assert!(reply.header("x-request-id").is_some_and(|id| !id.is_empty()));
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    assert!(
+        reply
+            .header("x-request-id")
+            .is_some_and(|id| !id.is_empty())
+    );
     let health = reply.json()?;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
     assert_eq!(health["checks"]["database"]["status"], "ok");
     assert_eq!(health["checks"]["migrations"]["status"], "ok");
-    assert_eq!(health["checks"]["migrations"]["applied"], health["checks"]["migrations"]["expected"]);
+    assert_eq!(
+        health["checks"]["migrations"]["applied"],
+        health["checks"]["migrations"]["expected"]
+    );
     Ok(())
 }
 
@@ -52,7 +64,10 @@ fn liveness_answers_without_io() -> Result<()> {
 #[test]
 fn request_id_from_the_client_is_echoed() -> Result<()> {
     let host = start(false)?;
-    let reply = get(&host.url("/v1/health/live"), &[("x-request-id", "req-abc.123")])?;
+    let reply = get(
+        &host.url("/v1/health/live"),
+        &[("x-request-id", "req-abc.123")],
+    )?;
     assert_eq!(reply.header("x-request-id"), Some("req-abc.123"));
     Ok(())
 }
@@ -65,7 +80,10 @@ fn openapi_document_is_served_with_an_etag() -> Result<()> {
     let doc = reply.json()?;
     assert_eq!(doc["openapi"], "3.1.0");
     for path in ["/v1/health", "/v1/health/live", "/v1/openapi.json"] {
-        assert!(doc["paths"][path]["get"].is_object(), "{path} not documented");
+        assert!(
+            doc["paths"][path]["get"].is_object(),
+            "{path} not documented"
+        );
     }
     assert!(doc["components"]["schemas"]["Problem"].is_object());
     let etag = reply.header("etag").expect("etag").to_string();
@@ -97,7 +115,10 @@ fn unknown_route_is_a_404_problem_document() -> Result<()> {
     let host = start(false)?;
     let reply = get(&host.url("/v1/does-not-exist"), &[])?;
     assert_eq!(reply.status, 404);
-    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
     let problem = reply.json()?;
     assert_eq!(problem["code"], "not_found");
     assert_eq!(problem["status"], 404);
@@ -108,9 +129,108 @@ fn unknown_route_is_a_404_problem_document() -> Result<()> {
 #[test]
 fn wrong_method_is_a_405_problem_with_allow() -> Result<()> {
     let host = start(false)?;
-    let reply = send("POST", &host.url("/v1/health"), &[("content-type", "application/json")], b"{not json")?;
+    let reply = send(
+        "POST",
+        &host.url("/v1/health"),
+        &[("content-type", "application/json")],
+        b"{not json",
+    )?;
     assert_eq!(reply.status, 405);
     assert_eq!(reply.json()?["code"], "method_not_allowed");
     assert!(reply.header("allow").is_some_and(|a| a.contains("GET")));
+    Ok(())
+}
+
+/// What `scripts/up` runs, minus the build: the host binary on the real
+/// spin.toml applies the migrations beside it and serves health.
+#[test]
+fn host_binary_migrates_at_start_and_serves_the_app() -> Result<()> {
+    let state = gatehouse_tests::TempDir::new("up")?;
+    let port = gatehouse_tests::free_port()?;
+    let mut child = std::process::Command::new(gatehouse_tests::host_binary()?)
+        .args(["up", "--quiet", "--listen", &format!("127.0.0.1:{port}")])
+        .arg("--manifest")
+        .arg(root().join("spin.toml"))
+        .arg("--state-dir")
+        .arg(state.path())
+        .arg("--cache-dir")
+        .arg(gatehouse_tests::cache_dir())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    let base = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let health = loop {
+        if let Ok(reply) = get(&format!("{base}/v1/health"), &[]) {
+            break reply;
+        }
+        assert!(std::time::Instant::now() < deadline, "host did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    let missing = get(&format!("{base}/nope"), &[]);
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(
+        health.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&health.body)
+    );
+    assert_eq!(health.json()?["checks"]["migrations"]["status"], "ok");
+    let missing = missing?;
+    assert_eq!(missing.status, 404);
+    assert_eq!(
+        missing.header("content-type"),
+        Some("application/problem+json")
+    );
+    Ok(())
+}
+
+/// `scripts/migrate` applies once, then finds nothing to do, and refuses a
+/// database whose applied migration changed.
+#[test]
+fn migrate_command_is_idempotent_and_refuses_changed_files() -> Result<()> {
+    let state = gatehouse_tests::TempDir::new("migrate")?;
+    let migrations = gatehouse_tests::TempDir::new("migrations")?;
+    for entry in std::fs::read_dir(root().join("infra/migrations"))? {
+        let path = entry?.path();
+        std::fs::copy(
+            &path,
+            migrations.path().join(path.file_name().unwrap_or_default()),
+        )?;
+    }
+    let run = || -> Result<std::process::Output> {
+        Ok(std::process::Command::new(gatehouse_tests::host_binary()?)
+            .arg("migrate")
+            .arg("--manifest")
+            .arg(root().join("spin.toml"))
+            .arg("--state-dir")
+            .arg(state.path())
+            .arg("--migrations")
+            .arg(migrations.path())
+            .output()?)
+    };
+    let first = run()?;
+    assert!(
+        first.status.success(),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    assert!(String::from_utf8_lossy(&first.stderr).contains("0 already applied"));
+    let second = run()?;
+    assert!(
+        String::from_utf8_lossy(&second.stderr).contains("0 applied now"),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
+    let first_file = std::fs::read_dir(migrations.path())?
+        .next()
+        .expect("a migration")?
+        .path();
+    let mut sql = std::fs::read_to_string(&first_file)?;
+    sql.push_str("\n-- edited after release\n");
+    std::fs::write(&first_file, sql)?;
+    let third = run()?;
+    assert_eq!(third.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&third.stderr).contains("changed after it was applied"));
     Ok(())
 }

@@ -35,18 +35,33 @@ fn world_imports() -> Result<BTreeSet<String>> {
 fn compatible(import: &str, allowed: &str) -> bool {
     let split = |s: &str| -> Option<(String, Vec<u64>)> {
         let (name, version) = s.split_once('@')?;
-        Some((name.to_string(), version.split('.').map(|p| p.parse().unwrap_or(u64::MAX)).collect()))
+        Some((
+            name.to_string(),
+            version
+                .split('.')
+                .map(|p| p.parse().unwrap_or(u64::MAX))
+                .collect(),
+        ))
     };
     match (split(import), split(allowed)) {
         (Some((a, va)), Some((b, vb))) if a == b && va.len() == 3 && vb.len() == 3 => {
-            va[0] == vb[0] && if va[0] == 0 { va[1] == vb[1] && va[2] <= vb[2] } else { (va[1], va[2]) <= (vb[1], vb[2]) }
+            va[0] == vb[0]
+                && if va[0] == 0 {
+                    va[1] == vb[1] && va[2] <= vb[2]
+                } else {
+                    (va[1], va[2]) <= (vb[1], vb[2])
+                }
         }
         _ => import == allowed,
     }
 }
 
 /// Imports of `component` that the world does not allow.
-fn disallowed_imports(engine: &Engine, component: &Component, allowed: &BTreeSet<String>) -> Vec<String> {
+fn disallowed_imports(
+    engine: &Engine,
+    component: &Component,
+    allowed: &BTreeSet<String>,
+) -> Vec<String> {
     component
         .component_type()
         .imports(engine)
@@ -56,12 +71,19 @@ fn disallowed_imports(engine: &Engine, component: &Component, allowed: &BTreeSet
 }
 
 fn app_components() -> Result<Vec<(String, PathBuf)>> {
-    let manifest: toml::Table = toml::from_str(&std::fs::read_to_string(root().join("spin.toml"))?)?;
-    let components = manifest.get("component").and_then(|c| c.as_table()).context("no components in spin.toml")?;
+    let manifest: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("spin.toml"))?)?;
+    let components = manifest
+        .get("component")
+        .and_then(|c| c.as_table())
+        .context("no components in spin.toml")?;
     components
         .iter()
         .map(|(id, c)| {
-            let source = c.get("source").and_then(|s| s.as_str()).context("component without source")?;
+            let source = c
+                .get("source")
+                .and_then(|s| s.as_str())
+                .context("component without source")?;
             Ok((id.clone(), root().join(source)))
         })
         .collect()
@@ -74,12 +96,23 @@ fn every_app_component_exports_the_handler_and_imports_only_the_world() -> Resul
     let components = app_components()?;
     assert!(!components.is_empty());
     for (id, path) in components {
-        let bytes = std::fs::read(&path).with_context(|| format!("`{id}`: {} missing: run scripts/build", path.display()))?;
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("`{id}`: {} missing: run scripts/build", path.display()))?;
         let component = Component::new(&engine, &bytes)?;
-        let exports: Vec<String> = component.component_type().exports(&engine).map(|(n, _)| n.to_string()).collect();
-        assert!(exports.iter().any(|e| e == "wasi:http/handler@0.3.0"), "`{id}` exports {exports:?}");
+        let exports: Vec<String> = component
+            .component_type()
+            .exports(&engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        assert!(
+            exports.iter().any(|e| e == "wasi:http/handler@0.3.0"),
+            "`{id}` exports {exports:?}"
+        );
         let extra = disallowed_imports(&engine, &component, &allowed);
-        assert!(extra.is_empty(), "`{id}` imports outside the gatehouse world: {extra:?}");
+        assert!(
+            extra.is_empty(),
+            "`{id}` imports outside the gatehouse world: {extra:?}"
+        );
     }
     Ok(())
 }
@@ -88,8 +121,14 @@ fn every_app_component_exports_the_handler_and_imports_only_the_world() -> Resul
 fn a_component_reaching_beyond_the_world_is_caught() -> Result<()> {
     let engine = engine()?;
     let allowed = world_imports()?;
-    let component = Component::new(&engine, r#"(component (import "spin:mqtt/mqtt@3.0.0" (instance)) (import "wasi:io/poll@0.2.6" (instance)))"#)?;
-    assert_eq!(disallowed_imports(&engine, &component, &allowed), vec!["spin:mqtt/mqtt@3.0.0".to_string()]);
+    let component = Component::new(
+        &engine,
+        r#"(component (import "spin:mqtt/mqtt@3.0.0" (instance)) (import "wasi:io/poll@0.2.6" (instance)))"#,
+    )?;
+    assert_eq!(
+        disallowed_imports(&engine, &component, &allowed),
+        vec!["spin:mqtt/mqtt@3.0.0".to_string()]
+    );
     Ok(())
 }
 
@@ -98,8 +137,14 @@ fn semver_rules_follow_the_component_model() {
     assert!(compatible("wasi:io/poll@0.2.6", "wasi:io/poll@0.2.12"));
     assert!(!compatible("wasi:io/poll@0.3.0", "wasi:io/poll@0.2.12"));
     assert!(!compatible("wasi:io/poll@0.2.13", "wasi:io/poll@0.2.12"));
-    assert!(compatible("spin:sqlite/sqlite@3.0.0", "spin:sqlite/sqlite@3.1.0"));
-    assert!(!compatible("spin:sqlite/sqlite@3.1.0", "spin:sqlite/sqlite@3.0.0"));
+    assert!(compatible(
+        "spin:sqlite/sqlite@3.0.0",
+        "spin:sqlite/sqlite@3.1.0"
+    ));
+    assert!(!compatible(
+        "spin:sqlite/sqlite@3.1.0",
+        "spin:sqlite/sqlite@3.0.0"
+    ));
 }
 
 /// Guest crates under components/ are exactly the components spin.toml names.
@@ -115,31 +160,52 @@ fn component_crates_and_spin_toml_agree() -> Result<()> {
             .and_then(|t| t.as_array())
             .is_some_and(|t| t.iter().any(|v| v.as_str() == Some("cdylib")));
         if is_cdylib {
-            crates.insert(dir.file_name().unwrap_or_default().to_string_lossy().to_string());
+            crates.insert(
+                dir.file_name()
+                    .unwrap_or_default()
+                    .to_string_lossy()
+                    .to_string(),
+            );
         }
     }
     let named: BTreeSet<String> = app_components()?.into_iter().map(|(id, _)| id).collect();
     assert_eq!(crates, named);
     for (id, path) in app_components()? {
-        assert_eq!(path, root().join(format!("target/wasm32-wasip2/release/{}.wasm", id.replace('-', "_"))));
+        assert_eq!(
+            path,
+            root().join(format!(
+                "target/wasm32-wasip2/release/{}.wasm",
+                id.replace('-', "_")
+            ))
+        );
     }
     Ok(())
 }
 
+/// The spin-sdk crate's source as cargo unpacked it: the version pinned in
+/// the workspace, under `$CARGO_HOME/registry/src/<index>/`.
 fn spin_sdk_dir() -> Result<PathBuf> {
-    let out = std::process::Command::new(env!("CARGO"))
-        .args(["metadata", "--format-version", "1", "--offline"])
-        .current_dir(root())
-        .output()?;
-    let meta: serde_json::Value = serde_json::from_slice(&out.stdout)?;
-    let manifest = meta["packages"]
-        .as_array()
-        .context("no packages")?
-        .iter()
-        .find(|p| p["name"] == "spin-sdk")
-        .and_then(|p| p["manifest_path"].as_str())
-        .context("spin-sdk not in metadata")?;
-    Ok(Path::new(manifest).parent().context("manifest dir")?.to_path_buf())
+    let workspace: toml::Table =
+        toml::from_str(&std::fs::read_to_string(root().join("Cargo.toml"))?)?;
+    let version = workspace["workspace"]["dependencies"]["spin-sdk"]["version"]
+        .as_str()
+        .context("spin-sdk version in [workspace.dependencies]")?
+        .trim_start_matches('=')
+        .to_string();
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cargo")))
+        .context("no CARGO_HOME or HOME")?;
+    for index in std::fs::read_dir(cargo_home.join("registry/src"))? {
+        let candidate = index?.path().join(format!("spin-sdk-{version}"));
+        if candidate.join("wit").is_dir() {
+            return Ok(candidate);
+        }
+    }
+    bail!(
+        "spin-sdk {version} sources not found under {}",
+        cargo_home.display()
+    )
 }
 
 fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
@@ -162,11 +228,15 @@ fn vendored_wit_matches_the_spin_sdk_crate() -> Result<()> {
     let ours = root().join("wit/deps");
     for file in files_under(&sdk.join("deps"))? {
         let rel = file.strip_prefix(sdk.join("deps"))?;
-        let vendored = std::fs::read(ours.join(rel)).with_context(|| format!("wit/deps/{} is missing", rel.display()))?;
+        let vendored = std::fs::read(ours.join(rel))
+            .with_context(|| format!("wit/deps/{} is missing", rel.display()))?;
         if vendored != std::fs::read(&file)? {
             bail!("wit/deps/{} differs from spin-sdk's copy", rel.display());
         }
     }
-    assert_eq!(std::fs::read(ours.join("spin-sdk.wit"))?, std::fs::read(sdk.join("sdk.wit"))?);
+    assert_eq!(
+        std::fs::read(ours.join("spin-sdk.wit"))?,
+        std::fs::read(sdk.join("sdk.wit"))?
+    );
     Ok(())
 }

@@ -3,7 +3,9 @@
 //! point of Spin's semantics, including every denial path.
 
 use anyhow::{Result, ensure};
-use gatehouse_tests::{HostConfig, RedisServer, TempDir, TestHost, get, host_binary, root, send, static_server, wasm};
+use gatehouse_tests::{
+    HostConfig, RedisServer, TempDir, TestHost, get, host_binary, root, send, static_server, wasm,
+};
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,7 +17,8 @@ fn probe_app() -> PathBuf {
 fn start_probe_app(runtime_config: Option<PathBuf>) -> Result<TestHost> {
     wasm("probe")?;
     let mut config = HostConfig::new(probe_app().join("spin.toml"));
-    config.runtime_config = Some(runtime_config.unwrap_or_else(|| probe_app().join("runtime-config.toml")));
+    config.runtime_config =
+        Some(runtime_config.unwrap_or_else(|| probe_app().join("runtime-config.toml")));
     config.env = vec![
         ("SPIN_VARIABLE_API_TOKEN".into(), "t0ken".into()),
         ("SPIN_VARIABLE_GREETING".into(), "hej".into()),
@@ -25,12 +28,20 @@ fn start_probe_app(runtime_config: Option<PathBuf>) -> Result<TestHost> {
 
 fn json_get(host: &TestHost, path: &str) -> Result<Value> {
     let reply = get(&host.url(path), &[])?;
-    ensure!(reply.status == 200, "{path}: status {} body {}", reply.status, String::from_utf8_lossy(&reply.body));
+    ensure!(
+        reply.status == 200,
+        "{path}: status {} body {}",
+        reply.status,
+        String::from_utf8_lossy(&reply.body)
+    );
     reply.json()
 }
 
 fn header(echo: &Value, name: &str) -> String {
-    echo["headers"][name].as_str().unwrap_or_default().to_string()
+    echo["headers"][name]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
 }
 
 #[test]
@@ -61,7 +72,10 @@ fn spin_request_headers_describe_the_request() -> Result<()> {
     assert_eq!(header(&echo, "spin-full-url"), host.url("/probe/echo?x=1"));
     assert_eq!(header(&echo, "spin-raw-component-route"), "/probe/...");
     assert_eq!(header(&echo, "spin-base-path"), "/");
-    assert!(header(&echo, "spin-client-addr").starts_with("127.0.0.1:"), "{echo}");
+    assert!(
+        header(&echo, "spin-client-addr").starts_with("127.0.0.1:"),
+        "{echo}"
+    );
     Ok(())
 }
 
@@ -96,7 +110,10 @@ fn unmatched_path_is_a_404_problem_document() -> Result<()> {
     let host = TestHost::start(HostConfig::new(manifest.path().join("spin.toml")))?;
     let reply = get(&host.url("/nothing/here"), &[])?;
     assert_eq!(reply.status, 404);
-    assert_eq!(reply.header("content-type"), Some("application/problem+json"));
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json")
+    );
     assert_eq!(reply.json()?["code"], "not_found");
     Ok(())
 }
@@ -108,7 +125,10 @@ fn a_trap_answers_500_and_the_host_keeps_serving() -> Result<()> {
     assert_eq!(reply.status, 500);
     let problem = reply.json()?;
     assert_eq!(problem["code"], "internal");
-    assert!(!problem.to_string().contains("probe asked to trap"), "trap text leaked: {problem}");
+    assert!(
+        !problem.to_string().contains("probe asked to trap"),
+        "trap text leaked: {problem}"
+    );
     assert_eq!(json_get(&host, "/probe/counter")?["calls"], 1);
     Ok(())
 }
@@ -119,7 +139,10 @@ fn private_component_has_no_route_but_answers_internal_calls() -> Result<()> {
     // No public route reaches `hidden`: the catch-all answers instead.
     let echo = json_get(&host, "/hidden/echo")?;
     assert_eq!(header(&echo, "spin-matched-route"), "/...");
-    let out = json_get(&host, "/probe/outbound?url=http://hidden.spin.internal/x/echo")?;
+    let out = json_get(
+        &host,
+        "/probe/outbound?url=http://hidden.spin.internal/x/echo",
+    )?;
     assert_eq!(out["status"], 200, "{out}");
     let inner: Value = serde_json::from_str(out["body"].as_str().unwrap_or_default())?;
     assert_eq!(header(&inner, "spin-path-info"), "/x/echo");
@@ -130,10 +153,25 @@ fn private_component_has_no_route_but_answers_internal_calls() -> Result<()> {
 fn outbound_request_to_a_host_not_allowed_is_denied() -> Result<()> {
     let host = start_probe_app(None)?;
     let out = json_get(&host, "/probe/outbound?url=http://example.com/")?;
-    assert!(out["error"].as_str().unwrap_or_default().contains("HttpRequestDenied"), "{out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HttpRequestDenied"),
+        "{out}"
+    );
     // `fallback` allows no hosts at all, not even internal ones.
-    let out = json_get(&host, "/elsewhere/outbound?url=http://hidden.spin.internal/echo")?;
-    assert!(out["error"].as_str().unwrap_or_default().contains("HttpRequestDenied"), "{out}");
+    let out = json_get(
+        &host,
+        "/elsewhere/outbound?url=http://hidden.spin.internal/echo",
+    )?;
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("HttpRequestDenied"),
+        "{out}"
+    );
     Ok(())
 }
 
@@ -141,7 +179,10 @@ fn outbound_request_to_a_host_not_allowed_is_denied() -> Result<()> {
 fn outbound_request_to_an_allowed_host_goes_through() -> Result<()> {
     let host = start_probe_app(None)?;
     let addr = static_server("from upstream")?;
-    let out = json_get(&host, &format!("/probe/outbound?url=http://{addr}/anything"))?;
+    let out = json_get(
+        &host,
+        &format!("/probe/outbound?url=http://{addr}/anything"),
+    )?;
     assert_eq!(out["status"], 200, "{out}");
     assert_eq!(out["body"], "from upstream");
     Ok(())
@@ -150,18 +191,40 @@ fn outbound_request_to_an_allowed_host_goes_through() -> Result<()> {
 #[test]
 fn key_value_round_trip_in_spins_file_layout() -> Result<()> {
     let host = start_probe_app(None)?;
-    assert_eq!(json_get(&host, "/probe/kv?op=set&key=k1&value=v1")?["value"], Value::Null);
+    assert_eq!(
+        json_get(&host, "/probe/kv?op=set&key=k1&value=v1")?["value"],
+        Value::Null
+    );
     assert_eq!(json_get(&host, "/probe/kv?op=get&key=k1")?["value"], "v1");
-    assert_eq!(json_get(&host, "/probe/kv?op=exists&key=k1")?["value"], true);
-    assert_eq!(json_get(&host, "/probe/kv?op=keys")?["value"], serde_json::json!(["k1"]));
+    assert_eq!(
+        json_get(&host, "/probe/kv?op=exists&key=k1")?["value"],
+        true
+    );
+    assert_eq!(
+        json_get(&host, "/probe/kv?op=keys")?["value"],
+        serde_json::json!(["k1"])
+    );
     // The default store is Spin's file with Spin's table.
     let db = rusqlite::Connection::open(host.state.path().join("sqlite_key_value.db"))?;
-    let value: Vec<u8> = db.query_row("SELECT value FROM spin_key_value WHERE store = 'default' AND key = 'k1'", [], |r| r.get(0))?;
+    let value: Vec<u8> = db.query_row(
+        "SELECT value FROM spin_key_value WHERE store = 'default' AND key = 'k1'",
+        [],
+        |r| r.get(0),
+    )?;
     assert_eq!(value, b"v1");
-    assert_eq!(json_get(&host, "/probe/kv?op=delete&key=k1")?["value"], Value::Null);
-    assert_eq!(json_get(&host, "/probe/kv?op=get&key=k1")?["value"], Value::Null);
+    assert_eq!(
+        json_get(&host, "/probe/kv?op=delete&key=k1")?["value"],
+        Value::Null
+    );
+    assert_eq!(
+        json_get(&host, "/probe/kv?op=get&key=k1")?["value"],
+        Value::Null
+    );
     // Another label is another namespace.
-    assert_eq!(json_get(&host, "/probe/kv?label=cache&op=get&key=k1")?["value"], Value::Null);
+    assert_eq!(
+        json_get(&host, "/probe/kv?label=cache&op=get&key=k1")?["value"],
+        Value::Null
+    );
     Ok(())
 }
 
@@ -169,11 +232,26 @@ fn key_value_round_trip_in_spins_file_layout() -> Result<()> {
 fn key_value_unknown_label_is_no_such_store_and_ungranted_is_access_denied() -> Result<()> {
     let host = start_probe_app(None)?;
     let out = json_get(&host, "/probe/kv?label=nope")?;
-    assert!(out["error"].as_str().unwrap_or_default().contains("NoSuchStore"), "{out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("NoSuchStore"),
+        "{out}"
+    );
     // `hidden` is granted `default` only; `cache` exists in the runtime config.
-    let out = json_get(&host, "/probe/outbound?url=http://hidden.spin.internal/kv?label=cache")?;
+    let out = json_get(
+        &host,
+        "/probe/outbound?url=http://hidden.spin.internal/kv?label=cache",
+    )?;
     let inner: Value = serde_json::from_str(out["body"].as_str().unwrap_or_default())?;
-    assert!(inner["error"].as_str().unwrap_or_default().contains("AccessDenied"), "{inner}");
+    assert!(
+        inner["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AccessDenied"),
+        "{inner}"
+    );
     Ok(())
 }
 
@@ -187,7 +265,11 @@ fn sqlite_statements_run_on_the_default_database() -> Result<()> {
         b"CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT, score REAL, data BLOB);\nINSERT INTO t (name, score, data) VALUES ('a', 1.5, x'0102'), ('b', NULL, NULL);\nSELECT id, name, score, data FROM t ORDER BY id",
     )?
     .json()?;
-    assert_eq!(out["rows"], serde_json::json!([[1, "a", 1.5, 2], [2, "b", null, null]]), "{out}");
+    assert_eq!(
+        out["rows"],
+        serde_json::json!([[1, "a", 1.5, 2], [2, "b", null, null]]),
+        "{out}"
+    );
     let db = rusqlite::Connection::open(host.state.path().join("sqlite_db.db"))?;
     let n: i64 = db.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))?;
     assert_eq!(n, 2);
@@ -198,27 +280,63 @@ fn sqlite_statements_run_on_the_default_database() -> Result<()> {
 fn sqlite_errors_and_denials_reach_the_guest_as_wit_errors() -> Result<()> {
     let host = start_probe_app(None)?;
     let out = send("POST", &host.url("/probe/sql?db=other"), &[], b"SELECT 1")?.json()?;
-    assert!(out["error"].as_str().unwrap_or_default().contains("NoSuchDatabase"), "{out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("NoSuchDatabase"),
+        "{out}"
+    );
     let out = send("POST", &host.url("/probe/sql"), &[], b"SELECT nonsense")?.json()?;
-    assert!(out["error"].as_str().unwrap_or_default().contains("Io"), "{out}");
+    assert!(
+        out["error"].as_str().unwrap_or_default().contains("Io"),
+        "{out}"
+    );
     // `hidden` has no database grant.
     let out = json_get(&host, "/probe/outbound?url=http://hidden.spin.internal/sql")?;
     let inner: Value = serde_json::from_str(out["body"].as_str().unwrap_or_default())?;
-    assert!(inner["error"].as_str().unwrap_or_default().contains("AccessDenied"), "{inner}");
+    assert!(
+        inner["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("AccessDenied"),
+        "{inner}"
+    );
     Ok(())
 }
 
 #[test]
 fn variables_come_from_templates_environment_and_defaults() -> Result<()> {
     let host = start_probe_app(None)?;
-    assert_eq!(json_get(&host, "/probe/var?name=message")?["value"], "hej, world");
+    assert_eq!(
+        json_get(&host, "/probe/var?name=message")?["value"],
+        "hej, world"
+    );
     assert_eq!(json_get(&host, "/probe/var?name=token")?["value"], "t0ken");
     let out = json_get(&host, "/probe/var?name=maybe")?;
-    assert!(out["error"].as_str().unwrap_or_default().contains("Undefined"), "{out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Undefined"),
+        "{out}"
+    );
     let out = json_get(&host, "/probe/var?name=greeting")?;
-    assert!(out["error"].as_str().unwrap_or_default().contains("Undefined"), "app variables are not component variables: {out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("Undefined"),
+        "app variables are not component variables: {out}"
+    );
     let out = json_get(&host, "/probe/var?name=Not-Valid")?;
-    assert!(out["error"].as_str().unwrap_or_default().contains("InvalidName"), "{out}");
+    assert!(
+        out["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("InvalidName"),
+        "{out}"
+    );
     Ok(())
 }
 
@@ -229,17 +347,30 @@ fn redis_backend_is_selected_by_the_runtime_config() -> Result<()> {
     let config = dir.path().join("runtime-config.toml");
     std::fs::write(
         &config,
-        format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n[key_value_store.cache]\ntype = \"spin\"\npath = \"cache.db\"\n", redis.url),
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n\n[key_value_store.cache]\ntype = \"spin\"\npath = \"cache.db\"\n",
+            redis.url
+        ),
     )?;
     let host = start_probe_app(Some(config))?;
     json_get(&host, "/probe/kv?op=set&key=session:1&value=alive")?;
     let mut conn = redis.connection()?;
     let stored: String = redis::cmd("GET").arg("session:1").query(&mut conn)?;
     assert_eq!(stored, "alive");
-    redis::cmd("SET").arg("written:by-redis").arg("yes").query::<()>(&mut conn)?;
-    assert_eq!(json_get(&host, "/probe/kv?op=get&key=written:by-redis")?["value"], "yes");
-    assert_eq!(json_get(&host, "/probe/kv?op=exists&key=session:1")?["value"], true);
-    let mut keys: Vec<String> = serde_json::from_value(json_get(&host, "/probe/kv?op=keys")?["value"].clone())?;
+    redis::cmd("SET")
+        .arg("written:by-redis")
+        .arg("yes")
+        .query::<()>(&mut conn)?;
+    assert_eq!(
+        json_get(&host, "/probe/kv?op=get&key=written:by-redis")?["value"],
+        "yes"
+    );
+    assert_eq!(
+        json_get(&host, "/probe/kv?op=exists&key=session:1")?["value"],
+        true
+    );
+    let mut keys: Vec<String> =
+        serde_json::from_value(json_get(&host, "/probe/kv?op=keys")?["value"].clone())?;
     keys.sort();
     assert_eq!(keys, vec!["session:1", "written:by-redis"]);
     json_get(&host, "/probe/kv?op=delete&key=session:1")?;
@@ -255,9 +386,20 @@ fn redis_backend_that_cannot_be_reached_stops_the_load() -> Result<()> {
     let dir = TempDir::new("redis-down")?;
     let config = dir.path().join("runtime-config.toml");
     let port = gatehouse_tests::free_port()?;
-    std::fs::write(&config, format!("[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\n[key_value_store.cache]\ntype = \"spin\"\n"))?;
-    let err = start_probe_app(Some(config)).err().map(|e| format!("{e:#}")).unwrap_or_default();
-    assert!(err.contains("key-value store `default`: cannot connect to redis"), "{err}");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:{port}\"\n[key_value_store.cache]\ntype = \"spin\"\n"
+        ),
+    )?;
+    let err = start_probe_app(Some(config))
+        .err()
+        .map(|e| format!("{e:#}"))
+        .unwrap_or_default();
+    assert!(
+        err.contains("key-value store `default`: cannot connect to redis"),
+        "{err}"
+    );
     Ok(())
 }
 
@@ -266,7 +408,10 @@ fn compiled_components_are_cached_on_disk() -> Result<()> {
     let _host = start_probe_app(None)?;
     let cached = std::fs::read_dir(gatehouse_tests::cache_dir())?
         .filter_map(|e| e.ok())
-        .any(|e| e.file_name().to_string_lossy().starts_with("probe-") && e.file_name().to_string_lossy().ends_with(".cwasm"));
+        .any(|e| {
+            e.file_name().to_string_lossy().starts_with("probe-")
+                && e.file_name().to_string_lossy().ends_with(".cwasm")
+        });
     assert!(cached, "no probe-*.cwasm in the cache directory");
     Ok(())
 }
@@ -293,11 +438,23 @@ fn misconfiguration_stops_the_host_at_load_with_one_clear_line() -> Result<()> {
             .env_remove("SPIN_VARIABLE_SIGNING_KEY")
             .output()?;
         let stderr = String::from_utf8_lossy(&out.stderr);
-        let name = case.file_name().unwrap_or_default().to_string_lossy().to_string();
+        let name = case
+            .file_name()
+            .unwrap_or_default()
+            .to_string_lossy()
+            .to_string();
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert_eq!(stderr.trim_end().lines().count(), 1, "{name}: not one line: {stderr}");
+        assert_eq!(
+            stderr.trim_end().lines().count(),
+            1,
+            "{name}: not one line: {stderr}"
+        );
         assert!(stderr.starts_with("error: "), "{name}: {stderr}");
-        assert!(stderr.contains(expected.trim()), "{name}: expected `{}` in {stderr}", expected.trim());
+        assert!(
+            stderr.contains(expected.trim()),
+            "{name}: expected `{}` in {stderr}",
+            expected.trim()
+        );
         seen += 1;
     }
     assert!(seen >= 6, "only {seen} load-error cases found");
@@ -310,7 +467,14 @@ fn sigterm_drains_and_stops_the_host() -> Result<()> {
     let state = TempDir::new("sigterm")?;
     let port = gatehouse_tests::free_port()?;
     let child = Command::new(host_binary()?)
-        .args(["up", "--migrations", "none", "--quiet", "--listen", &format!("127.0.0.1:{port}")])
+        .args([
+            "up",
+            "--migrations",
+            "none",
+            "--quiet",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+        ])
         .arg("--manifest")
         .arg(probe_app().join("spin.toml"))
         .arg("--runtime-config-file")
@@ -328,7 +492,9 @@ fn sigterm_drains_and_stops_the_host() -> Result<()> {
         assert!(std::time::Instant::now() < deadline, "host did not come up");
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
-    Command::new("kill").args(["-TERM", &child.id().to_string()]).status()?;
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
     let out = child.wait_with_output()?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");

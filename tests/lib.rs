@@ -11,12 +11,17 @@ use std::time::{Duration, Instant};
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("tests/ has a parent").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
 }
 
 /// Cargo's target directory for this build.
 pub fn target_dir() -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|| root().join("target"))
+    std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join("target"))
 }
 
 /// Where compiled components are cached across tests and runs.
@@ -26,7 +31,9 @@ pub fn cache_dir() -> PathBuf {
 
 /// A built guest component, or a clear error saying how to build it.
 pub fn wasm(name: &str) -> Result<PathBuf> {
-    let path = target_dir().join("wasm32-wasip2/release").join(format!("{name}.wasm"));
+    let path = target_dir()
+        .join("wasm32-wasip2/release")
+        .join(format!("{name}.wasm"));
     if !path.exists() {
         bail!("{} is missing: run scripts/build first", path.display());
     }
@@ -37,10 +44,16 @@ pub fn wasm(name: &str) -> Result<PathBuf> {
 pub fn host_binary() -> Result<PathBuf> {
     let exe = std::env::current_exe()?;
     // target/<profile>/deps/<test-binary>
-    let profile_dir = exe.parent().and_then(Path::parent).context("test binary location")?;
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("test binary location")?;
     let bin = profile_dir.join("gatehouse-host");
     if !bin.exists() {
-        bail!("{} is missing: run `cargo build --profile host -p gatehouse-host` (scripts/test does)", bin.display());
+        bail!(
+            "{} is missing: run `cargo build --profile host -p gatehouse-host` (scripts/test does)",
+            bin.display()
+        );
     }
     Ok(bin)
 }
@@ -110,7 +123,9 @@ impl TestHost {
     pub fn start(config: HostConfig) -> Result<TestHost> {
         let state = TempDir::new("state")?;
         if let Some(dir) = &config.migrations {
-            let db = state.path().join(gatehouse_host::runtime_config::DEFAULT_DB_FILE);
+            let db = state
+                .path()
+                .join(gatehouse_host::runtime_config::DEFAULT_DB_FILE);
             gatehouse_host::migrate::apply_file(&db, dir)?;
         }
         let opts = gatehouse_host::LoadOptions {
@@ -119,11 +134,15 @@ impl TestHost {
             state_dir: state.path().to_path_buf(),
             cache_dir: cache_dir(),
         };
-        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
         let env = Arc::new(config.env);
         let (runtime, listener) = rt.block_on(async {
             let env = env.clone();
-            let lookup = move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+            let lookup =
+                move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
             let runtime = gatehouse_host::Runtime::load(&opts, &lookup).await?;
             let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
             anyhow::Ok((runtime, listener))
@@ -175,12 +194,16 @@ pub struct Reply {
 impl Reply {
     /// The body as JSON.
     pub fn json(&self) -> Result<serde_json::Value> {
-        serde_json::from_slice(&self.body).with_context(|| format!("body is not JSON: {}", String::from_utf8_lossy(&self.body)))
+        serde_json::from_slice(&self.body)
+            .with_context(|| format!("body is not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -197,10 +220,19 @@ fn read(res: ureq::http::Response<ureq::Body>) -> Result<Reply> {
     let headers = res
         .headers()
         .iter()
-        .map(|(k, v)| (k.as_str().to_string(), v.to_str().unwrap_or_default().to_string()))
+        .map(|(k, v)| {
+            (
+                k.as_str().to_string(),
+                v.to_str().unwrap_or_default().to_string(),
+            )
+        })
         .collect();
     let body = res.into_body().read_to_vec()?;
-    Ok(Reply { status, headers, body })
+    Ok(Reply {
+        status,
+        headers,
+        body,
+    })
 }
 
 /// `GET url` with extra headers.
@@ -241,7 +273,16 @@ impl RedisServer {
         let dir = TempDir::new("redis")?;
         let port = free_port()?;
         let child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
             .arg("--dir")
             .arg(dir.path())
             .stdout(Stdio::null())
@@ -249,7 +290,11 @@ impl RedisServer {
             .spawn()
             .context("cannot start redis-server (install it: apt-get install redis-server)")?;
         let url = format!("redis://127.0.0.1:{port}");
-        let server = RedisServer { url, child, _dir: dir };
+        let server = RedisServer {
+            url,
+            child,
+            _dir: dir,
+        };
         let client = redis::Client::open(server.url.as_str())?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {

@@ -70,11 +70,15 @@ impl WasiHttpHooks for OutboundHooks {
             // gets its own task.
             let task = tokio::spawn(fut);
             return Box::new(async move {
-                let response = task.await.map_err(|_| Error::InternalError(Some("internal call failed".into())))?;
-                let response = response.map(|body| body.map_err(|never| match never {}).boxed_unsync());
+                let response = task
+                    .await
+                    .map_err(|_| Error::InternalError(Some("internal call failed".into())))?;
+                let response =
+                    response.map(|body| body.map_err(|never| match never {}).boxed_unsync());
                 Ok((
                     response,
-                    Box::new(async { Ok(()) }) as Box<dyn Future<Output = Result<(), Error>> + Send>,
+                    Box::new(async { Ok(()) })
+                        as Box<dyn Future<Output = Result<(), Error>> + Send>,
                 ))
             });
         }

@@ -54,7 +54,9 @@ impl KvBackend {
                     .set_response_timeout(std::time::Duration::from_secs(5));
                 let manager = redis::aio::ConnectionManager::new_with_config(client, config)
                     .await
-                    .with_context(|| format!("key-value store `{label}`: cannot connect to redis"))?;
+                    .with_context(|| {
+                        format!("key-value store `{label}`: cannot connect to redis")
+                    })?;
                 Ok(KvBackend::Redis(manager))
             }
         }
@@ -66,7 +68,9 @@ impl KvBackend {
             KvBackend::Sqlite { label, pool } => {
                 let label = label.clone();
                 pool.with(move |c| {
-                    let mut stmt = c.prepare_cached("SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2")?;
+                    let mut stmt = c.prepare_cached(
+                        "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
+                    )?;
                     let mut rows = stmt.query((label, key))?;
                     rows.next()?.map(|r| r.get::<_, Vec<u8>>(0)).transpose()
                 })
@@ -132,11 +136,11 @@ impl KvBackend {
             KvBackend::Sqlite { label, pool } => {
                 let label = label.clone();
                 pool.with(move |c| {
-                    let mut stmt = c.prepare_cached("SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key")?;
-                    let keys = stmt
-                        .query_map([label], |r| r.get::<_, String>(0))?
-                        .collect::<rusqlite::Result<Vec<_>>>();
-                    keys
+                    let mut stmt = c.prepare_cached(
+                        "SELECT key FROM spin_key_value WHERE store = ?1 ORDER BY key",
+                    )?;
+                    stmt.query_map([label], |r| r.get::<_, String>(0))?
+                        .collect::<rusqlite::Result<Vec<_>>>()
                 })
                 .await
             }

@@ -10,7 +10,9 @@
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use gatehouse_host::{LoadOptions, Runtime, ServeOptions, migrate, runtime_config::RuntimeConfig, serve};
+use gatehouse_host::{
+    LoadOptions, Runtime, ServeOptions, migrate, runtime_config::RuntimeConfig, serve,
+};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -40,7 +42,11 @@ fn parse_args() -> Result<Args> {
             bail!("unexpected argument `{arg}`");
         }
     }
-    Ok(Args { command, flags, switches })
+    Ok(Args {
+        command,
+        flags,
+        switches,
+    })
 }
 
 impl Args {
@@ -70,7 +76,10 @@ impl Args {
             Some("none") => None,
             Some(dir) => Some(PathBuf::from(dir)),
             None => {
-                let dir = manifest.parent().unwrap_or(Path::new(".")).join("infra/migrations");
+                let dir = manifest
+                    .parent()
+                    .unwrap_or(Path::new("."))
+                    .join("infra/migrations");
                 dir.is_dir().then_some(dir)
             }
         }
@@ -79,7 +88,9 @@ impl Args {
 
 fn main() {
     let result = parse_args().and_then(|args| {
-        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()?;
         rt.block_on(run(args))
     });
     if let Err(e) = result {
@@ -117,7 +128,11 @@ fn apply_migrations(args: &Args, opts: &LoadOptions) -> Result<()> {
         "migrations: {} already applied, {} applied now{}",
         report.already,
         report.applied.len(),
-        if report.applied.is_empty() { String::new() } else { format!(" ({})", report.applied.join(", ")) }
+        if report.applied.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", report.applied.join(", "))
+        }
     );
     Ok(())
 }
@@ -221,6 +236,9 @@ async fn bench(args: &Args) -> Result<()> {
 }
 
 async fn one(runtime: &Arc<Runtime>, path: &str, client: SocketAddr) -> Result<()> {
+    if let Some(id) = path.strip_prefix("instantiate:") {
+        return runtime.instantiate_only(id).await;
+    }
     let req = http::Request::get(path).body(http_body_util::Empty::<Bytes>::new())?;
     let handled = runtime.handle(req, client, "http://127.0.0.1").await;
     if !handled.response.status().is_success() {

@@ -139,7 +139,8 @@ impl App {
         } else {
             base_dir
         };
-        Self::parse(&text, &base_dir).with_context(|| format!("invalid manifest {}", path.display()))
+        Self::parse(&text, &base_dir)
+            .with_context(|| format!("invalid manifest {}", path.display()))
     }
 
     /// Parses manifest text; `base_dir` resolves relative component sources.
@@ -195,7 +196,10 @@ impl App {
                 }
                 RawRoute::Private { private: true } => None,
                 RawRoute::Private { private: false } => {
-                    bail!("component `{}`: route must be a path or {{ private = true }}", t.component)
+                    bail!(
+                        "component `{}`: route must be a path or {{ private = true }}",
+                        t.component
+                    )
                 }
             };
             triggers.push(HttpTrigger {
@@ -241,7 +245,10 @@ fn parse_component(
     let allowed_outbound_hosts = c
         .allowed_outbound_hosts
         .iter()
-        .map(|p| HostPattern::parse(p).with_context(|| format!("component `{id}`: allowed_outbound_hosts entry `{p}`")))
+        .map(|p| {
+            HostPattern::parse(p)
+                .with_context(|| format!("component `{id}`: allowed_outbound_hosts entry `{p}`"))
+        })
         .collect::<Result<Vec<_>>>()?;
     let mut templates = BTreeMap::new();
     for (name, text) in c.variables {
@@ -250,7 +257,9 @@ fn parse_component(
             .with_context(|| format!("component `{id}`: variable `{name}`"))?;
         for reference in template.references() {
             if !variables.contains_key(reference) {
-                bail!("component `{id}`: variable `{name}` refers to undefined application variable `{reference}`");
+                bail!(
+                    "component `{id}`: variable `{name}` refers to undefined application variable `{reference}`"
+                );
             }
         }
         templates.insert(name, template);
@@ -265,10 +274,12 @@ fn parse_component(
 }
 
 fn check_component_id(id: &str) -> Result<()> {
-    let ok = id
-        .split('-')
-        .all(|part| !part.is_empty() && part.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit()))
-        && id.as_bytes().first().is_some_and(u8::is_ascii_lowercase);
+    let ok = id.split('-').all(|part| {
+        !part.is_empty()
+            && part
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    }) && id.as_bytes().first().is_some_and(u8::is_ascii_lowercase);
     if !ok {
         bail!("component id `{id}` must be lower-kebab-case (a-z, 0-9, '-')");
     }
@@ -282,7 +293,9 @@ pub fn check_variable_name(name: &str) -> Result<()> {
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
     if !ok {
-        bail!("variable name `{name}` must be lowercase letters, digits and '_', starting with a letter");
+        bail!(
+            "variable name `{name}` must be lowercase letters, digits and '_', starting with a letter"
+        );
     }
     Ok(())
 }

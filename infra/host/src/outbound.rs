@@ -61,7 +61,9 @@ impl HostPattern {
             "" => bail!("missing host"),
             "*" => HostMatch::Any,
             h if h.starts_with("*.") => HostMatch::Subdomain(h[1..].to_ascii_lowercase()),
-            h if h.contains('*') => bail!("`*` may only stand for the whole host or a leading label"),
+            h if h.contains('*') => {
+                bail!("`*` may only stand for the whole host or a leading label")
+            }
             h => HostMatch::Exact(h.to_ascii_lowercase()),
         };
         Ok(HostPattern { scheme, host, port })
@@ -96,7 +98,8 @@ pub fn is_allowed(allowed: &[HostPattern], scheme: &str, host: &str, port: Optio
 
 /// The component id addressed by an internal host name, if it is one.
 pub fn internal_component(host: &str) -> Option<&str> {
-    host.strip_suffix(INTERNAL_SUFFIX).filter(|id| !id.is_empty() && !id.contains('.'))
+    host.strip_suffix(INTERNAL_SUFFIX)
+        .filter(|id| !id.is_empty() && !id.contains('.'))
 }
 
 #[cfg(test)]
@@ -104,24 +107,71 @@ mod tests {
     use super::*;
 
     fn allowed(pattern: &str, scheme: &str, host: &str, port: Option<u16>) -> bool {
-        HostPattern::parse(pattern).unwrap().allows(scheme, host, port)
+        HostPattern::parse(pattern)
+            .unwrap()
+            .allows(scheme, host, port)
     }
 
     #[test]
     fn exact_host_uses_the_default_port() {
-        assert!(allowed("https://api.stripe.com", "https", "api.stripe.com", None));
-        assert!(allowed("https://api.stripe.com", "https", "API.stripe.com", Some(443)));
-        assert!(!allowed("https://api.stripe.com", "https", "api.stripe.com", Some(8443)));
-        assert!(!allowed("https://api.stripe.com", "http", "api.stripe.com", None));
+        assert!(allowed(
+            "https://api.stripe.com",
+            "https",
+            "api.stripe.com",
+            None
+        ));
+        assert!(allowed(
+            "https://api.stripe.com",
+            "https",
+            "API.stripe.com",
+            Some(443)
+        ));
+        assert!(!allowed(
+            "https://api.stripe.com",
+            "https",
+            "api.stripe.com",
+            Some(8443)
+        ));
+        assert!(!allowed(
+            "https://api.stripe.com",
+            "http",
+            "api.stripe.com",
+            None
+        ));
     }
 
     #[test]
     fn wildcards_cover_scheme_subdomain_and_port() {
-        assert!(allowed("*://example.com:*", "http", "example.com", Some(8080)));
-        assert!(allowed("https://*.example.com", "https", "a.b.example.com", None));
-        assert!(!allowed("https://*.example.com", "https", "example.com", None));
-        assert!(!allowed("https://*.example.com", "https", "badexample.com", None));
-        assert!(allowed("http://127.0.0.1:*", "http", "127.0.0.1", Some(5000)));
+        assert!(allowed(
+            "*://example.com:*",
+            "http",
+            "example.com",
+            Some(8080)
+        ));
+        assert!(allowed(
+            "https://*.example.com",
+            "https",
+            "a.b.example.com",
+            None
+        ));
+        assert!(!allowed(
+            "https://*.example.com",
+            "https",
+            "example.com",
+            None
+        ));
+        assert!(!allowed(
+            "https://*.example.com",
+            "https",
+            "badexample.com",
+            None
+        ));
+        assert!(allowed(
+            "http://127.0.0.1:*",
+            "http",
+            "127.0.0.1",
+            Some(5000)
+        ));
         assert!(allowed("*://*:*", "https", "anything", Some(1)));
     }
 
@@ -130,7 +180,12 @@ mod tests {
         assert_eq!(internal_component("keys.spin.internal"), Some("keys"));
         assert_eq!(internal_component("a.b.spin.internal"), None);
         assert_eq!(internal_component("spin.internal"), None);
-        assert!(allowed("http://*.spin.internal", "http", "keys.spin.internal", None));
+        assert!(allowed(
+            "http://*.spin.internal",
+            "http",
+            "keys.spin.internal",
+            None
+        ));
     }
 
     #[test]

@@ -26,5 +26,10 @@ pub fn not_found() -> http::Response<Full<Bytes>> {
 
 /// A component trapped or failed; details go to the log only.
 pub fn internal() -> http::Response<Full<Bytes>> {
-    problem(500, "internal", "Internal Server Error", "the request could not be completed")
+    problem(
+        500,
+        "internal",
+        "Internal Server Error",
+        "the request could not be completed",
+    )
 }

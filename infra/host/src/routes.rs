@@ -58,7 +58,11 @@ impl Route {
                 bail!("'...' may only end a route");
             }
             if let Some(name) = part.strip_prefix(':') {
-                if name.is_empty() || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+                if name.is_empty()
+                    || !name
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                {
                     bail!("invalid parameter name `{part}`");
                 }
                 segments.push(Segment::Param(name.to_string()));
@@ -86,7 +90,9 @@ impl Route {
             Some((&"", rest)) => rest.to_vec(),
             _ => parts,
         };
-        if parts.len() < self.segments.len() || (!self.wildcard && parts.len() != self.segments.len()) {
+        if parts.len() < self.segments.len()
+            || (!self.wildcard && parts.len() != self.segments.len())
+        {
             return None;
         }
         let mut params = Vec::new();
@@ -128,7 +134,12 @@ impl Route {
             .filter(|s| matches!(s, Segment::Literal(_)))
             .count();
         let params = self.segments.len() - literals;
-        (!self.wildcard, self.segments.len(), literals, std::cmp::Reverse(params))
+        (
+            !self.wildcard,
+            self.segments.len(),
+            literals,
+            std::cmp::Reverse(params),
+        )
     }
 }
 
@@ -155,13 +166,19 @@ mod tests {
 
     #[test]
     fn exact_route_wins_over_wildcard() {
-        assert_eq!(pick(&["/...", "/v1/health"], "/v1/health").as_deref(), Some("/v1/health"));
+        assert_eq!(
+            pick(&["/...", "/v1/health"], "/v1/health").as_deref(),
+            Some("/v1/health")
+        );
     }
 
     #[test]
     fn longest_wildcard_prefix_wins() {
         let routes = ["/...", "/v1/...", "/v1/keys/..."];
-        assert_eq!(pick(&routes, "/v1/keys/abc").as_deref(), Some("/v1/keys/..."));
+        assert_eq!(
+            pick(&routes, "/v1/keys/abc").as_deref(),
+            Some("/v1/keys/...")
+        );
         assert_eq!(pick(&routes, "/v1/orgs").as_deref(), Some("/v1/..."));
         assert_eq!(pick(&routes, "/other").as_deref(), Some("/..."));
     }
@@ -179,15 +196,24 @@ mod tests {
     #[test]
     fn literal_segment_beats_parameter() {
         let routes = ["/v1/keys/:id", "/v1/keys/verify"];
-        assert_eq!(pick(&routes, "/v1/keys/verify").as_deref(), Some("/v1/keys/verify"));
-        assert_eq!(pick(&routes, "/v1/keys/k1").as_deref(), Some("/v1/keys/:id"));
+        assert_eq!(
+            pick(&routes, "/v1/keys/verify").as_deref(),
+            Some("/v1/keys/verify")
+        );
+        assert_eq!(
+            pick(&routes, "/v1/keys/k1").as_deref(),
+            Some("/v1/keys/:id")
+        );
     }
 
     #[test]
     fn parameters_are_captured() {
         let route = Route::parse("/v1/orgs/:org/teams/:team").unwrap();
         let m = route.matches("/v1/orgs/o1/teams/t2").unwrap();
-        assert_eq!(m.params, vec![("org".into(), "o1".into()), ("team".into(), "t2".into())]);
+        assert_eq!(
+            m.params,
+            vec![("org".into(), "o1".into()), ("team".into(), "t2".into())]
+        );
         assert!(route.matches("/v1/orgs/o1/teams").is_none());
     }
 

@@ -109,7 +109,14 @@ pub fn engine() -> Result<Engine> {
         .total_memories(256)
         .total_tables(1024)
         .total_stacks(256)
-        .max_memory_size(512 << 20);
+        .max_memory_size(512 << 20)
+        // Reset small, hot memories with memset instead of madvise: returning
+        // pages to the kernel costs a TLB shootdown on every core per request.
+        .linear_memory_keep_resident(4 << 20)
+        .table_keep_resident(1 << 20)
+        .async_stack_keep_resident(256 << 10)
+        .decommit_batch_size(64)
+        .pagemap_scan(wasmtime::Enabled::Auto);
     let mut config = Config::new();
     config
         .wasm_component_model_async(true)
@@ -121,7 +128,10 @@ impl Runtime {
     /// Loads the manifest, checks every grant, resolves variables, compiles
     /// (or loads cached) components and pre-instantiates them. Any problem
     /// is an error naming the item at fault.
-    pub async fn load(opts: &LoadOptions, env: &dyn Fn(&str) -> Option<String>) -> Result<Arc<Runtime>> {
+    pub async fn load(
+        opts: &LoadOptions,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Arc<Runtime>> {
         let app = App::load(&opts.manifest)?;
         let config = RuntimeConfig::load(opts.runtime_config.as_deref(), &opts.state_dir)?;
         let variables = Variables::resolve(&app, env)?;
@@ -155,8 +165,9 @@ impl Runtime {
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| anyhow::anyhow!("component `{id}` cannot be linked: {e}"))?;
-            let pre = ServicePre::new(pre)
-                .map_err(|e| anyhow::anyhow!("component `{id}` does not export wasi:http/handler@0.3.0: {e}"))?;
+            let pre = ServicePre::new(pre).map_err(|e| {
+                anyhow::anyhow!("component `{id}` does not export wasi:http/handler@0.3.0: {e}")
+            })?;
             let grants = Grants {
                 kv_stores: kv_stores.clone(),
                 databases: databases.clone(),
@@ -197,13 +208,20 @@ impl Runtime {
     }
 
     /// Handles one request from the network.
-    pub async fn handle<B>(self: &Arc<Self>, req: http::Request<B>, client: SocketAddr, origin: &str) -> Handled
+    pub async fn handle<B>(
+        self: &Arc<Self>,
+        req: http::Request<B>,
+        client: SocketAddr,
+        origin: &str,
+    ) -> Handled
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
         let path = req.uri().path().to_string();
-        let Some((matched, id)) = best_match(self.routes.iter().map(|(r, id)| (r, id.clone())), &path) else {
+        let Some((matched, id)) =
+            best_match(self.routes.iter().map(|(r, id)| (r, id.clone())), &path)
+        else {
             return Handled {
                 response: problem::not_found(),
                 route: None,
@@ -211,7 +229,17 @@ impl Runtime {
             };
         };
         let route = Some(matched.raw.clone());
-        let response = self.clone().execute(id.clone(), req, Some(matched), client, origin.to_string(), 0).await;
+        let response = self
+            .clone()
+            .execute(
+                id.clone(),
+                req,
+                Some(matched),
+                client,
+                origin.to_string(),
+                0,
+            )
+            .await;
         Handled {
             response,
             route,
@@ -238,17 +266,48 @@ impl Runtime {
             let Some(loaded) = self.components.get(&id) else {
                 return problem::not_found();
             };
-            let matched = matched.unwrap_or_else(|| internal_match(loaded.public_route.as_ref(), req.uri().path()));
+            let matched = matched
+                .unwrap_or_else(|| internal_match(loaded.public_route.as_ref(), req.uri().path()));
             set_spin_headers(&mut req, &matched, client, &origin);
-            match self.run_guest(&id, loaded, req, client, origin, depth).await {
+            match self
+                .run_guest(&id, loaded, req, client, origin, depth)
+                .await
+            {
                 Ok(response) => response,
                 Err(e) => {
-                    let cause = e.chain().last().map(ToString::to_string).unwrap_or_default();
+                    let cause = e
+                        .chain()
+                        .last()
+                        .map(ToString::to_string)
+                        .unwrap_or_default();
                     eprintln!("component `{id}` failed: {e}: {cause}");
                     problem::internal()
                 }
             }
         })
+    }
+
+    /// Creates a store and an instance of `id` without calling it: the
+    /// fixed part of every request's cost, measured by `bench --phase`.
+    pub async fn instantiate_only(self: &Arc<Self>, id: &str) -> Result<()> {
+        let loaded = self.components.get(id).context("no such component")?;
+        let state = RequestState {
+            table: ResourceTable::new(),
+            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            http: WasiHttpCtx::new(),
+            hooks: OutboundHooks {
+                runtime: self.clone(),
+                component: id.to_string(),
+                allowed: loaded.allowed_hosts.clone(),
+                client: "127.0.0.1:9".parse()?,
+                origin: String::new(),
+                depth: 0,
+            },
+            grants: loaded.grants.clone(),
+        };
+        let mut store = Store::new(loaded.pre.engine(), state);
+        let _service = loaded.pre.instantiate_async(&mut store).await?;
+        Ok(())
     }
 
     async fn run_guest<B>(
@@ -280,7 +339,8 @@ impl Runtime {
         };
         let mut store = Store::new(loaded.pre.engine(), state);
         let service = loaded.pre.instantiate_async(&mut store).await?;
-        let (req, io) = wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().hooks, req);
+        let (req, io) =
+            wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().hooks, req);
         store
             .run_concurrent(async |store| {
                 let (res, ()) = tokio::try_join!(
@@ -291,8 +351,14 @@ impl Runtime {
                         };
                         let res = store.with(|store| res.into_http(store, async { Ok(()) }))?;
                         let (parts, body) = res.into_parts();
-                        let body = body.collect().await.context("reading the guest's response body")?;
-                        Ok(http::Response::from_parts(parts, Full::new(body.to_bytes())))
+                        let body = body
+                            .collect()
+                            .await
+                            .context("reading the guest's response body")?;
+                        Ok(http::Response::from_parts(
+                            parts,
+                            Full::new(body.to_bytes()),
+                        ))
                     },
                     async { io.await.context("consuming the request body") }
                 )?;
@@ -305,20 +371,34 @@ impl Runtime {
 /// What Spin sets for a request that reached a component without a public
 /// route match (a `*.spin.internal` call): the whole path is path info.
 fn internal_match(route: Option<&Route>, path: &str) -> RouteMatch {
-    route.and_then(|r| r.matches(path)).unwrap_or_else(|| RouteMatch {
-        raw: "/...".to_string(),
-        base: "/".to_string(),
-        path_info: path.to_string(),
-        params: Vec::new(),
-    })
+    route
+        .and_then(|r| r.matches(path))
+        .unwrap_or_else(|| RouteMatch {
+            raw: "/...".to_string(),
+            base: "/".to_string(),
+            path_info: path.to_string(),
+            params: Vec::new(),
+        })
 }
 
-fn set_spin_headers<B>(req: &mut http::Request<B>, m: &RouteMatch, client: SocketAddr, origin: &str) {
-    let path_and_query = req.uri().path_and_query().map(|p| p.as_str().to_string()).unwrap_or_else(|| "/".into());
+fn set_spin_headers<B>(
+    req: &mut http::Request<B>,
+    m: &RouteMatch,
+    client: SocketAddr,
+    origin: &str,
+) {
+    let path_and_query = req
+        .uri()
+        .path_and_query()
+        .map(|p| p.as_str().to_string())
+        .unwrap_or_else(|| "/".into());
     let full_url = format!("{origin}{path_and_query}");
     let headers = req.headers_mut();
     let mut put = |name: &str, value: &str| {
-        if let (Ok(n), Ok(v)) = (http::HeaderName::try_from(name), http::HeaderValue::try_from(value)) {
+        if let (Ok(n), Ok(v)) = (
+            http::HeaderName::try_from(name),
+            http::HeaderValue::try_from(value),
+        ) {
             headers.insert(n, v);
         }
     };
@@ -338,12 +418,16 @@ fn check_labels(app: &App, config: &RuntimeConfig) -> Result<()> {
     for (id, c) in &app.components {
         for label in &c.key_value_stores {
             if !config.key_value.contains_key(label) {
-                bail!("component `{id}` uses key-value store `{label}`, which is not defined (add [key_value_store.{label}] to the runtime config)");
+                bail!(
+                    "component `{id}` uses key-value store `{label}`, which is not defined (add [key_value_store.{label}] to the runtime config)"
+                );
             }
         }
         for label in &c.sqlite_databases {
             if !config.sqlite.contains_key(label) {
-                bail!("component `{id}` uses SQLite database `{label}`, which is not defined (add [sqlite_database.{label}] to the runtime config)");
+                bail!(
+                    "component `{id}` uses SQLite database `{label}`, which is not defined (add [sqlite_database.{label}] to the runtime config)"
+                );
             }
         }
     }
@@ -355,7 +439,10 @@ fn check_labels(app: &App, config: &RuntimeConfig) -> Result<()> {
 /// component or a changed engine never reuses stale code.
 fn compile_cached(engine: &Engine, id: &str, source: &Path, cache_dir: &Path) -> Result<Component> {
     let wasm = std::fs::read(source).map_err(|e| {
-        anyhow::anyhow!("component `{id}`: cannot read source {} ({e}); build it first (scripts/build)", source.display())
+        anyhow::anyhow!(
+            "component `{id}`: cannot read source {} ({e}); build it first (scripts/build)",
+            source.display()
+        )
     })?;
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
@@ -369,9 +456,12 @@ fn compile_cached(engine: &Engine, id: &str, source: &Path, cache_dir: &Path) ->
             return Ok(component);
         }
     }
-    let compiled = engine
-        .precompile_component(&wasm)
-        .map_err(|e| anyhow::anyhow!("component `{id}`: {} is not a valid component: {e}", source.display()))?;
+    let compiled = engine.precompile_component(&wasm).map_err(|e| {
+        anyhow::anyhow!(
+            "component `{id}`: {} is not a valid component: {e}",
+            source.display()
+        )
+    })?;
     if std::fs::create_dir_all(cache_dir).is_ok() {
         let tmp = cache_dir.join(format!(".{id}-{}.tmp", std::process::id()));
         if std::fs::write(&tmp, &compiled).is_ok() {

@@ -61,6 +61,10 @@ struct RawStore {
     kind: String,
     path: Option<PathBuf>,
     url: Option<String>,
+    /// libSQL's auth token: accepted so that a production file parses and
+    /// fails with the message about libSQL, not about an unknown key.
+    #[allow(dead_code)]
+    token: Option<String>,
 }
 
 impl RuntimeConfig {
@@ -98,13 +102,17 @@ impl RuntimeConfig {
         for (label, store) in raw.key_value_store {
             let backend = match (store.kind.as_str(), store.path, store.url) {
                 ("redis", None, Some(url)) => KvConfig::Redis(url),
-                ("redis", _, _) => bail!("key_value_store.{label}: type \"redis\" takes `url` only"),
+                ("redis", _, _) => {
+                    bail!("key_value_store.{label}: type \"redis\" takes `url` only")
+                }
                 ("spin", path, None) => KvConfig::Sqlite(match path {
                     Some(p) => dir.join(p),
                     None => dir.join(DEFAULT_KV_FILE),
                 }),
                 ("spin", _, _) => bail!("key_value_store.{label}: type \"spin\" takes `path` only"),
-                (other, _, _) => bail!("key_value_store.{label}: unsupported type \"{other}\" (this host supports \"spin\" and \"redis\")"),
+                (other, _, _) => bail!(
+                    "key_value_store.{label}: unsupported type \"{other}\" (this host supports \"spin\" and \"redis\")"
+                ),
             };
             self.key_value.insert(label, backend);
         }
@@ -112,7 +120,9 @@ impl RuntimeConfig {
             let path = match (store.kind.as_str(), store.path, store.url) {
                 ("spin", Some(path), None) => dir.join(path),
                 ("spin", _, _) => bail!("sqlite_database.{label}: type \"spin\" takes `path`"),
-                (other, _, _) => bail!("sqlite_database.{label}: unsupported type \"{other}\" on this host (libsql is for Spin deployments)"),
+                (other, _, _) => bail!(
+                    "sqlite_database.{label}: unsupported type \"{other}\" on this host (libsql is for Spin deployments)"
+                ),
             };
             self.sqlite.insert(label, path);
         }
@@ -127,7 +137,10 @@ mod tests {
     #[test]
     fn defaults_use_spin_file_names() {
         let c = RuntimeConfig::defaults(Path::new(".spin"));
-        assert_eq!(c.key_value["default"], KvConfig::Sqlite(".spin/sqlite_key_value.db".into()));
+        assert_eq!(
+            c.key_value["default"],
+            KvConfig::Sqlite(".spin/sqlite_key_value.db".into())
+        );
         assert_eq!(c.sqlite["default"], PathBuf::from(".spin/sqlite_db.db"));
     }
 
@@ -138,7 +151,10 @@ mod tests {
             "[key_value_store.default]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:1\"\n[sqlite_database.audit]\ntype = \"spin\"\npath = \"audit.db\"\n",
             Path::new("/cfg"),
         )?;
-        assert_eq!(c.key_value["default"], KvConfig::Redis("redis://127.0.0.1:1".into()));
+        assert_eq!(
+            c.key_value["default"],
+            KvConfig::Redis("redis://127.0.0.1:1".into())
+        );
         assert_eq!(c.sqlite["audit"], PathBuf::from("/cfg/audit.db"));
         Ok(())
     }
@@ -147,7 +163,10 @@ mod tests {
     fn rejects_unknown_types_naming_the_label() {
         let mut c = RuntimeConfig::default();
         let err = c
-            .overlay("[key_value_store.cache]\ntype = \"memcached\"\n", Path::new("."))
+            .overlay(
+                "[key_value_store.cache]\ntype = \"memcached\"\n",
+                Path::new("."),
+            )
             .unwrap_err()
             .to_string();
         assert!(err.contains("key_value_store.cache"), "{err}");

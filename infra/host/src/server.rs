@@ -44,9 +44,14 @@ pub async fn serve(
         let runtime = runtime.clone();
         let service = service_fn(move |req: http::Request<hyper::body::Incoming>| {
             let runtime = runtime.clone();
-            async move { Ok::<_, std::convert::Infallible>(respond(&runtime, req, client, local, options).await) }
+            async move {
+                Ok::<_, std::convert::Infallible>(
+                    respond(&runtime, req, client, local, options).await,
+                )
+            }
         });
-        let conn = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), service);
+        let conn = hyper::server::conn::http1::Builder::new()
+            .serve_connection(TokioIo::new(stream), service);
         let conn = graceful.watch(conn);
         tokio::spawn(async move {
             if let Err(e) = conn.await

@@ -92,7 +92,10 @@ fn kv_other(e: anyhow::Error) -> kv::Error {
     kv::Error::Other(format!("{e:#}"))
 }
 
-fn kv_backend<T>(store: &Accessor<T, SpinApis>, h: &Resource<KvHandle>) -> wasmtime::Result<KvBackend> {
+fn kv_backend<T>(
+    store: &Accessor<T, SpinApis>,
+    h: &Resource<KvHandle>,
+) -> wasmtime::Result<KvBackend> {
     store.with(|mut access| Ok(access.get().table.get(h)?.0.clone()))
 }
 
@@ -106,7 +109,10 @@ impl kv::HostStore for SpinView<'_> {
 }
 
 impl<T: Send> kv::HostStoreWithStore<T> for SpinApis {
-    async fn open(store: &Accessor<T, Self>, label: String) -> wasmtime::Result<Result<Resource<KvHandle>, kv::Error>> {
+    async fn open(
+        store: &Accessor<T, Self>,
+        label: String,
+    ) -> wasmtime::Result<Result<Resource<KvHandle>, kv::Error>> {
         store.with(|mut access| {
             let view = access.get();
             let Some(backend) = view.grants.kv_stores.get(&label) else {
@@ -120,27 +126,47 @@ impl<T: Send> kv::HostStoreWithStore<T> for SpinApis {
         })
     }
 
-    async fn get(store: &Accessor<T, Self>, h: Resource<KvHandle>, key: String) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
+    async fn get(
+        store: &Accessor<T, Self>,
+        h: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<Option<Vec<u8>>, kv::Error>> {
         let backend = kv_backend(store, &h)?;
         Ok(backend.get(key).await.map_err(kv_other))
     }
 
-    async fn set(store: &Accessor<T, Self>, h: Resource<KvHandle>, key: String, value: Vec<u8>) -> wasmtime::Result<Result<(), kv::Error>> {
+    async fn set(
+        store: &Accessor<T, Self>,
+        h: Resource<KvHandle>,
+        key: String,
+        value: Vec<u8>,
+    ) -> wasmtime::Result<Result<(), kv::Error>> {
         let backend = kv_backend(store, &h)?;
         Ok(backend.set(key, value).await.map_err(kv_other))
     }
 
-    async fn delete(store: &Accessor<T, Self>, h: Resource<KvHandle>, key: String) -> wasmtime::Result<Result<(), kv::Error>> {
+    async fn delete(
+        store: &Accessor<T, Self>,
+        h: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<(), kv::Error>> {
         let backend = kv_backend(store, &h)?;
         Ok(backend.delete(key).await.map_err(kv_other))
     }
 
-    async fn exists(store: &Accessor<T, Self>, h: Resource<KvHandle>, key: String) -> wasmtime::Result<Result<bool, kv::Error>> {
+    async fn exists(
+        store: &Accessor<T, Self>,
+        h: Resource<KvHandle>,
+        key: String,
+    ) -> wasmtime::Result<Result<bool, kv::Error>> {
         let backend = kv_backend(store, &h)?;
         Ok(backend.exists(key).await.map_err(kv_other))
     }
 
-    async fn get_keys(store: &Accessor<T, Self>, h: Resource<KvHandle>) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), kv::Error>>)> {
+    async fn get_keys(
+        store: &Accessor<T, Self>,
+        h: Resource<KvHandle>,
+    ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), kv::Error>>)> {
         let backend = kv_backend(store, &h)?;
         let (keys, result) = match backend.keys().await {
             Ok(keys) => (keys, Ok(())),
@@ -148,7 +174,8 @@ impl<T: Send> kv::HostStoreWithStore<T> for SpinApis {
         };
         store.with(|mut access| {
             let stream = StreamReader::new(&mut access, keys)?;
-            let future = FutureReader::new(&mut access, async move { Ok::<_, wasmtime::Error>(result) })?;
+            let future =
+                FutureReader::new(&mut access, async move { Ok::<_, wasmtime::Error>(result) })?;
             Ok((stream, future))
         })
     }
@@ -158,7 +185,10 @@ fn sql_io(e: impl std::fmt::Display) -> sql::Error {
     sql::Error::Io(e.to_string())
 }
 
-fn open_db(view: &mut SpinView<'_>, database: &str) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
+fn open_db(
+    view: &mut SpinView<'_>,
+    database: &str,
+) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
     let Some(pool) = view.grants.databases.get(database) else {
         return Ok(Err(sql::Error::NoSuchDatabase));
     };
@@ -177,11 +207,17 @@ fn open_db(view: &mut SpinView<'_>, database: &str) -> wasmtime::Result<Result<R
 }
 
 /// Runs one statement, returning its columns and every row.
-fn run_statement(conn: &rusqlite::Connection, statement: &str, params: Vec<sql::Value>) -> Result<(Vec<String>, Vec<sql::RowResult>), sql::Error> {
+fn run_statement(
+    conn: &rusqlite::Connection,
+    statement: &str,
+    params: Vec<sql::Value>,
+) -> Result<(Vec<String>, Vec<sql::RowResult>), sql::Error> {
     let mut stmt = conn.prepare_cached(statement).map_err(sql_io)?;
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let params: Vec<rusqlite::types::Value> = params.into_iter().map(to_sqlite).collect();
-    let mut rows = stmt.query(rusqlite::params_from_iter(params)).map_err(sql_io)?;
+    let mut rows = stmt
+        .query(rusqlite::params_from_iter(params))
+        .map_err(sql_io)?;
     let mut out = Vec::new();
     while let Some(row) = rows.next().map_err(sql_io)? {
         let values = (0..columns.len())
@@ -215,22 +251,38 @@ fn from_sqlite(v: rusqlite::types::ValueRef<'_>) -> sql::Value {
     }
 }
 
-fn with_conn<R>(conn: &Mutex<Option<rusqlite::Connection>>, f: impl FnOnce(&rusqlite::Connection) -> R) -> Option<R> {
-    conn.lock().unwrap_or_else(|p| p.into_inner()).as_ref().map(f)
+fn with_conn<R>(
+    conn: &Mutex<Option<rusqlite::Connection>>,
+    f: impl FnOnce(&rusqlite::Connection) -> R,
+) -> Option<R> {
+    conn.lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .as_ref()
+        .map(f)
 }
 
 impl sql::Host for SpinView<'_> {}
 
 impl sql::HostConnection for SpinView<'_> {
-    fn open(&mut self, database: String) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
+    fn open(
+        &mut self,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
         open_db(self, &database)
     }
 
-    fn execute(&mut self, h: Resource<DbHandle>, statement: String, parameters: Vec<sql::Value>) -> wasmtime::Result<Result<sql::QueryResult, sql::Error>> {
+    fn execute(
+        &mut self,
+        h: Resource<DbHandle>,
+        statement: String,
+        parameters: Vec<sql::Value>,
+    ) -> wasmtime::Result<Result<sql::QueryResult, sql::Error>> {
         let conn = self.table.get(&h)?.conn.clone();
-        Ok(with_conn(&conn, |c| run_statement(c, &statement, parameters))
-            .unwrap_or(Err(sql::Error::InvalidConnection))
-            .map(|(columns, rows)| sql::QueryResult { columns, rows }))
+        Ok(
+            with_conn(&conn, |c| run_statement(c, &statement, parameters))
+                .unwrap_or(Err(sql::Error::InvalidConnection))
+                .map(|(columns, rows)| sql::QueryResult { columns, rows }),
+        )
     }
 
     fn last_insert_rowid(&mut self, h: Resource<DbHandle>) -> wasmtime::Result<i64> {
@@ -249,7 +301,10 @@ impl sql::HostConnection for SpinView<'_> {
     }
 }
 
-fn db_conn<T>(store: &Accessor<T, SpinApis>, h: &Resource<DbHandle>) -> wasmtime::Result<Arc<Mutex<Option<rusqlite::Connection>>>> {
+fn db_conn<T>(
+    store: &Accessor<T, SpinApis>,
+    h: &Resource<DbHandle>,
+) -> wasmtime::Result<Arc<Mutex<Option<rusqlite::Connection>>>> {
     store.with(|mut access| Ok(access.get().table.get(h)?.conn.clone()))
 }
 
@@ -258,11 +313,17 @@ async fn blocking<R: Send + 'static>(
     conn: Arc<Mutex<Option<rusqlite::Connection>>>,
     f: impl FnOnce(&rusqlite::Connection) -> R + Send + 'static,
 ) -> Option<R> {
-    tokio::task::spawn_blocking(move || with_conn(&conn, f)).await.ok().flatten()
+    tokio::task::spawn_blocking(move || with_conn(&conn, f))
+        .await
+        .ok()
+        .flatten()
 }
 
 impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
-    async fn open_async(store: &Accessor<T, Self>, database: String) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
+    async fn open_async(
+        store: &Accessor<T, Self>,
+        database: String,
+    ) -> wasmtime::Result<Result<Resource<DbHandle>, sql::Error>> {
         store.with(|mut access| open_db(&mut access.get(), &database))
     }
 
@@ -271,7 +332,16 @@ impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
         h: Resource<DbHandle>,
         statement: String,
         parameters: Vec<sql::Value>,
-    ) -> wasmtime::Result<Result<(Vec<String>, StreamReader<sql::RowResult>, FutureReader<Result<(), sql::Error>>), sql::Error>> {
+    ) -> wasmtime::Result<
+        Result<
+            (
+                Vec<String>,
+                StreamReader<sql::RowResult>,
+                FutureReader<Result<(), sql::Error>>,
+            ),
+            sql::Error,
+        >,
+    > {
         let conn = db_conn(store, &h)?;
         let outcome = blocking(conn, move |c| run_statement(c, &statement, parameters))
             .await
@@ -287,12 +357,18 @@ impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
         })
     }
 
-    async fn last_insert_rowid_async(store: &Accessor<T, Self>, h: Resource<DbHandle>) -> wasmtime::Result<i64> {
+    async fn last_insert_rowid_async(
+        store: &Accessor<T, Self>,
+        h: Resource<DbHandle>,
+    ) -> wasmtime::Result<i64> {
         let conn = db_conn(store, &h)?;
         Ok(blocking(conn, |c| c.last_insert_rowid()).await.unwrap_or(0))
     }
 
-    async fn changes_async(store: &Accessor<T, Self>, h: Resource<DbHandle>) -> wasmtime::Result<u64> {
+    async fn changes_async(
+        store: &Accessor<T, Self>,
+        h: Resource<DbHandle>,
+    ) -> wasmtime::Result<u64> {
         let conn = db_conn(store, &h)?;
         Ok(blocking(conn, |c| c.changes()).await.unwrap_or(0))
     }
@@ -301,7 +377,10 @@ impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
 impl vars::Host for SpinView<'_> {}
 
 impl<T: Send> vars::HostWithStore<T> for SpinApis {
-    async fn get(store: &Accessor<T, Self>, name: String) -> wasmtime::Result<Result<String, vars::Error>> {
+    async fn get(
+        store: &Accessor<T, Self>,
+        name: String,
+    ) -> wasmtime::Result<Result<String, vars::Error>> {
         if crate::manifest::check_variable_name(&name).is_err() {
             return Ok(Err(vars::Error::InvalidName(name)));
         }

@@ -43,7 +43,9 @@ impl Pool {
         let conn = Connection::open(&self.path)
             .with_context(|| format!("cannot open SQLite file {}", self.path.display()))?;
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;")?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
+        )?;
         Ok(conn)
     }
 

@@ -157,8 +157,13 @@ maybe = "{{ optional }}"
 
     #[test]
     fn missing_required_variable_names_it() {
-        let err = Variables::resolve(&app(), &|_| None).unwrap_err().to_string();
-        assert!(err.contains("`token`") && err.contains("SPIN_VARIABLE_TOKEN"), "{err}");
+        let err = Variables::resolve(&app(), &|_| None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`token`") && err.contains("SPIN_VARIABLE_TOKEN"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ async fn echo(req: Request) -> Response<Reply> {
         Ok(b) => b.to_bytes().len(),
         Err(_) => usize::MAX,
     };
-    reply(200, json!({"method": method, "uri": uri, "headers": headers, "body_len": body}))
+    reply(
+        200,
+        json!({"method": method, "uri": uri, "headers": headers, "body_len": body}),
+    )
 }
 
 async fn kv(req: Request) -> Response<Reply> {
@@ -67,11 +70,14 @@ async fn kv(req: Request) -> Response<Reply> {
         Err(e) => return reply(200, json!({"error": format!("{e:?}")})),
     };
     let result = match op.as_str() {
-        "set" => store.set(&key, value.as_bytes()).await.map(|()| json!(null)),
-        "get" => store
-            .get(&key)
+        "set" => store
+            .set(&key, value.as_bytes())
             .await
-            .map(|v| v.map(|b| json!(String::from_utf8_lossy(&b))).unwrap_or(Value::Null)),
+            .map(|()| json!(null)),
+        "get" => store.get(&key).await.map(|v| {
+            v.map(|b| json!(String::from_utf8_lossy(&b)))
+                .unwrap_or(Value::Null)
+        }),
         "delete" => store.delete(&key).await.map(|()| json!(null)),
         "exists" => store.exists(&key).await.map(|b| json!(b)),
         "keys" => store.get_keys().await.collect().await.map(|k| json!(k)),
@@ -94,7 +100,11 @@ async fn sql(req: Request) -> Response<Reply> {
         Err(e) => return reply(200, json!({"error": format!("{e:?}")})),
     };
     let mut all = Vec::new();
-    for stmt in statement.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+    for stmt in statement
+        .split(";\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let rows = match conn.execute(stmt, []).await {
             Ok(r) => r,
             Err(e) => return reply(200, json!({"error": format!("{e:?}")})),

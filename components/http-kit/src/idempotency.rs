@@ -1,0 +1,400 @@
+//! `Idempotency-Key` for creating POSTs, as Stripe clients expect.
+//!
+//! The first request with a key claims it and runs; its response is stored
+//! and replayed (with `idempotent-replayed: true`) for every retry carrying
+//! the same key and the same request. The same key with a different request
+//! is refused (422), a retry while the first is still running is refused
+//! (409), and a 5xx outcome releases the key so the client may retry.
+//! Records expire after [`TTL_SECONDS`].
+//!
+//! Keys are scoped: callers must build the scope from the tenant and the
+//! caller (e.g. `org:<id>/user:<id>/POST /v1/keys`) so that one tenant's key
+//! can never replay another tenant's response.
+
+use sha2::{Digest, Sha256};
+
+use crate::problem::{ErrorCode, Problem};
+
+/// The request header.
+pub const HEADER: &str = "idempotency-key";
+/// The header marking a replayed response.
+pub const REPLAYED_HEADER: &str = "idempotent-replayed";
+/// How long a key is remembered.
+pub const TTL_SECONDS: i64 = 24 * 60 * 60;
+
+/// A validated key: 1..=255 visible ASCII characters.
+pub fn parse_key(value: &str) -> Result<String, Problem> {
+    if (1..=255).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
+        Ok(value.to_string())
+    } else {
+        Err(Problem::new(ErrorCode::IdempotencyKeyInvalid)
+            .detail("Idempotency-Key must be 1 to 255 visible ASCII characters"))
+    }
+}
+
+/// What identifies "the same request": method, path and body.
+pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
+    let mut h = Sha256::new();
+    h.update(method.as_bytes());
+    h.update([0]);
+    h.update(path.as_bytes());
+    h.update([0]);
+    h.update(body);
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// A stored outcome.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// `Content-Type` of the body.
+    pub content_type: String,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// The result of claiming a key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// First use: run the request, then `complete` or `release`.
+    Fresh,
+    /// Done before with the same request: send this again.
+    Replay(StoredResponse),
+    /// Used before with a different request.
+    Mismatch,
+    /// The first request with this key has not finished.
+    InProgress,
+}
+
+impl Claim {
+    /// The problem to answer with, for `Mismatch` and `InProgress`.
+    pub fn problem(&self) -> Option<Problem> {
+        match self {
+            Claim::Mismatch => Some(
+                Problem::new(ErrorCode::IdempotencyKeyReused)
+                    .detail("this Idempotency-Key was used with a different request"),
+            ),
+            Claim::InProgress => Some(
+                Problem::new(ErrorCode::IdempotencyInProgress)
+                    .detail("a request with this Idempotency-Key is still being processed"),
+            ),
+            Claim::Fresh | Claim::Replay(_) => None,
+        }
+    }
+}
+
+/// Where idempotency records live.
+#[allow(async_fn_in_trait)]
+pub trait IdempotencyStore {
+    /// The store's error.
+    type Error;
+    /// Claims `(scope, key)` for a request with `fingerprint` at `now` (unix seconds).
+    async fn claim(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Claim, Self::Error>;
+    /// Records the outcome of a fresh claim.
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), Self::Error>;
+    /// Forgets a claim so the client may retry (after a server error).
+    async fn release(&self, scope: &str, key: &str) -> Result<(), Self::Error>;
+}
+
+/// Decides a claim from the existing record, if any (shared by stores).
+fn decide(existing: Option<(&str, Option<&StoredResponse>)>, fingerprint: &str) -> Claim {
+    match existing {
+        None => Claim::Fresh,
+        Some((fp, _)) if fp != fingerprint => Claim::Mismatch,
+        Some((_, Some(done))) => Claim::Replay(done.clone()),
+        Some((_, None)) => Claim::InProgress,
+    }
+}
+
+/// An in-process store for tests and single-instance tools.
+#[derive(Default)]
+pub struct MemoryStore {
+    records: std::sync::Mutex<std::collections::HashMap<(String, String), MemoryRecord>>,
+}
+
+struct MemoryRecord {
+    fingerprint: String,
+    response: Option<StoredResponse>,
+    expires_at: i64,
+}
+
+impl IdempotencyStore for MemoryStore {
+    type Error = std::convert::Infallible;
+
+    async fn claim(
+        &self,
+        scope: &str,
+        key: &str,
+        fingerprint: &str,
+        now: i64,
+    ) -> Result<Claim, Self::Error> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        let id = (scope.to_string(), key.to_string());
+        if records.get(&id).is_some_and(|r| r.expires_at <= now) {
+            records.remove(&id);
+        }
+        let claim = decide(
+            records
+                .get(&id)
+                .map(|r| (r.fingerprint.as_str(), r.response.as_ref())),
+            fingerprint,
+        );
+        if claim == Claim::Fresh {
+            records.insert(
+                id,
+                MemoryRecord {
+                    fingerprint: fingerprint.to_string(),
+                    response: None,
+                    expires_at: now + TTL_SECONDS,
+                },
+            );
+        }
+        Ok(claim)
+    }
+
+    async fn complete(
+        &self,
+        scope: &str,
+        key: &str,
+        response: &StoredResponse,
+    ) -> Result<(), Self::Error> {
+        let mut records = self.records.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(r) = records.get_mut(&(scope.to_string(), key.to_string())) {
+            r.response = Some(response.clone());
+        }
+        Ok(())
+    }
+
+    async fn release(&self, scope: &str, key: &str) -> Result<(), Self::Error> {
+        self.records
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&(scope.to_string(), key.to_string()));
+        Ok(())
+    }
+}
+
+/// Finishes a fresh claim: server errors release the key, anything else is stored.
+pub async fn settle<S: IdempotencyStore>(
+    store: &S,
+    scope: &str,
+    key: &str,
+    response: &StoredResponse,
+) -> Result<(), S::Error> {
+    if response.status >= 500 {
+        store.release(scope, key).await
+    } else {
+        store.complete(scope, key, response).await
+    }
+}
+
+/// The SQLite store on Spin's `default` database (table `idempotency_keys`,
+/// created by migration 0001).
+#[cfg(target_arch = "wasm32")]
+pub mod sqlite {
+    use super::{Claim, IdempotencyStore, StoredResponse, TTL_SECONDS, decide};
+    use spin_sdk::sqlite::{Connection, Error, Value};
+
+    /// Idempotency records in SQLite.
+    pub struct SqliteStore<'a> {
+        conn: &'a Connection,
+    }
+
+    impl<'a> SqliteStore<'a> {
+        /// Uses an open connection.
+        pub fn new(conn: &'a Connection) -> Self {
+            SqliteStore { conn }
+        }
+    }
+
+    fn text(v: &Value) -> Option<String> {
+        match v {
+            Value::Text(t) => Some(t.clone()),
+            _ => None,
+        }
+    }
+
+    impl IdempotencyStore for SqliteStore<'_> {
+        type Error = Error;
+
+        async fn claim(
+            &self,
+            scope: &str,
+            key: &str,
+            fingerprint: &str,
+            now: i64,
+        ) -> Result<Claim, Error> {
+            let id = || vec![Value::Text(scope.into()), Value::Text(key.into())];
+            // Expired records count as absent.
+            let mut params = id();
+            params.push(Value::Integer(now));
+            self.conn.execute("DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND expires_at <= ?", params).await?.collect().await?;
+            // The insert is the atomic claim: only one request wins it.
+            let mut params = id();
+            params.extend([
+                Value::Text(fingerprint.into()),
+                Value::Integer(now),
+                Value::Integer(now + TTL_SECONDS),
+            ]);
+            self.conn
+                .execute(
+                    "INSERT INTO idempotency_keys (scope, idem_key, fingerprint, state, created_at, expires_at) VALUES (?, ?, ?, 'running', ?, ?) ON CONFLICT(scope, idem_key) DO NOTHING",
+                    params,
+                )
+                .await?
+                .collect()
+                .await?;
+            if self.conn.changes().await == 1 {
+                return Ok(Claim::Fresh);
+            }
+            let rows = self
+                .conn
+                .execute("SELECT fingerprint, state, status, content_type, body FROM idempotency_keys WHERE scope = ? AND idem_key = ?", id())
+                .await?
+                .collect()
+                .await?;
+            let Some(row) = rows.first() else {
+                // Released between our insert and read: the client may retry.
+                return Ok(Claim::InProgress);
+            };
+            let fp = row.values.first().and_then(text).unwrap_or_default();
+            let done = match (
+                row.values.get(1).and_then(text).as_deref(),
+                row.values.get(2),
+                row.values.get(4),
+            ) {
+                (Some("done"), Some(Value::Integer(status)), Some(Value::Blob(body))) => {
+                    Some(StoredResponse {
+                        status: u16::try_from(*status).unwrap_or(500),
+                        content_type: row.values.get(3).and_then(text).unwrap_or_default(),
+                        body: body.clone(),
+                    })
+                }
+                _ => None,
+            };
+            Ok(decide(Some((&fp, done.as_ref())), fingerprint))
+        }
+
+        async fn complete(
+            &self,
+            scope: &str,
+            key: &str,
+            response: &StoredResponse,
+        ) -> Result<(), Error> {
+            let params = vec![
+                Value::Integer(i64::from(response.status)),
+                Value::Text(response.content_type.clone()),
+                Value::Blob(response.body.clone()),
+                Value::Text(scope.into()),
+                Value::Text(key.into()),
+            ];
+            self.conn
+                .execute("UPDATE idempotency_keys SET state = 'done', status = ?, content_type = ?, body = ? WHERE scope = ? AND idem_key = ?", params)
+                .await?
+                .collect()
+                .await?;
+            Ok(())
+        }
+
+        async fn release(&self, scope: &str, key: &str) -> Result<(), Error> {
+            self.conn
+                .execute(
+                    "DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ?",
+                    vec![Value::Text(scope.into()), Value::Text(key.into())],
+                )
+                .await?
+                .collect()
+                .await?;
+            Ok(())
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::executor::block_on;
+
+    fn ok(status: u16) -> StoredResponse {
+        StoredResponse {
+            status,
+            content_type: "application/json".into(),
+            body: b"{\"id\":1}".to_vec(),
+        }
+    }
+
+    #[test]
+    fn keys_are_validated() {
+        assert!(parse_key("abc-123").is_ok());
+        for bad in ["", "has space", "tab\t", &"k".repeat(256)] {
+            assert_eq!(parse_key(bad).unwrap_err().code, "idempotency_key_invalid");
+        }
+    }
+
+    #[test]
+    fn same_request_replays_the_stored_response() {
+        let store = MemoryStore::default();
+        let fp = fingerprint("POST", "/v1/keys", b"{}");
+        assert_eq!(
+            block_on(store.claim("org:a", "k", &fp, 0)),
+            Ok(Claim::Fresh)
+        );
+        assert_eq!(
+            block_on(store.claim("org:a", "k", &fp, 1)),
+            Ok(Claim::InProgress)
+        );
+        block_on(settle(&store, "org:a", "k", &ok(201))).ok();
+        assert_eq!(
+            block_on(store.claim("org:a", "k", &fp, 2)),
+            Ok(Claim::Replay(ok(201)))
+        );
+    }
+
+    #[test]
+    fn different_request_with_the_same_key_is_refused() {
+        let store = MemoryStore::default();
+        block_on(store.claim("s", "k", &fingerprint("POST", "/v1/keys", b"{\"a\":1}"), 0)).ok();
+        let claim =
+            block_on(store.claim("s", "k", &fingerprint("POST", "/v1/keys", b"{\"a\":2}"), 1));
+        assert_eq!(claim, Ok(Claim::Mismatch));
+        assert_eq!(Claim::Mismatch.problem().map(|p| p.status), Some(422));
+        assert_eq!(Claim::InProgress.problem().map(|p| p.status), Some(409));
+    }
+
+    #[test]
+    fn server_errors_release_the_key() {
+        let store = MemoryStore::default();
+        let fp = fingerprint("POST", "/x", b"");
+        block_on(store.claim("s", "k", &fp, 0)).ok();
+        block_on(settle(&store, "s", "k", &ok(503))).ok();
+        assert_eq!(block_on(store.claim("s", "k", &fp, 1)), Ok(Claim::Fresh));
+    }
+
+    #[test]
+    fn scopes_isolate_tenants_and_records_expire() {
+        let store = MemoryStore::default();
+        let fp = fingerprint("POST", "/x", b"");
+        block_on(store.claim("org:a", "k", &fp, 0)).ok();
+        block_on(settle(&store, "org:a", "k", &ok(200))).ok();
+        assert_eq!(
+            block_on(store.claim("org:b", "k", &fp, 1)),
+            Ok(Claim::Fresh)
+        );
+        assert_eq!(
+            block_on(store.claim("org:a", "k", &fp, TTL_SECONDS + 1)),
+            Ok(Claim::Fresh)
+        );
+    }
+}

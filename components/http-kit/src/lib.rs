@@ -1,0 +1,27 @@
+//! The HTTP conventions every Gatehouse component uses.
+//!
+//! - [`problem`]: RFC 9457 problem documents with stable codes.
+//! - [`request_id`]: the id every response carries and every problem names.
+//! - [`json`]: typed, size-limited JSON bodies with field-level errors.
+//! - [`pagination`]: `limit`/`cursor` keyset pagination.
+//! - [`idempotency`]: `Idempotency-Key` for creating POSTs.
+//! - [`principal`]: who is calling, as authentication will establish it.
+//! - [`response`]: JSON and problem responses, ETags.
+//! - [`router`]: matching `(method, path)` inside a component.
+//!
+//! Everything here is plain Rust, unit-tested natively; only the SQLite
+//! idempotency store touches Spin and is compiled for wasm32 alone.
+
+#![deny(missing_docs)]
+
+pub mod idempotency;
+pub mod json;
+pub mod pagination;
+pub mod principal;
+pub mod problem;
+pub mod request_id;
+pub mod response;
+pub mod router;
+
+pub use problem::{ErrorCode, FieldError, Problem};
+pub use response::Response;

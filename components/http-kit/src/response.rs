@@ -1,0 +1,157 @@
+//! Responses every component sends: JSON, problem documents, `304`s, each
+//! with `x-request-id`. The body type is one spin-sdk returns directly.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::problem::Problem;
+use crate::request_id;
+
+/// A complete response.
+pub type Response = http::Response<Full<Bytes>>;
+
+fn build(
+    status: u16,
+    content_type: Option<&str>,
+    request_id: &str,
+    body: Vec<u8>,
+    extra: &[(&str, String)],
+) -> Response {
+    let mut builder = http::Response::builder()
+        .status(status)
+        .header(request_id::HEADER, request_id);
+    if let Some(ct) = content_type {
+        builder = builder.header(http::header::CONTENT_TYPE, ct);
+    }
+    for (name, value) in extra {
+        builder = builder.header(*name, value.as_str());
+    }
+    builder
+        .body(Full::new(Bytes::from(body)))
+        .unwrap_or_else(|_| {
+            // Only a malformed extra header can fail; answer without it.
+            let mut res = http::Response::new(Full::new(Bytes::new()));
+            *res.status_mut() = http::StatusCode::INTERNAL_SERVER_ERROR;
+            res
+        })
+}
+
+/// `status` with `value` as JSON.
+pub fn json<T: Serialize>(status: u16, value: &T, request_id: &str) -> Response {
+    match serde_json::to_vec(value) {
+        Ok(body) => build(status, Some("application/json"), request_id, body, &[]),
+        Err(_) => problem(Problem::internal(), request_id),
+    }
+}
+
+/// A problem document, naming the request as its `instance`.
+pub fn problem(problem: Problem, request_id: &str) -> Response {
+    let problem = problem.instance(request_id);
+    let extra: Vec<(&str, String)> = problem
+        .headers
+        .iter()
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    build(
+        problem.status,
+        Some("application/problem+json"),
+        request_id,
+        problem.to_json(),
+        &extra,
+    )
+}
+
+/// A strong ETag for `body`.
+pub fn etag(body: &[u8]) -> String {
+    let digest = Sha256::digest(body);
+    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("\"{hex}\"")
+}
+
+/// Whether an `If-None-Match` header value matches `etag`.
+pub fn matches_if_none_match(header: Option<&str>, etag: &str) -> bool {
+    header.is_some_and(|h| {
+        h.split(',')
+            .map(str::trim)
+            .any(|t| t == "*" || t == etag || t.strip_prefix("W/") == Some(etag))
+    })
+}
+
+/// `body` with its ETag, or `304` when the client already has it.
+pub fn cacheable(
+    content_type: &str,
+    body: &[u8],
+    if_none_match: Option<&str>,
+    request_id: &str,
+) -> Response {
+    let tag = etag(body);
+    if matches_if_none_match(if_none_match, &tag) {
+        return build(304, None, request_id, Vec::new(), &[("etag", tag)]);
+    }
+    build(
+        200,
+        Some(content_type),
+        request_id,
+        body.to_vec(),
+        &[("etag", tag)],
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt;
+
+    fn body(res: Response) -> Vec<u8> {
+        futures::executor::block_on(res.into_body().collect())
+            .map(|c| c.to_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn problem_response_has_type_status_and_request_id() -> anyhow::Result<()> {
+        let res = problem(Problem::method_not_allowed(&["GET"]), "r-1");
+        assert_eq!(res.status(), 405);
+        assert_eq!(res.headers()["content-type"], "application/problem+json");
+        assert_eq!(res.headers()["x-request-id"], "r-1");
+        assert_eq!(res.headers()["allow"], "GET");
+        let json: serde_json::Value = serde_json::from_slice(&body(res))?;
+        assert_eq!(json["instance"], "r-1");
+        Ok(())
+    }
+
+    #[test]
+    fn json_response_serializes_the_value() -> anyhow::Result<()> {
+        let res = json(201, &serde_json::json!({"id": 1}), "r");
+        assert_eq!(res.status(), 201);
+        assert_eq!(
+            serde_json::from_slice::<serde_json::Value>(&body(res))?["id"],
+            1
+        );
+        Ok(())
+    }
+
+    #[test]
+    fn etag_round_trip_yields_304() {
+        let first = cacheable("application/json", b"{}", None, "r");
+        let tag = first.headers()["etag"]
+            .to_str()
+            .unwrap_or_default()
+            .to_string();
+        assert_eq!(first.status(), 200);
+        let second = cacheable(
+            "application/json",
+            b"{}",
+            Some(&format!("\"other\", {tag}")),
+            "r",
+        );
+        assert_eq!(second.status(), 304);
+        assert!(body(second).is_empty());
+        assert_eq!(
+            cacheable("application/json", b"{}", Some("\"stale\""), "r").status(),
+            200
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! The `platform` component: health, the OpenAPI document, and problem
+//! documents for every path no other component serves (it owns the
+//! catch-all route `/...`).
+
+use gatehouse_http::router::{fallback, segments};
+use gatehouse_http::{Response, request_id, response};
+use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http_service;
+
+mod health;
+mod openapi;
+
+#[http_service]
+async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    Ok(route(req).await)
+}
+
+async fn route(req: Request) -> Response {
+    let id = request_id::from_header(
+        req.headers()
+            .get(request_id::HEADER)
+            .and_then(|v| v.to_str().ok()),
+    );
+    let get = req.method() == http::Method::GET || req.method() == http::Method::HEAD;
+    match (get, segments(req.uri().path()).as_slice()) {
+        (true, ["v1", "health", "live"]) => health::live(&id),
+        (true, ["v1", "health"]) => health::ready(&id).await,
+        (true, ["v1", "openapi.json"]) => openapi::document(&req, &id),
+        (false, ["v1", "health", "live"] | ["v1", "health"] | ["v1", "openapi.json"]) => {
+            response::problem(fallback(Some(&["GET", "HEAD"])), &id)
+        }
+        _ => response::problem(fallback(None), &id),
+    }
+}
