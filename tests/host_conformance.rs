@@ -501,3 +501,16 @@ fn sigterm_drains_and_stops_the_host() -> Result<()> {
     assert!(stderr.contains("stopped"), "{stderr}");
     Ok(())
 }
+
+/// A component written against `wasi:http@0.3.0` alone (no Spin SDK) is
+/// served too: the host speaks the standard, not one SDK's dialect.
+#[test]
+fn a_plain_wasi_http_component_is_served() -> Result<()> {
+    wasm("bare")?;
+    let host = TestHost::start(HostConfig::new(
+        root().join("tests/conformance/bare-app/spin.toml"),
+    ))?;
+    let reply = get(&host.url("/anything"), &[])?;
+    assert_eq!((reply.status, reply.body.as_slice()), (200, &b"ok"[..]));
+    Ok(())
+}
