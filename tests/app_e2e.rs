@@ -142,20 +142,21 @@ fn wrong_method_is_a_405_problem_with_allow() -> Result<()> {
 }
 
 /// What `scripts/up` runs, minus the build: the host binary on the real
-/// spin.toml applies the migrations beside it and serves health.
+/// spin.toml applies the migrations beside it, serves health, and logs one
+/// line per request.
 #[test]
 fn host_binary_migrates_at_start_and_serves_the_app() -> Result<()> {
     let state = gatehouse_tests::TempDir::new("up")?;
     let port = gatehouse_tests::free_port()?;
-    let mut child = std::process::Command::new(gatehouse_tests::host_binary()?)
-        .args(["up", "--quiet", "--listen", &format!("127.0.0.1:{port}")])
+    let child = std::process::Command::new(gatehouse_tests::host_binary()?)
+        .args(["up", "--listen", &format!("127.0.0.1:{port}")])
         .arg("--manifest")
         .arg(root().join("spin.toml"))
         .arg("--state-dir")
         .arg(state.path())
         .arg("--cache-dir")
         .arg(gatehouse_tests::cache_dir())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
         .spawn()?;
     let base = format!("http://127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
@@ -167,8 +168,11 @@ fn host_binary_migrates_at_start_and_serves_the_app() -> Result<()> {
         std::thread::sleep(std::time::Duration::from_millis(50));
     };
     let missing = get(&format!("{base}/nope"), &[]);
-    let _ = child.kill();
-    let _ = child.wait();
+    std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()?;
+    let out = child.wait_with_output()?;
+    let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(
         health.status,
         200,
@@ -181,6 +185,20 @@ fn host_binary_migrates_at_start_and_serves_the_app() -> Result<()> {
     assert_eq!(
         missing.header("content-type"),
         Some("application/problem+json")
+    );
+    assert!(
+        log.contains("migrations: 0 already applied") && log.contains("0001_platform"),
+        "{log}"
+    );
+    assert!(
+        log.lines().any(|l| l
+            .starts_with("GET /v1/health route=/... component=platform status=200 duration_ms=")),
+        "{log}"
+    );
+    assert!(
+        log.lines()
+            .any(|l| l.starts_with("GET /nope route=/... component=platform status=404")),
+        "{log}"
     );
     Ok(())
 }

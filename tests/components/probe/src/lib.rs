@@ -37,6 +37,8 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         // An abort is a wasm `unreachable`: a trap, with nothing printed.
         "trap" => std::process::abort(),
         "counter" => counter(),
+        "json" => json_body(req).await,
+        "idem" => idempotency(req).await,
         _ => echo(req).await,
     };
     Ok(reply)
@@ -163,4 +165,83 @@ fn counter() -> Response<Reply> {
     static CALLS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let n = CALLS.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
     reply(200, json!({"calls": n}))
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Greeting {
+    name: String,
+}
+
+impl gatehouse_http::json::Validate for Greeting {
+    fn validate(&self) -> Result<(), Vec<gatehouse_http::FieldError>> {
+        if self.name.is_empty() {
+            return Err(vec![gatehouse_http::FieldError::new(
+                "/name",
+                "required",
+                "name must not be empty",
+            )]);
+        }
+        Ok(())
+    }
+}
+
+/// The shared crate's JSON body handling, inside a real component.
+async fn json_body(req: Request) -> Response<Reply> {
+    let id = gatehouse_http::request_id::generate();
+    match gatehouse_http::json::read_json::<Greeting, _>(req, 64).await {
+        Ok(g) => reply(200, json!({"hello": g.name})),
+        Err(problem) => gatehouse_http::response::problem(problem, &id),
+    }
+}
+
+/// The shared crate's SQLite idempotency store, inside a real component.
+async fn idempotency(req: Request) -> Response<Reply> {
+    use gatehouse_http::idempotency::{
+        Claim, IdempotencyStore, StoredResponse, sqlite::SqliteStore,
+    };
+    let scope = query(&req, "scope").unwrap_or_default();
+    let key = query(&req, "key").unwrap_or_default();
+    let fp = query(&req, "fp").unwrap_or_default();
+    let now: i64 = query(&req, "now").and_then(|n| n.parse().ok()).unwrap_or(0);
+    let conn = match sqlite::Connection::open_default().await {
+        Ok(c) => c,
+        Err(e) => return reply(200, json!({"error": format!("{e:?}")})),
+    };
+    let store = SqliteStore::new(&conn);
+    let outcome = match query(&req, "op").as_deref() {
+        Some("claim") => store.claim(&scope, &key, &fp, now).await.map(|c| match c {
+            Claim::Fresh => json!("fresh"),
+            Claim::Replay(r) => {
+                json!({"replay": r.status, "body": String::from_utf8_lossy(&r.body)})
+            }
+            Claim::Mismatch => json!("mismatch"),
+            Claim::InProgress => json!("in_progress"),
+        }),
+        Some("complete") => {
+            let stored = StoredResponse {
+                status: 201,
+                content_type: "application/json".into(),
+                body: b"{\"id\":7}".to_vec(),
+            };
+            gatehouse_http::idempotency::settle(&store, &scope, &key, &stored)
+                .await
+                .map(|()| json!("completed"))
+        }
+        Some("fail") => {
+            let stored = StoredResponse {
+                status: 503,
+                content_type: "application/json".into(),
+                body: Vec::new(),
+            };
+            gatehouse_http::idempotency::settle(&store, &scope, &key, &stored)
+                .await
+                .map(|()| json!("released"))
+        }
+        _ => return reply(400, json!({"error": "op must be claim, complete or fail"})),
+    };
+    match outcome {
+        Ok(v) => reply(200, json!({"value": v})),
+        Err(e) => reply(200, json!({"error": format!("{e:?}")})),
+    }
 }
