@@ -516,6 +516,8 @@ fn a_plain_wasi_http_component_is_served() -> Result<()> {
     Ok(())
 }
 
+type BodyCase<'a> = (&'a [(&'a str, &'a str)], &'a [u8], u16, &'a str);
+
 /// The shared crate's JSON handling, compiled into a component: every bad
 /// body gets a problem document with a stable code, never a 500.
 #[test]
@@ -523,7 +525,8 @@ fn malformed_bodies_get_problem_documents() -> Result<()> {
     let host = start_probe_app(None)?;
     let url = host.url("/probe/json");
     let json = [("content-type", "application/json")];
-    let cases: [(&[(&str, &str)], &[u8], u16, &str); 5] = [
+    // (headers, body, expected status, expected code)
+    let cases: [BodyCase; 5] = [
         (&json, b"{\"name\": ", 400, "invalid_json"),
         (
             &[("content-type", "text/plain")],
