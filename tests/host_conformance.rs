@@ -38,6 +38,18 @@ fn json_get(host: &TestHost, path: &str) -> Result<Value> {
     reply.json()
 }
 
+/// The WIT error a probe route reported, as text ("" when none).
+fn wit_error(out: &Value) -> &str {
+    out["error"].as_str().unwrap_or_default()
+}
+
+/// The JSON body an internal call answered the probe with.
+fn inner_body(out: &Value) -> Result<Value> {
+    Ok(serde_json::from_str(
+        out["body"].as_str().unwrap_or_default(),
+    )?)
+}
+
 fn header(echo: &Value, name: &str) -> String {
     echo["headers"][name]
         .as_str()
@@ -145,7 +157,7 @@ fn private_component_has_no_route_but_answers_internal_calls() -> Result<()> {
         "/probe/outbound?url=http://hidden.spin.internal/x/echo",
     )?;
     assert_eq!(out["status"], 200, "{out}");
-    let inner: Value = serde_json::from_str(out["body"].as_str().unwrap_or_default())?;
+    let inner = inner_body(&out)?;
     assert_eq!(header(&inner, "spin-path-info"), "/x/echo");
     Ok(())
 }
@@ -154,25 +166,13 @@ fn private_component_has_no_route_but_answers_internal_calls() -> Result<()> {
 fn outbound_request_to_a_host_not_allowed_is_denied() -> Result<()> {
     let host = start_probe_app(None)?;
     let out = json_get(&host, "/probe/outbound?url=http://example.com/")?;
-    assert!(
-        out["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("HttpRequestDenied"),
-        "{out}"
-    );
+    assert!(wit_error(&out).contains("HttpRequestDenied"), "{out}");
     // `fallback` allows no hosts at all, not even internal ones.
     let out = json_get(
         &host,
         "/elsewhere/outbound?url=http://hidden.spin.internal/echo",
     )?;
-    assert!(
-        out["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("HttpRequestDenied"),
-        "{out}"
-    );
+    assert!(wit_error(&out).contains("HttpRequestDenied"), "{out}");
     Ok(())
 }
 
@@ -233,26 +233,14 @@ fn key_value_round_trip_in_spins_file_layout() -> Result<()> {
 fn key_value_unknown_label_is_no_such_store_and_ungranted_is_access_denied() -> Result<()> {
     let host = start_probe_app(None)?;
     let out = json_get(&host, "/probe/kv?label=nope")?;
-    assert!(
-        out["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("NoSuchStore"),
-        "{out}"
-    );
+    assert!(wit_error(&out).contains("NoSuchStore"), "{out}");
     // `hidden` is granted `default` only; `cache` exists in the runtime config.
     let out = json_get(
         &host,
         "/probe/outbound?url=http://hidden.spin.internal/kv?label=cache",
     )?;
-    let inner: Value = serde_json::from_str(out["body"].as_str().unwrap_or_default())?;
-    assert!(
-        inner["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("AccessDenied"),
-        "{inner}"
-    );
+    let inner = inner_body(&out)?;
+    assert!(wit_error(&inner).contains("AccessDenied"), "{inner}");
     Ok(())
 }
 
@@ -281,28 +269,13 @@ fn sqlite_statements_run_on_the_default_database() -> Result<()> {
 fn sqlite_errors_and_denials_reach_the_guest_as_wit_errors() -> Result<()> {
     let host = start_probe_app(None)?;
     let out = send("POST", &host.url("/probe/sql?db=other"), &[], b"SELECT 1")?.json()?;
-    assert!(
-        out["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("NoSuchDatabase"),
-        "{out}"
-    );
+    assert!(wit_error(&out).contains("NoSuchDatabase"), "{out}");
     let out = send("POST", &host.url("/probe/sql"), &[], b"SELECT nonsense")?.json()?;
-    assert!(
-        out["error"].as_str().unwrap_or_default().contains("Io"),
-        "{out}"
-    );
+    assert!(wit_error(&out).contains("Io"), "{out}");
     // `hidden` has no database grant.
     let out = json_get(&host, "/probe/outbound?url=http://hidden.spin.internal/sql")?;
-    let inner: Value = serde_json::from_str(out["body"].as_str().unwrap_or_default())?;
-    assert!(
-        inner["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("AccessDenied"),
-        "{inner}"
-    );
+    let inner = inner_body(&out)?;
+    assert!(wit_error(&inner).contains("AccessDenied"), "{inner}");
     Ok(())
 }
 
@@ -315,29 +288,14 @@ fn variables_come_from_templates_environment_and_defaults() -> Result<()> {
     );
     assert_eq!(json_get(&host, "/probe/var?name=token")?["value"], "t0ken");
     let out = json_get(&host, "/probe/var?name=maybe")?;
-    assert!(
-        out["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("Undefined"),
-        "{out}"
-    );
+    assert!(wit_error(&out).contains("Undefined"), "{out}");
     let out = json_get(&host, "/probe/var?name=greeting")?;
     assert!(
-        out["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("Undefined"),
+        wit_error(&out).contains("Undefined"),
         "app variables are not component variables: {out}"
     );
     let out = json_get(&host, "/probe/var?name=Not-Valid")?;
-    assert!(
-        out["error"]
-            .as_str()
-            .unwrap_or_default()
-            .contains("InvalidName"),
-        "{out}"
-    );
+    assert!(wit_error(&out).contains("InvalidName"), "{out}");
     Ok(())
 }
 

@@ -287,10 +287,15 @@ impl Runtime {
         })
     }
 
-    /// Creates a store and an instance of `id` without calling it: the
-    /// fixed part of every request's cost, measured by `bench --phase`.
-    pub async fn instantiate_only(self: &Arc<Self>, id: &str) -> Result<()> {
-        let loaded = self.components.get(id).context("no such component")?;
+    /// A fresh store for one request to component `id`.
+    fn new_store(
+        self: &Arc<Self>,
+        id: &str,
+        loaded: &Loaded,
+        client: SocketAddr,
+        origin: String,
+        depth: u8,
+    ) -> Store<RequestState> {
         let state = RequestState {
             table: ResourceTable::new(),
             wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
@@ -299,13 +304,21 @@ impl Runtime {
                 runtime: self.clone(),
                 component: id.to_string(),
                 allowed: loaded.allowed_hosts.clone(),
-                client: "127.0.0.1:9".parse()?,
-                origin: String::new(),
-                depth: 0,
+                client,
+                origin,
+                depth,
             },
             grants: loaded.grants.clone(),
         };
-        let mut store = Store::new(loaded.pre.engine(), state);
+        Store::new(loaded.pre.engine(), state)
+    }
+
+    /// Creates a store and an instance of `id` without calling it: the
+    /// fixed part of every request's cost, measured by `bench`.
+    pub async fn instantiate_only(self: &Arc<Self>, id: &str) -> Result<()> {
+        let loaded = self.components.get(id).context("no such component")?;
+        let client = SocketAddr::from(([127, 0, 0, 1], 9));
+        let mut store = self.new_store(id, loaded, client, String::new(), 0);
         let _service = loaded.pre.instantiate_async(&mut store).await?;
         Ok(())
     }
@@ -323,21 +336,7 @@ impl Runtime {
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        let state = RequestState {
-            table: ResourceTable::new(),
-            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
-            http: WasiHttpCtx::new(),
-            hooks: OutboundHooks {
-                runtime: self.clone(),
-                component: id.to_string(),
-                allowed: loaded.allowed_hosts.clone(),
-                client,
-                origin,
-                depth,
-            },
-            grants: loaded.grants.clone(),
-        };
-        let mut store = Store::new(loaded.pre.engine(), state);
+        let mut store = self.new_store(id, loaded, client, origin, depth);
         let service = loaded.pre.instantiate_async(&mut store).await?;
         let (req, io) =
             wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().hooks, req);
