@@ -93,6 +93,30 @@ fn spin_request_headers_describe_the_request() -> Result<()> {
 }
 
 #[test]
+fn clients_cannot_spoof_spin_headers() -> Result<()> {
+    let host = start_probe_app(None)?;
+    let reply = get(
+        &host.url("/probe/items/7/echo"),
+        &[
+            ("spin-client-addr", "10.0.0.1:1"),
+            ("spin-path-match-id", "999"),
+            ("spin-path-match-admin", "true"),
+        ],
+    )?;
+    let echo = reply.json()?;
+    assert!(
+        header(&echo, "spin-client-addr").starts_with("127.0.0.1:"),
+        "{echo}"
+    );
+    assert_eq!(header(&echo, "spin-path-match-id"), "7");
+    assert!(
+        echo["headers"].get("spin-path-match-admin").is_none(),
+        "{echo}"
+    );
+    Ok(())
+}
+
+#[test]
 fn request_body_reaches_the_guest() -> Result<()> {
     let host = start_probe_app(None)?;
     let body = vec![b'x'; 300_000];

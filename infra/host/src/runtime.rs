@@ -393,6 +393,16 @@ fn set_spin_headers<B>(
         .unwrap_or_else(|| "/".into());
     let full_url = format!("{origin}{path_and_query}");
     let headers = req.headers_mut();
+    // `spin-*` headers are the host's word about the request; a client's
+    // own would let it spoof its address or route parameters.
+    let spoofed: Vec<http::HeaderName> = headers
+        .keys()
+        .filter(|k| k.as_str().starts_with("spin-"))
+        .cloned()
+        .collect();
+    for name in spoofed {
+        headers.remove(name);
+    }
     let mut put = |name: &str, value: &str| {
         if let (Ok(n), Ok(v)) = (
             http::HeaderName::try_from(name),
