@@ -24,6 +24,10 @@ fn main() {
         })
         .collect();
     migrations.sort();
+    // Two files with one version would make "applied" ambiguous.
+    if let Some(pair) = migrations.windows(2).find(|w| w[0].0 == w[1].0) {
+        panic!("migrations {} and {} share a version", pair[0].1, pair[1].1);
+    }
     let entries: Vec<String> = migrations
         .iter()
         .map(|(v, n)| format!("({v}, {n:?})"))

@@ -22,6 +22,15 @@ pub const REPLAYED_HEADER: &str = "idempotent-replayed";
 /// How long a key is remembered.
 pub const TTL_SECONDS: i64 = 24 * 60 * 60;
 
+/// Now, in unix seconds, as stores expect it. On wasm32-wasip2 the clock is
+/// the host's wall clock.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or_default()
+}
+
 /// A validated key: 1..=255 visible ASCII characters.
 pub fn parse_key(value: &str) -> Result<String, Problem> {
     if (1..=255).contains(&value.len()) && value.bytes().all(|b| b.is_ascii_graphic()) {
@@ -85,6 +94,12 @@ impl Claim {
 }
 
 /// Where idempotency records live.
+///
+/// `scope` must name the tenant and the caller as well as the route, so
+/// that equal keys from different tenants never meet.
+// Stores are used as generic parameters, never as `dyn`, so the futures'
+// missing `Send` bound (which the lint warns about) costs nothing; Spin
+// guests are single-threaded anyway.
 #[allow(async_fn_in_trait)]
 pub trait IdempotencyStore {
     /// The store's error.
@@ -240,7 +255,14 @@ pub mod sqlite {
             // Expired records count as absent.
             let mut params = id();
             params.push(Value::Integer(now));
-            self.conn.execute("DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND expires_at <= ?", params).await?.collect().await?;
+            self.conn
+                .execute(
+                    "DELETE FROM idempotency_keys WHERE scope = ? AND idem_key = ? AND expires_at <= ?",
+                    params,
+                )
+                .await?
+                .collect()
+                .await?;
             // The insert is the atomic claim: only one request wins it.
             let mut params = id();
             params.extend([
@@ -275,13 +297,15 @@ pub mod sqlite {
                 row.values.get(2),
                 row.values.get(4),
             ) {
-                (Some("done"), Some(Value::Integer(status)), Some(Value::Blob(body))) => {
-                    Some(StoredResponse {
-                        status: u16::try_from(*status).unwrap_or(500),
-                        content_type: row.values.get(3).and_then(text).unwrap_or_default(),
-                        body: body.clone(),
-                    })
-                }
+                // A backend may hand an empty blob back as NULL.
+                (Some("done"), Some(Value::Integer(status)), body) => Some(StoredResponse {
+                    status: u16::try_from(*status).unwrap_or(500),
+                    content_type: row.values.get(3).and_then(text).unwrap_or_default(),
+                    body: match body {
+                        Some(Value::Blob(b)) => b.clone(),
+                        _ => Vec::new(),
+                    },
+                }),
                 _ => None,
             };
             Ok(decide(Some((&fp, done.as_ref())), fingerprint))
@@ -380,6 +404,53 @@ mod tests {
         block_on(store.claim("s", "k", &fp, 0)).ok();
         block_on(settle(&store, "s", "k", &ok(503))).ok();
         assert_eq!(block_on(store.claim("s", "k", &fp, 1)), Ok(Claim::Fresh));
+    }
+
+    #[test]
+    fn fingerprints_tell_method_path_and_body_apart() {
+        let base = fingerprint("POST", "/v1/keys", b"{}");
+        assert_eq!(base.len(), 64);
+        assert_eq!(base, fingerprint("POST", "/v1/keys", b"{}"));
+        assert_ne!(base, fingerprint("PUT", "/v1/keys", b"{}"));
+        assert_ne!(base, fingerprint("POST", "/v1/key", b"{}"));
+        assert_ne!(base, fingerprint("POST", "/v1/keys", b"{ }"));
+        // The separator keeps "ab"+"c" apart from "a"+"bc".
+        assert_ne!(
+            fingerprint("POST", "/ab", b"c"),
+            fingerprint("POST", "/a", b"bc")
+        );
+    }
+
+    #[test]
+    fn a_running_claim_expires_too() {
+        let store = MemoryStore::default();
+        let fp = fingerprint("POST", "/x", b"");
+        block_on(store.claim("s", "k", &fp, 0)).ok();
+        assert_eq!(
+            block_on(store.claim("s", "k", &fp, TTL_SECONDS - 1)),
+            Ok(Claim::InProgress)
+        );
+        assert_eq!(
+            block_on(store.claim("s", "k", &fp, TTL_SECONDS)),
+            Ok(Claim::Fresh)
+        );
+    }
+
+    #[test]
+    fn client_errors_are_stored_and_replayed() {
+        let store = MemoryStore::default();
+        let fp = fingerprint("POST", "/x", b"");
+        block_on(store.claim("s", "k", &fp, 0)).ok();
+        block_on(settle(&store, "s", "k", &ok(409))).ok();
+        assert_eq!(
+            block_on(store.claim("s", "k", &fp, 1)),
+            Ok(Claim::Replay(ok(409)))
+        );
+    }
+
+    #[test]
+    fn the_clock_is_past_2020() {
+        assert!(unix_now() > 1_577_836_800);
     }
 
     #[test]

@@ -38,8 +38,7 @@ pub fn is_json(content_type: Option<&str>) -> bool {
 /// Parses `bytes` as `T`, mapping every failure to a problem.
 pub fn parse<T: DeserializeOwned>(content_type: Option<&str>, bytes: &[u8]) -> Result<T, Problem> {
     if !is_json(content_type) {
-        return Err(Problem::new(ErrorCode::UnsupportedMediaType)
-            .detail("send the body as application/json"));
+        return Err(not_json());
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(de);
@@ -54,19 +53,9 @@ pub fn parse<T: DeserializeOwned>(content_type: Option<&str>, bytes: &[u8]) -> R
                     inner.line(),
                     inner.column()
                 )),
-            Category::Data => {
-                let message = data_message(&inner.to_string());
-                let code = if message.starts_with("missing field") {
-                    "required"
-                } else if message.starts_with("unknown field") {
-                    "unknown_field"
-                } else {
-                    "invalid"
-                };
-                Problem::new(ErrorCode::ValidationFailed)
-                    .detail("the request body has invalid fields")
-                    .errors(vec![FieldError::new(pointer, code, message)])
-            }
+            Category::Data => Problem::new(ErrorCode::ValidationFailed)
+                .detail("the request body has invalid fields")
+                .errors(vec![field_error(pointer, &inner.to_string())]),
         }
     })
 }
@@ -77,21 +66,47 @@ pub fn parse_valid<T: DeserializeOwned + Validate>(
     bytes: &[u8],
 ) -> Result<T, Problem> {
     let value: T = parse(content_type, bytes)?;
-    value.validate().map_err(|errors| {
-        Problem::new(ErrorCode::ValidationFailed)
-            .detail("the request body has invalid fields")
-            .errors(errors)
-    })?;
+    value.validate().map_err(invalid_fields)?;
     Ok(value)
 }
 
-/// serde's message without its " at line X column Y" suffix (the pointer
-/// says where).
-fn data_message(full: &str) -> String {
-    match full.rfind(" at line ") {
-        Some(i) => full[..i].to_string(),
-        None => full.to_string(),
+fn invalid_fields(errors: Vec<FieldError>) -> Problem {
+    Problem::new(ErrorCode::ValidationFailed)
+        .detail("the request body has invalid fields")
+        .errors(errors)
+}
+
+fn not_json() -> Problem {
+    Problem::new(ErrorCode::UnsupportedMediaType).detail("send the body as application/json")
+}
+
+/// Turns a serde data error into a field error. serde reports a missing
+/// field at its parent's path, so its name (from the message) is appended
+/// to point at the field itself.
+fn field_error(parent_pointer: String, serde_message: &str) -> FieldError {
+    // The pointer says where; serde's " at line X column Y" would repeat it.
+    let message = match serde_message.rfind(" at line ") {
+        Some(i) => &serde_message[..i],
+        None => serde_message,
+    };
+    if let Some(name) = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.strip_suffix('`'))
+    {
+        let pointer = format!("{parent_pointer}/{}", escape_pointer_token(name));
+        return FieldError::new(pointer, "required", message);
     }
+    let code = if message.starts_with("unknown field") {
+        "unknown_field"
+    } else {
+        "invalid"
+    };
+    FieldError::new(parent_pointer, code, message)
+}
+
+/// RFC 6901: `~` and `/` inside a key are escaped.
+fn escape_pointer_token(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
 }
 
 fn pointer_of(path: &serde_path_to_error::Path) -> String {
@@ -100,9 +115,7 @@ fn pointer_of(path: &serde_path_to_error::Path) -> String {
     for segment in path.iter() {
         match segment {
             Segment::Seq { index } => out.push_str(&format!("/{index}")),
-            Segment::Map { key } => {
-                out.push_str(&format!("/{}", key.replace('~', "~0").replace('/', "~1")))
-            }
+            Segment::Map { key } => out.push_str(&format!("/{}", escape_pointer_token(key))),
             Segment::Enum { variant } => out.push_str(&format!("/{variant}")),
             Segment::Unknown => {}
         }
@@ -143,10 +156,24 @@ where
     }
 }
 
-/// Reads and parses a request's JSON body into a validated `T`.
+/// Reads and parses a request's JSON body into a validated `T`: what a
+/// handler normally wants.
 pub async fn read_json<T, B>(req: http::Request<B>, limit: usize) -> Result<T, Problem>
 where
     T: DeserializeOwned + Validate,
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let value: T = read_unvalidated(req, limit).await?;
+    value.validate().map_err(invalid_fields)?;
+    Ok(value)
+}
+
+/// Reads and parses a request's JSON body into `T` without [`Validate`]
+/// rules, for types whose shape is the whole contract.
+pub async fn read_unvalidated<T, B>(req: http::Request<B>, limit: usize) -> Result<T, Problem>
+where
+    T: DeserializeOwned,
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
@@ -155,12 +182,12 @@ where
         .headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
+    // The media type is checked before reading so a wrong one costs nothing.
     if !is_json(content_type) {
-        return Err(Problem::new(ErrorCode::UnsupportedMediaType)
-            .detail("send the body as application/json"));
+        return Err(not_json());
     }
     let bytes = read_body(&parts.headers, body, limit).await?;
-    parse_valid(content_type, &bytes)
+    parse(content_type, &bytes)
 }
 
 #[cfg(test)]
@@ -188,6 +215,12 @@ mod tests {
                 )])
             }
         }
+    }
+
+    #[derive(Debug, Deserialize)]
+    struct Team {
+        #[allow(dead_code)]
+        owner: Signup,
     }
 
     const JSON: Option<&str> = Some("application/json; charset=utf-8");
@@ -218,10 +251,26 @@ mod tests {
         let p = parse::<Signup>(JSON, br#"{"email": "a@b", "tags": ["x", 3]}"#).unwrap_err();
         assert_eq!((p.status, p.code), (422, "validation_failed"));
         assert_eq!(p.errors[0].pointer, "/tags/1");
-        let p = parse::<Signup>(JSON, br#"{"tags": []}"#).unwrap_err();
-        assert_eq!(p.errors[0].code, "required");
         let p = parse::<Signup>(JSON, br#"{"email": "a@b", "admin": true}"#).unwrap_err();
         assert_eq!(p.errors[0].code, "unknown_field");
+        assert_eq!(p.errors[0].pointer, "/admin");
+    }
+
+    #[test]
+    fn missing_fields_point_at_the_field_not_its_parent() {
+        let p = parse::<Signup>(JSON, br#"{"tags": []}"#).unwrap_err();
+        assert_eq!(p.errors[0].code, "required");
+        assert_eq!(p.errors[0].pointer, "/email");
+        assert_eq!(p.errors[0].message, "missing field `email`");
+        let p = parse::<Team>(JSON, br#"{"owner": {}}"#).unwrap_err();
+        assert_eq!(p.errors[0].pointer, "/owner/email");
+    }
+
+    #[test]
+    fn pointer_tokens_are_escaped() {
+        let p =
+            parse::<std::collections::HashMap<String, u8>>(JSON, br#"{"a/b~c": "x"}"#).unwrap_err();
+        assert_eq!(p.errors[0].pointer, "/a~1b~0c");
     }
 
     #[test]
@@ -257,6 +306,29 @@ mod tests {
         ))
         .unwrap_err();
         assert_eq!(counted.status, 413);
+    }
+
+    #[test]
+    fn wrong_media_type_is_refused_before_the_body_is_read() {
+        let req = http::Request::post("/")
+            .header("content-type", "text/plain")
+            .header("content-length", "999999")
+            .body(http_body_util::Full::new(Bytes::from_static(b"{}")))
+            .expect("valid request");
+        let p = futures::executor::block_on(read_json::<Signup, _>(req, 16)).unwrap_err();
+        assert_eq!((p.status, p.code), (415, "unsupported_media_type"));
+    }
+
+    #[test]
+    fn read_json_applies_validation_rules_and_read_unvalidated_does_not() -> anyhow::Result<()> {
+        let body = br#"{"email": "nope"}"#;
+        let p = futures::executor::block_on(read_json::<Signup, _>(request(body, None), 64))
+            .unwrap_err();
+        assert_eq!(p.errors[0].pointer, "/email");
+        let s = futures::executor::block_on(read_unvalidated::<Signup, _>(request(body, None), 64))
+            .map_err(|p| anyhow::anyhow!("{p:?}"))?;
+        assert_eq!(s.email, "nope");
+        Ok(())
     }
 
     #[test]

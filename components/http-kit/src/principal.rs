@@ -134,6 +134,40 @@ mod tests {
     }
 
     #[test]
+    fn an_impersonated_api_key_principal_round_trips() -> anyhow::Result<()> {
+        let p = Principal {
+            subject: Subject::ApiKey {
+                id: "k1".into(),
+                owner_user_id: Some("u1".into()),
+            },
+            org_role: Some(OrgRole::Admin),
+            acting_as: Some(ActingAs {
+                impersonator_user_id: "u9".into(),
+            }),
+            credential: Credential::ApiKey,
+            ..member()
+        };
+        let json = serde_json::to_value(&p)?;
+        assert_eq!(json["subject"]["type"], "api_key");
+        assert_eq!(json["credential"], "api_key");
+        assert_eq!(json["acting_as"]["impersonator_user_id"], "u9");
+        assert_eq!(serde_json::from_value::<Principal>(json)?, p);
+        assert!(p.is_org_admin());
+        Ok(())
+    }
+
+    #[test]
+    fn missing_lists_and_options_default_to_empty() -> anyhow::Result<()> {
+        let p: Principal = serde_json::from_value(serde_json::json!({
+            "subject": {"type": "service", "name": "billing"},
+            "credential": "jwt"
+        }))?;
+        assert_eq!(p.org_id, None);
+        assert!(p.permissions.is_empty() && p.acting_as.is_none());
+        Ok(())
+    }
+
+    #[test]
     fn serializes_with_tagged_subject() -> anyhow::Result<()> {
         let json = serde_json::to_value(member())?;
         assert_eq!(json["subject"]["type"], "user");

@@ -44,6 +44,30 @@ pub enum ErrorCode {
 }
 
 impl ErrorCode {
+    /// Every code, so documents and tests can enumerate them.
+    pub const ALL: [ErrorCode; 17] = {
+        use ErrorCode::*;
+        [
+            NotFound,
+            MethodNotAllowed,
+            InvalidJson,
+            UnsupportedMediaType,
+            PayloadTooLarge,
+            ValidationFailed,
+            InvalidQuery,
+            Unauthenticated,
+            Forbidden,
+            Conflict,
+            IdempotencyKeyInvalid,
+            IdempotencyKeyReused,
+            IdempotencyInProgress,
+            PreconditionFailed,
+            RateLimited,
+            Internal,
+            Unavailable,
+        ]
+    };
+
     /// The code as it appears in problem documents.
     pub fn as_str(self) -> &'static str {
         use ErrorCode::*;
@@ -204,8 +228,8 @@ impl Problem {
         self
     }
 
-    /// 404 for `what`; the same answer whether it does not exist or the
-    /// caller may not see it.
+    /// 404; the same answer whether the resource does not exist or the
+    /// caller may not see it, so existence never leaks.
     pub fn not_found() -> Problem {
         Problem::new(ErrorCode::NotFound).detail("no such resource")
     }
@@ -255,6 +279,24 @@ mod tests {
         assert_eq!(json["status"], 422);
         assert_eq!(json["errors"][0]["pointer"], "/email");
         Ok(())
+    }
+
+    #[test]
+    fn codes_are_unique_snake_case_with_error_statuses() {
+        let mut seen = std::collections::HashSet::new();
+        for code in ErrorCode::ALL {
+            let s = code.as_str();
+            assert!(seen.insert(s), "{s} twice");
+            assert!(
+                s.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                "{s}"
+            );
+            assert!((400..=599).contains(&code.status()), "{s}");
+            assert_eq!(
+                Problem::new(code).kind,
+                format!("urn:gatehouse:problem:{s}")
+            );
+        }
     }
 
     #[test]

@@ -12,6 +12,11 @@ pub fn from_header(value: Option<&str>) -> String {
     }
 }
 
+/// The id for a request with these headers.
+pub fn from_headers(headers: &http::HeaderMap) -> String {
+    from_header(headers.get(HEADER).and_then(|v| v.to_str().ok()))
+}
+
 fn is_acceptable(v: &str) -> bool {
     (1..=128).contains(&v.len())
         && v.bytes()
@@ -55,6 +60,14 @@ mod tests {
             assert_eq!(id.len(), 32);
             assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
         }
+    }
+
+    #[test]
+    fn reads_the_id_from_request_headers() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(HEADER, http::HeaderValue::from_static("abc"));
+        assert_eq!(from_headers(&headers), "abc");
+        assert_eq!(from_headers(&http::HeaderMap::new()).len(), 32);
     }
 
     #[test]

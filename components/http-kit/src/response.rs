@@ -6,6 +6,7 @@ use http_body_util::Full;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::idempotency::{REPLAYED_HEADER, StoredResponse};
 use crate::problem::Problem;
 use crate::request_id;
 
@@ -63,7 +64,19 @@ pub fn problem(problem: Problem, request_id: &str) -> Response {
     )
 }
 
-/// A strong ETag for `body`.
+/// A stored response sent again for an idempotent retry, marked as such.
+pub fn replay(stored: &StoredResponse, request_id: &str) -> Response {
+    let content_type = Some(stored.content_type.as_str()).filter(|ct| !ct.is_empty());
+    build(
+        stored.status,
+        content_type,
+        request_id,
+        stored.body.clone(),
+        &[(REPLAYED_HEADER, "true".to_string())],
+    )
+}
+
+/// A strong ETag for `body`: the first 128 bits of its SHA-256, quoted.
 pub fn etag(body: &[u8]) -> String {
     let digest = Sha256::digest(body);
     let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
@@ -126,11 +139,40 @@ mod tests {
     fn json_response_serializes_the_value() -> anyhow::Result<()> {
         let res = json(201, &serde_json::json!({"id": 1}), "r");
         assert_eq!(res.status(), 201);
+        assert_eq!(res.headers()["content-type"], "application/json");
+        assert_eq!(res.headers()["x-request-id"], "r");
         assert_eq!(
             serde_json::from_slice::<serde_json::Value>(&body(res))?["id"],
             1
         );
         Ok(())
+    }
+
+    #[test]
+    fn replay_sends_the_stored_response_marked_replayed() {
+        let stored = StoredResponse {
+            status: 201,
+            content_type: "application/json".into(),
+            body: b"{\"id\":7}".to_vec(),
+        };
+        let res = replay(&stored, "r-2");
+        assert_eq!(res.status(), 201);
+        assert_eq!(res.headers()["idempotent-replayed"], "true");
+        assert_eq!(res.headers()["x-request-id"], "r-2");
+        assert_eq!(res.headers()["content-type"], "application/json");
+        assert_eq!(body(res), b"{\"id\":7}");
+    }
+
+    #[test]
+    fn not_modified_carries_etag_and_request_id() {
+        let tag = etag(b"{}");
+        let res = cacheable("application/json", b"{}", Some(&format!("W/{tag}")), "r-3");
+        assert_eq!(res.status(), 304);
+        assert_eq!(res.headers()["etag"], tag.as_str());
+        assert_eq!(res.headers()["x-request-id"], "r-3");
+        assert!(res.headers().get("content-type").is_none());
+        assert!(matches_if_none_match(Some("*"), &tag));
+        assert!(!matches_if_none_match(None, &tag));
     }
 
     #[test]

@@ -16,11 +16,8 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
 }
 
 async fn route(req: Request) -> Response {
-    let id = request_id::from_header(
-        req.headers()
-            .get(request_id::HEADER)
-            .and_then(|v| v.to_str().ok()),
-    );
+    let id = request_id::from_headers(req.headers());
+    // HEAD is answered like GET; the server drops the body.
     let get = req.method() == http::Method::GET || req.method() == http::Method::HEAD;
     match (get, segments(req.uri().path()).as_slice()) {
         (true, ["v1", "health", "live"]) => health::live(&id),
