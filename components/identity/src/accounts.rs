@@ -1,0 +1,188 @@
+//! Sign-up and email verification.
+//!
+//! Registration answers the same way whether or not the address already
+//! has an account (the owner of an existing account is told by mail
+//! instead), and does the same work in both cases, so neither the response
+//! nor its timing tells a caller which addresses are registered.
+
+use gatehouse_http::json::{self, Validate};
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
+use identity_core::email::{normalize_email, valid_email};
+use identity_core::{password, token};
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Request;
+
+use crate::{config, db, outbox};
+
+/// Prefix of email verification tokens.
+const VERIFY_PREFIX: &str = "gvt_";
+/// How long a verification link works.
+const VERIFY_TTL_SECONDS: i64 = 24 * 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Register {
+    email: String,
+    password: String,
+    display_name: String,
+}
+
+impl Validate for Register {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if !valid_email(&self.email) {
+            errors.push(FieldError::new(
+                "/email",
+                "invalid_format",
+                "email must be a valid address",
+            ));
+        }
+        let name = self.display_name.trim().chars().count();
+        if !(1..=100).contains(&name) {
+            errors.push(FieldError::new(
+                "/display_name",
+                "invalid_length",
+                "display_name must have 1 to 100 characters",
+            ));
+        }
+        for weakness in password::check(&self.password, &self.email) {
+            errors.push(FieldError::new(
+                "/password",
+                weakness.code(),
+                weakness.message(),
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    status: &'static str,
+    message: &'static str,
+}
+
+const ACCEPTED: Accepted = Accepted {
+    status: "verification_sent",
+    message: "If this address can receive mail, a message with the next step is on its way.",
+};
+
+/// `POST /v1/auth/register`.
+pub async fn register(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let body: Register = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let email = body.email.trim().to_string();
+    let normalized = normalize_email(&email);
+    // Hash before looking the address up, so both outcomes cost the same.
+    let hash = password::hash(&body.password);
+    let now = unix_now();
+    let conn = db::open().await?;
+    let user_id = db::new_id("usr_");
+    let inserted = db::exec(
+        &conn,
+        "INSERT INTO users (id, email, email_normalized, display_name, password_hash, status, created_at, updated_at)
+         VALUES (?, ?, ?, ?, ?, 'pending', ?, ?) ON CONFLICT (email_normalized) DO NOTHING",
+        vec![db::text(&user_id), db::text(&email), db::text(&normalized), db::text(body.display_name.trim()), db::text(hash), db::int(now), db::int(now)],
+    )
+    .await?;
+    let base = config::public_base_url().await;
+    if inserted == 1 {
+        let issued = token::issue(VERIFY_PREFIX);
+        db::exec(
+            &conn,
+            "INSERT INTO user_tokens (digest, user_id, purpose, expires_at, created_at) VALUES (?, ?, 'verify_email', ?, ?)",
+            vec![db::text(&issued.digest), db::text(&user_id), db::int(now + VERIFY_TTL_SECONDS), db::int(now)],
+        )
+        .await?;
+        let body = format!(
+            "Welcome to Gatehouse.\n\nConfirm your address: {base}/verify-email?token={token}\n\nOr send this token to POST /v1/auth/verify-email: {token}\n\nThe link works once, for 24 hours.\n",
+            token = issued.secret
+        );
+        outbox::enqueue(
+            &conn,
+            &email,
+            "verify_email",
+            "Confirm your email address",
+            &body,
+            now,
+        )
+        .await?;
+    } else {
+        let body = format!(
+            "Someone tried to create a Gatehouse account with this address, which already has one.\n\nIf it was you, sign in instead: {base}/login\nIf not, you can ignore this message.\n"
+        );
+        outbox::enqueue(
+            &conn,
+            &email,
+            "account_exists",
+            "You already have an account",
+            &body,
+            now,
+        )
+        .await?;
+    }
+    Ok(response::json(202, &ACCEPTED, request_id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerifyEmail {
+    token: String,
+}
+
+impl Validate for VerifyEmail {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct Verified {
+    status: &'static str,
+}
+
+fn invalid_token() -> Problem {
+    Problem::new(ErrorCode::ValidationFailed)
+        .detail("the token is invalid, expired or already used")
+        .errors(vec![FieldError::new(
+            "/token",
+            "invalid_token",
+            "the token is invalid, expired or already used",
+        )])
+}
+
+/// `POST /v1/auth/verify-email`: spends a verification token and activates
+/// the account.
+pub async fn verify_email(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let body: VerifyEmail = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    if !token::well_formed(&body.token, VERIFY_PREFIX) {
+        return Err(invalid_token());
+    }
+    let now = unix_now();
+    let conn = db::open().await?;
+    // Spending the token is one statement, so two concurrent uses cannot
+    // both succeed.
+    let rows = db::query(
+        &conn,
+        "UPDATE user_tokens SET used_at = ? WHERE digest = ? AND purpose = 'verify_email' AND used_at IS NULL AND expires_at > ? RETURNING user_id",
+        vec![db::int(now), db::text(token::digest(&body.token)), db::int(now)],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Err(invalid_token());
+    };
+    db::exec(
+        &conn,
+        "UPDATE users SET status = 'active', email_verified_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'",
+        vec![db::int(now), db::int(now), db::text(db::get_text(row, 0))],
+    )
+    .await?;
+    Ok(response::json(
+        200,
+        &Verified { status: "verified" },
+        request_id,
+    ))
+}

@@ -1,0 +1,76 @@
+//! Thin helpers over Spin's SQLite: run a statement, read typed columns.
+//! Database error text never leaves this module: callers get a 500 problem.
+
+use gatehouse_http::Problem;
+use spin_sdk::sqlite::{Connection, RowResult, Value};
+
+/// Opens the `default` database.
+pub async fn open() -> Result<Connection, Problem> {
+    Connection::open_default()
+        .await
+        .map_err(|e| internal("open", &format!("{e:?}")))
+}
+
+fn internal(what: &str, detail: &str) -> Problem {
+    eprintln!("identity: database {what} failed: {detail}");
+    Problem::internal()
+}
+
+/// Runs a statement and returns its rows.
+pub async fn query(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<RowResult>, Problem> {
+    let rows = conn
+        .execute(sql, params)
+        .await
+        .map_err(|e| internal("statement", &format!("{e:?}")))?;
+    rows.collect()
+        .await
+        .map_err(|e| internal("read", &format!("{e:?}")))
+}
+
+/// Runs a statement for its effect; returns the number of changed rows.
+pub async fn exec(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64, Problem> {
+    query(conn, sql, params).await?;
+    Ok(conn.changes().await)
+}
+
+/// Text parameter.
+pub fn text(v: impl Into<String>) -> Value {
+    Value::Text(v.into())
+}
+
+/// Integer parameter.
+pub fn int(v: i64) -> Value {
+    Value::Integer(v)
+}
+
+/// Optional text parameter (NULL when absent).
+pub fn opt_text(v: Option<String>) -> Value {
+    v.map(Value::Text).unwrap_or(Value::Null)
+}
+
+/// Column `i` as text.
+pub fn get_text(row: &RowResult, i: usize) -> String {
+    match row.values.get(i) {
+        Some(Value::Text(t)) => t.clone(),
+        _ => String::new(),
+    }
+}
+
+/// Column `i` as an integer, `None` for NULL.
+pub fn get_int(row: &RowResult, i: usize) -> Option<i64> {
+    match row.values.get(i) {
+        Some(Value::Integer(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// A new id: `prefix` and 128 random bits in hex.
+pub fn new_id(prefix: &str) -> String {
+    let bytes = identity_core::random::bytes::<16>();
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!("{prefix}{hex}")
+}

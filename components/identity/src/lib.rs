@@ -1,0 +1,49 @@
+//! The `identity` component: accounts, email verification, login, logout
+//! and the signed-in user. Routes (see spin.toml):
+//!
+//! - `POST /v1/auth/register`, `POST /v1/auth/verify-email`
+//! - `POST /v1/auth/login`, `POST /v1/auth/logout`
+//! - `GET /v1/me`
+//! - `GET /v1/dev/outbox` (only with the `dev_outbox` variable enabled)
+
+use gatehouse_http::router::{fallback, segments};
+use gatehouse_http::{Problem, Response, request_id, response};
+use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http_service;
+
+mod accounts;
+mod config;
+mod db;
+mod outbox;
+mod sessions;
+
+#[http_service]
+async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let id = request_id::from_headers(req.headers());
+    Ok(match route(req, &id).await {
+        Ok(res) => res,
+        Err(problem) => response::problem(problem, &id),
+    })
+}
+
+async fn route(req: Request, id: &str) -> Result<Response, Problem> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let post = method == http::Method::POST;
+    let get = method == http::Method::GET;
+    match segments(&path).as_slice() {
+        ["v1", "auth", "register"] if post => accounts::register(req, id).await,
+        ["v1", "auth", "verify-email"] if post => accounts::verify_email(req, id).await,
+        ["v1", "auth", "login"] if post => sessions::login(req, id).await,
+        ["v1", "auth", "logout"] if post => sessions::logout(req, id).await,
+        ["v1", "me"] if get => sessions::me(req, id).await,
+        ["v1", "dev", "outbox"] if get => outbox::list_for_development(id).await,
+        [
+            "v1",
+            "auth",
+            "register" | "verify-email" | "login" | "logout",
+        ] => Err(fallback(Some(&["POST"]))),
+        ["v1", "me"] | ["v1", "dev", "outbox"] => Err(fallback(Some(&["GET"]))),
+        _ => Err(fallback(None)),
+    }
+}

@@ -1,0 +1,279 @@
+//! Login, logout and the signed-in user.
+//!
+//! A session is an opaque bearer token (`ghs_` + 256 random bits) whose
+//! SHA-256 digest is stored. It dies when revoked, after the idle lifetime
+//! without use, or at its absolute lifetime, whichever comes first; each use
+//! slides the idle deadline forward, never past the absolute one.
+//!
+//! Failed logins answer identically for an unknown address and a wrong
+//! password, after the same argon2id work.
+
+use bytes::Bytes;
+use gatehouse_http::json::{self, Validate};
+use gatehouse_http::{
+    ErrorCode, FieldError, Problem, Response, idempotency::unix_now, request_id, response,
+};
+use identity_core::email::normalize_email;
+use identity_core::{password, token};
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Request;
+use spin_sdk::sqlite::Connection;
+
+use crate::{config, db};
+
+/// Prefix of session tokens.
+pub const SESSION_PREFIX: &str = "ghs_";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    email: String,
+    password: String,
+}
+
+impl Validate for Login {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self.email.trim().is_empty() {
+            errors.push(FieldError::new("/email", "required", "email is required"));
+        }
+        if self.password.is_empty() {
+            errors.push(FieldError::new(
+                "/password",
+                "required",
+                "password is required",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// The account as its owner sees it.
+#[derive(Serialize)]
+pub struct User {
+    id: String,
+    email: String,
+    display_name: String,
+    status: String,
+    email_verified: bool,
+    created_at: i64,
+}
+
+#[derive(Serialize)]
+struct SessionInfo {
+    id: String,
+    created_at: i64,
+    idle_expires_at: i64,
+    absolute_expires_at: i64,
+}
+
+#[derive(Serialize)]
+struct LoggedIn {
+    token: String,
+    token_type: &'static str,
+    session: SessionInfo,
+    user: User,
+}
+
+fn bad_credentials() -> Problem {
+    Problem::new(ErrorCode::Unauthenticated)
+        .detail("the email or password is incorrect")
+        .header("www-authenticate", "Bearer")
+}
+
+fn client_address(req: &Request) -> Option<String> {
+    let addr = req.headers().get("spin-client-addr")?.to_str().ok()?;
+    // Drop the port; `[v6]:port` keeps its brackets off.
+    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
+    Some(
+        host.trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+    )
+}
+
+fn user_agent(req: &Request) -> Option<String> {
+    req.headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.chars().take(512).collect())
+}
+
+/// `POST /v1/auth/login`.
+pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let agent = user_agent(&req);
+    let address = client_address(&req);
+    let body: Login = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let conn = db::open().await?;
+    let rows = db::query(
+        &conn,
+        "SELECT id, email, display_name, status, email_verified_at, created_at, password_hash FROM users WHERE email_normalized = ?",
+        vec![db::text(normalize_email(&body.email))],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        password::verify_nothing(&body.password);
+        return Err(bad_credentials());
+    };
+    let stored_hash = db::get_text(row, 6);
+    if !password::verify(&body.password, &stored_hash) {
+        return Err(bad_credentials());
+    }
+    let user = user_from(row);
+    // Only someone who knows the password learns the account's state.
+    match user.status.as_str() {
+        "active" => {}
+        "pending" => {
+            return Err(Problem::new(ErrorCode::Forbidden)
+                .detail("verify your email address before signing in"));
+        }
+        _ => return Err(Problem::new(ErrorCode::Forbidden).detail("this account is inactive")),
+    }
+    let now = unix_now();
+    if password::needs_rehash(&stored_hash) {
+        db::exec(
+            &conn,
+            "UPDATE users SET password_hash = ?, updated_at = ? WHERE id = ?",
+            vec![
+                db::text(password::hash(&body.password)),
+                db::int(now),
+                db::text(&user.id),
+            ],
+        )
+        .await?;
+    }
+    let issued = token::issue(SESSION_PREFIX);
+    let session = SessionInfo {
+        id: db::new_id("ses_"),
+        created_at: now,
+        idle_expires_at: now + config::session_idle_ttl().await,
+        absolute_expires_at: now + config::session_absolute_ttl().await,
+    };
+    let session = SessionInfo {
+        idle_expires_at: session.idle_expires_at.min(session.absolute_expires_at),
+        ..session
+    };
+    db::exec(
+        &conn,
+        "INSERT INTO sessions (id, token_digest, user_id, user_agent, client_address, created_at, last_seen_at, idle_expires_at, absolute_expires_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        vec![
+            db::text(&session.id),
+            db::text(&issued.digest),
+            db::text(&user.id),
+            db::opt_text(agent),
+            db::opt_text(address),
+            db::int(now),
+            db::int(now),
+            db::int(session.idle_expires_at),
+            db::int(session.absolute_expires_at),
+        ],
+    )
+    .await?;
+    let body = LoggedIn {
+        token: issued.secret,
+        token_type: "Bearer",
+        session,
+        user,
+    };
+    Ok(response::json(200, &body, request_id))
+}
+
+fn user_from(row: &spin_sdk::sqlite::RowResult) -> User {
+    User {
+        id: db::get_text(row, 0),
+        email: db::get_text(row, 1),
+        display_name: db::get_text(row, 2),
+        status: db::get_text(row, 3),
+        email_verified: db::get_int(row, 4).is_some(),
+        created_at: db::get_int(row, 5).unwrap_or_default(),
+    }
+}
+
+/// A live session and its user.
+pub struct Authenticated {
+    /// The session's id.
+    pub session_id: String,
+    /// The signed-in user.
+    pub user: User,
+}
+
+fn unauthenticated(detail: &str) -> Problem {
+    Problem::new(ErrorCode::Unauthenticated)
+        .detail(detail.to_string())
+        .header("www-authenticate", "Bearer")
+}
+
+/// Resolves `Authorization: Bearer <session token>` to a live session,
+/// sliding its idle deadline.
+pub async fn authenticate(req: &Request, conn: &Connection) -> Result<Authenticated, Problem> {
+    let header = req
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok());
+    let Some(secret) = header
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::trim)
+    else {
+        return Err(unauthenticated(
+            "send a session token as Authorization: Bearer <token>",
+        ));
+    };
+    if !token::well_formed(secret, SESSION_PREFIX) {
+        return Err(unauthenticated("the session token is invalid or expired"));
+    }
+    let now = unix_now();
+    let rows = db::query(
+        conn,
+        "SELECT u.id, u.email, u.display_name, u.status, u.email_verified_at, u.created_at, s.id, s.absolute_expires_at
+         FROM sessions s JOIN users u ON u.id = s.user_id
+         WHERE s.token_digest = ? AND s.revoked_at IS NULL AND s.idle_expires_at > ? AND s.absolute_expires_at > ? AND u.status = 'active'",
+        vec![db::text(token::digest(secret)), db::int(now), db::int(now)],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Err(unauthenticated("the session token is invalid or expired"));
+    };
+    let session_id = db::get_text(row, 6);
+    let absolute = db::get_int(row, 7).unwrap_or(now);
+    let idle = (now + config::session_idle_ttl().await).min(absolute);
+    db::exec(
+        conn,
+        "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ?",
+        vec![db::int(now), db::int(idle), db::text(&session_id)],
+    )
+    .await?;
+    Ok(Authenticated {
+        session_id,
+        user: user_from(row),
+    })
+}
+
+/// `GET /v1/me`.
+pub async fn me(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let conn = db::open().await?;
+    let auth = authenticate(&req, &conn).await?;
+    Ok(response::json(200, &auth.user, request_id))
+}
+
+/// `POST /v1/auth/logout`: revokes the calling session.
+pub async fn logout(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let conn = db::open().await?;
+    let auth = authenticate(&req, &conn).await?;
+    db::exec(
+        &conn,
+        "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
+        vec![db::int(unix_now()), db::text(&auth.session_id)],
+    )
+    .await?;
+    let res = http::Response::builder()
+        .status(204)
+        .header(request_id::HEADER, request_id)
+        .body(http_body_util::Full::new(Bytes::new()))
+        .map_err(|_| Problem::internal())?;
+    Ok(res)
+}
