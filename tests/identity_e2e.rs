@@ -365,3 +365,350 @@ fn the_development_outbox_is_off_unless_enabled() -> Result<()> {
     assert_eq!(get(&host.url("/v1/dev/outbox"), &[])?.status, 404);
     Ok(())
 }
+
+fn delete(host: &TestHost, path: &str, token: &str) -> Result<Reply> {
+    send(
+        "DELETE",
+        &host.url(path),
+        &[("authorization", &format!("Bearer {token}"))],
+        b"",
+    )
+}
+
+fn sessions_of(host: &TestHost, token: &str) -> Result<Vec<Value>> {
+    let reply = get(
+        &host.url("/v1/sessions"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )?;
+    assert_eq!(
+        reply.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&reply.body)
+    );
+    Ok(reply.json()?["items"].as_array().context("items")?.clone())
+}
+
+fn login(host: &TestHost, email: &str, password: &str, agent: &str) -> Result<Reply> {
+    send(
+        "POST",
+        &host.url("/v1/auth/login"),
+        &[("content-type", "application/json"), ("user-agent", agent)],
+        json!({"email": email, "password": password})
+            .to_string()
+            .as_bytes(),
+    )
+}
+
+fn token_of(reply: &Reply) -> Result<String> {
+    Ok(reply.json()?["token"]
+        .as_str()
+        .context("token")?
+        .to_string())
+}
+
+#[test]
+fn sessions_list_devices_and_revoke_one_or_all_others() -> Result<()> {
+    let host = start()?;
+    let laptop = signed_in(&host, "kim@example.com")?;
+    let phone = token_of(&login(&host, "kim@example.com", PASSWORD, "Phone/1.0")?)?;
+    let tablet = token_of(&login(&host, "kim@example.com", PASSWORD, "Tablet/2.0")?)?;
+
+    let devices = sessions_of(&host, &phone)?;
+    assert_eq!(devices.len(), 3);
+    let current: Vec<&Value> = devices.iter().filter(|d| d["current"] == true).collect();
+    assert_eq!(current.len(), 1);
+    assert_eq!(current[0]["user_agent"], "Phone/1.0");
+    assert_eq!(current[0]["client_address"], "127.0.0.1");
+
+    // Pagination walks every session exactly once.
+    let first = get(
+        &host.url("/v1/sessions?limit=2"),
+        &[("authorization", &format!("Bearer {phone}"))],
+    )?
+    .json()?;
+    let cursor = first["next_cursor"].as_str().context("a second page")?;
+    let second = get(
+        &host.url(&format!("/v1/sessions?limit=2&cursor={cursor}")),
+        &[("authorization", &format!("Bearer {phone}"))],
+    )?
+    .json()?;
+    let mut ids: Vec<Value> = first["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .chain(second["items"].as_array().context("items")?)
+        .map(|d| d["id"].clone())
+        .collect();
+    ids.dedup();
+    assert_eq!(ids.len(), 3);
+    assert!(second["next_cursor"].is_null());
+
+    // Sign the tablet out from the phone.
+    let tablet_id = devices
+        .iter()
+        .find(|d| d["user_agent"] == "Tablet/2.0")
+        .context("tablet")?["id"]
+        .as_str()
+        .context("id")?
+        .to_string();
+    assert_eq!(
+        delete(&host, &format!("/v1/sessions/{tablet_id}"), &phone)?.status,
+        204
+    );
+    assert_eq!(me(&host, &tablet)?.status, 401);
+    assert_eq!(
+        delete(&host, &format!("/v1/sessions/{tablet_id}"), &phone)?.status,
+        404,
+        "already revoked"
+    );
+
+    // Everywhere else: the laptop goes, the phone stays.
+    let others = delete(&host, "/v1/sessions", &phone)?;
+    assert_eq!(
+        (others.status, others.json()?["revoked"].clone()),
+        (200, json!(1))
+    );
+    assert_eq!(me(&host, &laptop)?.status, 401);
+    assert_eq!(me(&host, &phone)?.status, 200);
+    Ok(())
+}
+
+#[test]
+fn another_users_session_cannot_be_seen_or_revoked() -> Result<()> {
+    let host = start()?;
+    let alice = signed_in(&host, "alice@example.com")?;
+    let mallory = signed_in(&host, "mallory@example.com")?;
+    let alice_session = sessions_of(&host, &alice)?[0]["id"]
+        .as_str()
+        .context("id")?
+        .to_string();
+    assert!(
+        sessions_of(&host, &mallory)?
+            .iter()
+            .all(|d| d["id"] != alice_session.as_str())
+    );
+    let attempt = delete(&host, &format!("/v1/sessions/{alice_session}"), &mallory)?;
+    assert_eq!(
+        (attempt.status, attempt.json()?["code"].clone()),
+        (404, json!("not_found"))
+    );
+    assert_eq!(me(&host, &alice)?.status, 200, "alice is still signed in");
+    assert_eq!(
+        delete(&host, "/v1/sessions/ses_does_not_exist", &mallory)?.status,
+        404
+    );
+    Ok(())
+}
+
+#[test]
+fn session_routes_require_credentials_and_valid_input() -> Result<()> {
+    let host = start()?;
+    assert_eq!(get(&host.url("/v1/sessions"), &[])?.status, 401);
+    assert_eq!(
+        send("DELETE", &host.url("/v1/sessions"), &[], b"")?.status,
+        401
+    );
+    assert_eq!(
+        send(
+            "DELETE",
+            &host.url("/v1/sessions/ses_x"),
+            &[("authorization", "Bearer nope")],
+            b""
+        )?
+        .status,
+        401
+    );
+    let token = signed_in(&host, "val@example.com")?;
+    let bad = get(
+        &host.url("/v1/sessions?limit=0"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )?;
+    assert_eq!(
+        (bad.status, bad.json()?["code"].clone()),
+        (400, json!("invalid_query"))
+    );
+    let bad = get(
+        &host.url("/v1/sessions?cursor=%%%"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )?;
+    assert_eq!(bad.status, 400);
+    assert_eq!(
+        send("PUT", &host.url("/v1/sessions"), &[], b"")?.status,
+        405
+    );
+    Ok(())
+}
+
+#[test]
+fn profile_updates_are_validated_and_scoped_to_the_caller() -> Result<()> {
+    let host = start()?;
+    let token = signed_in(&host, "zoe@example.com")?;
+    let auth = format!("Bearer {token}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    let ok = send(
+        "PATCH",
+        &host.url("/v1/me"),
+        &headers,
+        br#"{"display_name": "  Zoe Q  "}"#,
+    )?;
+    assert_eq!(
+        (ok.status, ok.json()?["display_name"].clone()),
+        (200, json!("Zoe Q"))
+    );
+    let empty = send(
+        "PATCH",
+        &host.url("/v1/me"),
+        &headers,
+        br#"{"display_name": " "}"#,
+    )?;
+    assert_eq!(
+        (empty.status, empty.json()?["errors"][0]["pointer"].clone()),
+        (422, json!("/display_name"))
+    );
+    let email = send(
+        "PATCH",
+        &host.url("/v1/me"),
+        &headers,
+        br#"{"email": "other@example.com"}"#,
+    )?;
+    assert_eq!(
+        (email.status, email.json()?["errors"][0]["code"].clone()),
+        (422, json!("unknown_field"))
+    );
+    let anonymous = send(
+        "PATCH",
+        &host.url("/v1/me"),
+        &[("content-type", "application/json")],
+        br#"{"display_name": "x"}"#,
+    )?;
+    assert_eq!(anonymous.status, 401);
+    Ok(())
+}
+
+fn reset_token(host: &TestHost, to: &str) -> Result<String> {
+    let body = mail(host, to, "reset_password")?["body"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let start = body.find("grt_").context("token in mail")?;
+    Ok(body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect())
+}
+
+#[test]
+fn password_reset_replaces_the_password_and_signs_out_everywhere() -> Result<()> {
+    let host = start()?;
+    let old_session = signed_in(&host, "omar@example.com")?;
+    let forgot = post(
+        &host,
+        "/v1/auth/password/forgot",
+        &json!({"email": "OMAR@example.com"}),
+        None,
+    )?;
+    assert_eq!(forgot.status, 202);
+    let token = reset_token(&host, "omar@example.com")?;
+
+    let weak = post(
+        &host,
+        "/v1/auth/password/reset",
+        &json!({"token": token, "password": "password1"}),
+        None,
+    )?;
+    assert_eq!(
+        (weak.status, weak.json()?["errors"][0]["pointer"].clone()),
+        (422, json!("/password"))
+    );
+    let mentions_email = post(
+        &host,
+        "/v1/auth/password/reset",
+        &json!({"token": token, "password": "omar-is-the-best-2026"}),
+        None,
+    )?;
+    assert_eq!(
+        mentions_email.json()?["errors"][0]["code"],
+        "contains_email"
+    );
+
+    let done = post(
+        &host,
+        "/v1/auth/password/reset",
+        &json!({"token": token, "password": "lemon-harbour-violin"}),
+        None,
+    )?;
+    assert_eq!(done.status, 200, "{}", String::from_utf8_lossy(&done.body));
+    assert_eq!(done.json()?["sessions_revoked"], 1);
+    assert_eq!(
+        me(&host, &old_session)?.status,
+        401,
+        "every session is signed out"
+    );
+    assert_eq!(
+        login(&host, "omar@example.com", PASSWORD, "t")?.status,
+        401,
+        "the old password is gone"
+    );
+    assert_eq!(
+        login(&host, "omar@example.com", "lemon-harbour-violin", "t")?.status,
+        200
+    );
+    let reuse = post(
+        &host,
+        "/v1/auth/password/reset",
+        &json!({"token": token, "password": "another-fine-phrase"}),
+        None,
+    )?;
+    assert_eq!(reuse.status, 422, "a reset token works once");
+    Ok(())
+}
+
+#[test]
+fn forgot_answers_the_same_for_known_and_unknown_emails() -> Result<()> {
+    let host = start()?;
+    signed_in(&host, "pat@example.com")?;
+    let known = post(
+        &host,
+        "/v1/auth/password/forgot",
+        &json!({"email": "pat@example.com"}),
+        None,
+    )?;
+    let unknown = post(
+        &host,
+        "/v1/auth/password/forgot",
+        &json!({"email": "nobody@example.com"}),
+        None,
+    )?;
+    assert_eq!(
+        (known.status, known.json()?),
+        (unknown.status, unknown.json()?)
+    );
+    let outbox = get(&host.url("/v1/dev/outbox"), &[])?.json()?;
+    assert!(
+        outbox["items"]
+            .as_array()
+            .context("items")?
+            .iter()
+            .all(|m| m["to"] != "nobody@example.com")
+    );
+    let missing = post(&host, "/v1/auth/password/forgot", &json!({}), None)?;
+    assert_eq!(missing.status, 422);
+    let bad_token = post(
+        &host,
+        "/v1/auth/password/reset",
+        &json!({"token": "grt_x", "password": "lemon-harbour-violin"}),
+        None,
+    )?;
+    assert_eq!(
+        (
+            bad_token.status,
+            bad_token.json()?["errors"][0]["pointer"].clone()
+        ),
+        (422, json!("/token"))
+    );
+    Ok(())
+}

@@ -186,3 +186,46 @@ pub async fn verify_email(req: Request, request_id: &str) -> Result<Response, Pr
         request_id,
     ))
 }
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateMe {
+    display_name: Option<String>,
+}
+
+impl Validate for UpdateMe {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        match &self.display_name {
+            Some(name) if !(1..=100).contains(&name.trim().chars().count()) => {
+                Err(vec![FieldError::new(
+                    "/display_name",
+                    "invalid_length",
+                    "display_name must have 1 to 100 characters",
+                )])
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// `PATCH /v1/me`: changes the caller's own profile. The address is not
+/// editable here: a new address must be verified first.
+pub async fn update_me(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let conn = db::open().await?;
+    let auth = crate::sessions::authenticate(&req, &conn).await?;
+    let body: UpdateMe = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    if let Some(name) = body.display_name {
+        db::exec(
+            &conn,
+            "UPDATE users SET display_name = ?, updated_at = ? WHERE id = ?",
+            vec![
+                db::text(name.trim()),
+                db::int(unix_now()),
+                db::text(auth.user.id()),
+            ],
+        )
+        .await?;
+    }
+    let user = crate::sessions::load_user(&conn, auth.user.id()).await?;
+    Ok(response::json(200, &user, request_id))
+}

@@ -3,7 +3,9 @@
 //!
 //! - `POST /v1/auth/register`, `POST /v1/auth/verify-email`
 //! - `POST /v1/auth/login`, `POST /v1/auth/logout`
-//! - `GET /v1/me`
+//! - `POST /v1/auth/password/forgot`, `POST /v1/auth/password/reset`
+//! - `GET`/`PATCH /v1/me`
+//! - `GET /v1/sessions`, `DELETE /v1/sessions`, `DELETE /v1/sessions/{id}`
 //! - `GET /v1/dev/outbox` (only with the `dev_outbox` variable enabled)
 
 use gatehouse_http::router::{fallback, segments};
@@ -14,7 +16,9 @@ use spin_sdk::http_service;
 mod accounts;
 mod config;
 mod db;
+mod devices;
 mod outbox;
+mod password_reset;
 mod sessions;
 
 #[http_service]
@@ -31,19 +35,43 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
     let path = req.uri().path().to_string();
     let post = method == http::Method::POST;
     let get = method == http::Method::GET;
+    let patch = method == http::Method::PATCH;
+    let delete = method == http::Method::DELETE;
     match segments(&path).as_slice() {
         ["v1", "auth", "register"] if post => accounts::register(req, id).await,
         ["v1", "auth", "verify-email"] if post => accounts::verify_email(req, id).await,
         ["v1", "auth", "login"] if post => sessions::login(req, id).await,
         ["v1", "auth", "logout"] if post => sessions::logout(req, id).await,
+        ["v1", "auth", "password", "forgot"] if post => password_reset::forgot(req, id).await,
+        ["v1", "auth", "password", "reset"] if post => password_reset::reset(req, id).await,
         ["v1", "me"] if get => sessions::me(req, id).await,
+        ["v1", "me"] if patch => accounts::update_me(req, id).await,
+        ["v1", "sessions"] if get => devices::list(req, id).await,
+        ["v1", "sessions"] if delete => devices::revoke_others(req, id).await,
+        ["v1", "sessions", session] if delete => {
+            let session = (*session).to_string();
+            devices::revoke(req, &session, id).await
+        }
         ["v1", "dev", "outbox"] if get => outbox::list_for_development(id).await,
         [
             "v1",
             "auth",
             "register" | "verify-email" | "login" | "logout",
-        ] => Err(fallback(Some(&["POST"]))),
-        ["v1", "me"] | ["v1", "dev", "outbox"] => Err(fallback(Some(&["GET"]))),
+        ]
+        | ["v1", "auth", "password", "forgot" | "reset"] => Err(fallback(Some(&["POST"]))),
+        ["v1", "me"] => Err(fallback(Some(&["GET", "PATCH"]))),
+        ["v1", "sessions"] => Err(fallback(Some(&["GET", "DELETE"]))),
+        ["v1", "sessions", _] => Err(fallback(Some(&["DELETE"]))),
+        ["v1", "dev", "outbox"] => Err(fallback(Some(&["GET"]))),
         _ => Err(fallback(None)),
     }
+}
+
+/// `204 No Content` with the request id.
+pub(crate) fn no_content(request_id: &str) -> Result<Response, Problem> {
+    http::Response::builder()
+        .status(204)
+        .header(request_id::HEADER, request_id)
+        .body(http_body_util::Full::new(bytes::Bytes::new()))
+        .map_err(|_| Problem::internal())
 }

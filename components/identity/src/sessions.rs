@@ -8,11 +8,8 @@
 //! Failed logins answer identically for an unknown address and a wrong
 //! password, after the same argon2id work.
 
-use bytes::Bytes;
 use gatehouse_http::json::{self, Validate};
-use gatehouse_http::{
-    ErrorCode, FieldError, Problem, Response, idempotency::unix_now, request_id, response,
-};
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::email::normalize_email;
 use identity_core::{password, token};
 use serde::{Deserialize, Serialize};
@@ -183,6 +180,24 @@ pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> 
     Ok(response::json(200, &body, request_id))
 }
 
+impl User {
+    /// The user's id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+}
+
+/// Reads a user by id (the columns `user_from` expects).
+pub async fn load_user(conn: &Connection, user_id: &str) -> Result<User, Problem> {
+    let rows = db::query(
+        conn,
+        "SELECT id, email, display_name, status, email_verified_at, created_at FROM users WHERE id = ?",
+        vec![db::text(user_id)],
+    )
+    .await?;
+    rows.first().map(user_from).ok_or_else(Problem::not_found)
+}
+
 fn user_from(row: &spin_sdk::sqlite::RowResult) -> User {
     User {
         id: db::get_text(row, 0),
@@ -270,10 +285,5 @@ pub async fn logout(req: Request, request_id: &str) -> Result<Response, Problem>
         vec![db::int(unix_now()), db::text(&auth.session_id)],
     )
     .await?;
-    let res = http::Response::builder()
-        .status(204)
-        .header(request_id::HEADER, request_id)
-        .body(http_body_util::Full::new(Bytes::new()))
-        .map_err(|_| Problem::internal())?;
-    Ok(res)
+    crate::no_content(request_id)
 }

@@ -1,0 +1,187 @@
+//! Forgotten passwords: a single-use, one-hour token by mail, and a reset
+//! that signs out every session of the account.
+//!
+//! `forgot` answers the same whether or not the address has an account.
+
+use gatehouse_http::json::{self, Validate};
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
+use identity_core::email::normalize_email;
+use identity_core::{password, token};
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Request;
+
+use crate::{config, db, outbox};
+
+/// Prefix of password reset tokens.
+const RESET_PREFIX: &str = "grt_";
+/// How long a reset link works.
+const RESET_TTL_SECONDS: i64 = 3600;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Forgot {
+    email: String,
+}
+
+impl Validate for Forgot {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        if self.email.trim().is_empty() {
+            return Err(vec![FieldError::new(
+                "/email",
+                "required",
+                "email is required",
+            )]);
+        }
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct Accepted {
+    status: &'static str,
+    message: &'static str,
+}
+
+/// `POST /v1/auth/password/forgot`.
+pub async fn forgot(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let body: Forgot = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let now = unix_now();
+    let conn = db::open().await?;
+    let rows = db::query(
+        &conn,
+        "SELECT id, email FROM users WHERE email_normalized = ? AND status <> 'inactive'",
+        vec![db::text(normalize_email(&body.email))],
+    )
+    .await?;
+    if let Some(row) = rows.first() {
+        let issued = token::issue(RESET_PREFIX);
+        db::exec(
+            &conn,
+            "INSERT INTO user_tokens (digest, user_id, purpose, expires_at, created_at) VALUES (?, ?, 'reset_password', ?, ?)",
+            vec![db::text(&issued.digest), db::text(db::get_text(row, 0)), db::int(now + RESET_TTL_SECONDS), db::int(now)],
+        )
+        .await?;
+        let base = config::public_base_url().await;
+        let mail = format!(
+            "Someone asked to reset the password of your Gatehouse account.\n\nChoose a new password: {base}/reset-password?token={token}\n\nOr send this token to POST /v1/auth/password/reset: {token}\n\nThe link works once, for one hour. If you did not ask, ignore this message: your password stays as it is.\n",
+            token = issued.secret
+        );
+        outbox::enqueue(
+            &conn,
+            &db::get_text(row, 1),
+            "reset_password",
+            "Reset your password",
+            &mail,
+            now,
+        )
+        .await?;
+    }
+    let accepted = Accepted {
+        status: "reset_requested",
+        message: "If this address has an account, a message with a reset link is on its way.",
+    };
+    Ok(response::json(202, &accepted, request_id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Reset {
+    token: String,
+    password: String,
+}
+
+impl Validate for Reset {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        // The address-based rule runs once the account is known.
+        let errors: Vec<FieldError> = password::check(&self.password, "")
+            .into_iter()
+            .map(|w| FieldError::new("/password", w.code(), w.message()))
+            .collect();
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+fn invalid_token() -> Problem {
+    Problem::new(ErrorCode::ValidationFailed)
+        .detail("the token is invalid, expired or already used")
+        .errors(vec![FieldError::new(
+            "/token",
+            "invalid_token",
+            "the token is invalid, expired or already used",
+        )])
+}
+
+#[derive(Serialize)]
+struct Done {
+    status: &'static str,
+    sessions_revoked: u64,
+}
+
+/// `POST /v1/auth/password/reset`: spends the token, sets the password,
+/// and signs the account out everywhere. Holding the mailed token proves
+/// the address, so a pending account becomes active.
+pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let body: Reset = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    if !token::well_formed(&body.token, RESET_PREFIX) {
+        return Err(invalid_token());
+    }
+    let now = unix_now();
+    let conn = db::open().await?;
+    let digest = token::digest(&body.token);
+    let rows = db::query(
+        &conn,
+        "SELECT u.id, u.email FROM user_tokens t JOIN users u ON u.id = t.user_id
+         WHERE t.digest = ? AND t.purpose = 'reset_password' AND t.used_at IS NULL AND t.expires_at > ? AND u.status <> 'inactive'",
+        vec![db::text(&digest), db::int(now)],
+    )
+    .await?;
+    let Some(row) = rows.first() else {
+        return Err(invalid_token());
+    };
+    let (user_id, email) = (db::get_text(row, 0), db::get_text(row, 1));
+    let weaknesses = password::check(&body.password, &email);
+    if !weaknesses.is_empty() {
+        let errors = weaknesses
+            .into_iter()
+            .map(|w| FieldError::new("/password", w.code(), w.message()))
+            .collect();
+        return Err(Problem::new(ErrorCode::ValidationFailed)
+            .detail("the request body has invalid fields")
+            .errors(errors));
+    }
+    let hash = password::hash(&body.password);
+    // Spend the token in one statement: of two concurrent resets, one wins.
+    let spent = db::exec(
+        &conn,
+        "UPDATE user_tokens SET used_at = ? WHERE digest = ? AND used_at IS NULL",
+        vec![db::int(now), db::text(&digest)],
+    )
+    .await?;
+    if spent == 0 {
+        return Err(invalid_token());
+    }
+    db::exec(
+        &conn,
+        "UPDATE users SET password_hash = ?, status = 'active', email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?",
+        vec![db::text(hash), db::int(now), db::int(now), db::text(&user_id)],
+    )
+    .await?;
+    let sessions_revoked = db::exec(
+        &conn,
+        "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        vec![db::int(now), db::text(&user_id)],
+    )
+    .await?;
+    Ok(response::json(
+        200,
+        &Done {
+            status: "password_reset",
+            sessions_revoked,
+        },
+        request_id,
+    ))
+}
