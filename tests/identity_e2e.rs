@@ -712,3 +712,63 @@ fn forgot_answers_the_same_for_known_and_unknown_emails() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn repeated_failures_throttle_logins_alike_for_known_and_unknown_emails() -> Result<()> {
+    let host = start()?;
+    signed_in(&host, "tess@example.com")?;
+    for email in ["tess@example.com", "ghost@example.com"] {
+        for _ in 0..5 {
+            assert_eq!(login(&host, email, "wrong-password-here", "t")?.status, 401);
+        }
+        let throttled = login(&host, email, PASSWORD, "t")?;
+        assert_eq!(throttled.status, 429, "{email}");
+        assert_eq!(throttled.json()?["code"], "rate_limited");
+        assert_eq!(throttled.header("retry-after"), Some("900"));
+    }
+    // Every attempt is on record with its outcome.
+    let db = rusqlite::Connection::open(host.state.path().join("sqlite_db.db"))?;
+    let outcomes: Vec<(String, i64)> = db
+        .prepare("SELECT outcome, COUNT(*) FROM login_attempts GROUP BY outcome ORDER BY outcome")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    assert_eq!(
+        outcomes,
+        vec![
+            ("bad_credentials".to_string(), 10),
+            ("success".to_string(), 1),
+            ("throttled".to_string(), 2)
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_sign_in_from_a_new_device_is_flagged_and_mailed() -> Result<()> {
+    let host = start()?;
+    signed_in(&host, "uma@example.com")?;
+    assert_eq!(
+        login(&host, "uma@example.com", PASSWORD, "Laptop/1")?.status,
+        200
+    );
+    assert!(
+        mail(&host, "uma@example.com", "new_sign_in").is_ok(),
+        "first device after the first sign-in"
+    );
+    let db = rusqlite::Connection::open(host.state.path().join("sqlite_db.db"))?;
+    let flagged = |db: &rusqlite::Connection| -> rusqlite::Result<i64> {
+        db.query_row(
+            "SELECT COUNT(*) FROM login_attempts WHERE new_device = 1",
+            [],
+            |r| r.get(0),
+        )
+    };
+    assert_eq!(flagged(&db)?, 1);
+    // The same device again is not news.
+    assert_eq!(
+        login(&host, "uma@example.com", PASSWORD, "Laptop/1")?.status,
+        200
+    );
+    assert_eq!(flagged(&db)?, 1);
+    Ok(())
+}

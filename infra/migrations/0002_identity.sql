@@ -51,3 +51,19 @@ CREATE TABLE IF NOT EXISTS email_outbox (
     sent_at    INTEGER                                -- NULL until delivered
 );
 CREATE INDEX IF NOT EXISTS email_outbox_pending ON email_outbox (status, created_at);
+
+-- Every login attempt, for throttling, the user's security history and
+-- spotting sign-ins from devices never seen before.
+CREATE TABLE IF NOT EXISTS login_attempts (
+    id               INTEGER PRIMARY KEY,
+    user_id          TEXT,                            -- NULL when the email matched no account
+    email_normalized TEXT    NOT NULL,
+    client_address   TEXT,                            -- NULL when unknown
+    user_agent       TEXT,                            -- NULL when the client sent none
+    outcome          TEXT    NOT NULL CHECK (outcome IN ('success', 'bad_credentials', 'not_verified', 'inactive', 'throttled')),
+    new_device       INTEGER NOT NULL DEFAULT 0,      -- 1: a success from an address and agent never seen for this user
+    created_at       INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS login_attempts_email ON login_attempts (email_normalized, created_at);
+CREATE INDEX IF NOT EXISTS login_attempts_address ON login_attempts (client_address, created_at);
+CREATE INDEX IF NOT EXISTS login_attempts_user ON login_attempts (user_id, outcome);

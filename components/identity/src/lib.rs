@@ -14,6 +14,7 @@ use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 
 mod accounts;
+mod attempts;
 mod config;
 mod db;
 mod devices;

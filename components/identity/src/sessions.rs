@@ -16,7 +16,8 @@ use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
 
-use crate::{config, db};
+use crate::attempts::{self, Attempt, Outcome};
+use crate::{config, db, outbox};
 
 /// Prefix of session tokens.
 pub const SESSION_PREFIX: &str = "ghs_";
@@ -105,32 +106,70 @@ pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> 
     let agent = user_agent(&req);
     let address = client_address(&req);
     let body: Login = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let email = normalize_email(&body.email);
+    let now = unix_now();
     let conn = db::open().await?;
+    let mut attempt = Attempt {
+        user_id: None,
+        email: &email,
+        address: address.as_deref(),
+        agent: agent.as_deref(),
+    };
+    if let Some(retry_after) = attempts::throttled(&conn, &attempt, now).await? {
+        attempts::record(&conn, &attempt, Outcome::Throttled, false, now).await?;
+        return Err(Problem::new(ErrorCode::RateLimited)
+            .detail("too many failed sign-ins; try again later")
+            .header("retry-after", retry_after.to_string()));
+    }
     let rows = db::query(
         &conn,
         "SELECT id, email, display_name, status, email_verified_at, created_at, password_hash FROM users WHERE email_normalized = ?",
-        vec![db::text(normalize_email(&body.email))],
+        vec![db::text(&email)],
     )
     .await?;
     let Some(row) = rows.first() else {
         password::verify_nothing(&body.password);
+        attempts::record(&conn, &attempt, Outcome::BadCredentials, false, now).await?;
         return Err(bad_credentials());
     };
+    let user = user_from(row);
+    attempt.user_id = Some(&user.id);
     let stored_hash = db::get_text(row, 6);
     if !password::verify(&body.password, &stored_hash) {
+        attempts::record(&conn, &attempt, Outcome::BadCredentials, false, now).await?;
         return Err(bad_credentials());
     }
-    let user = user_from(row);
     // Only someone who knows the password learns the account's state.
     match user.status.as_str() {
         "active" => {}
         "pending" => {
+            attempts::record(&conn, &attempt, Outcome::NotVerified, false, now).await?;
             return Err(Problem::new(ErrorCode::Forbidden)
                 .detail("verify your email address before signing in"));
         }
-        _ => return Err(Problem::new(ErrorCode::Forbidden).detail("this account is inactive")),
+        _ => {
+            attempts::record(&conn, &attempt, Outcome::Inactive, false, now).await?;
+            return Err(Problem::new(ErrorCode::Forbidden).detail("this account is inactive"));
+        }
     }
-    let now = unix_now();
+    let new_device = attempts::is_new_device(&conn, &attempt).await?;
+    attempts::record(&conn, &attempt, Outcome::Success, new_device, now).await?;
+    if new_device {
+        let mail = format!(
+            "Your Gatehouse account was just signed in to from a device we have not seen before.\n\nAddress: {}\nBrowser or app: {}\n\nIf this was you, nothing needs doing. If not, reset your password and sign out your other sessions.\n",
+            address.as_deref().unwrap_or("unknown"),
+            agent.as_deref().unwrap_or("unknown")
+        );
+        outbox::enqueue(
+            &conn,
+            &user.email,
+            "new_sign_in",
+            "New sign-in to your account",
+            &mail,
+            now,
+        )
+        .await?;
+    }
     if password::needs_rehash(&stored_hash) {
         db::exec(
             &conn,
