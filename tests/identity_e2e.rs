@@ -772,3 +772,51 @@ fn a_sign_in_from_a_new_device_is_flagged_and_mailed() -> Result<()> {
     assert_eq!(flagged(&db)?, 1);
     Ok(())
 }
+
+#[test]
+fn cached_sessions_never_outlive_a_revocation_or_a_change() -> Result<()> {
+    let host = start()?;
+    let laptop = signed_in(&host, "vic@example.com")?;
+    let phone = token_of(&login(&host, "vic@example.com", PASSWORD, "Phone/1.0")?)?;
+    // Both sessions are now cached by their first use.
+    assert_eq!(me(&host, &laptop)?.status, 200);
+    assert_eq!(me(&host, &phone)?.status, 200);
+    let kv = rusqlite::Connection::open(host.state.path().join("sqlite_key_value.db"))?;
+    let cached: i64 = kv.query_row(
+        "SELECT COUNT(*) FROM spin_key_value WHERE store = 'default' AND key LIKE 'identity:session:%'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(cached, 2);
+
+    // A profile change shows on the very next request of every session.
+    let auth = format!("Bearer {phone}");
+    let headers = [
+        ("content-type", "application/json"),
+        ("authorization", auth.as_str()),
+    ];
+    send(
+        "PATCH",
+        &host.url("/v1/me"),
+        &headers,
+        br#"{"display_name": "Victor"}"#,
+    )?;
+    assert_eq!(me(&host, &laptop)?.json()?["display_name"], "Victor");
+
+    // Revoking the cached laptop session stops it on the next request.
+    assert_eq!(me(&host, &laptop)?.status, 200);
+    let laptop_id = sessions_of(&host, &phone)?
+        .into_iter()
+        .find(|d| d["current"] == false)
+        .context("laptop")?["id"]
+        .as_str()
+        .context("id")?
+        .to_string();
+    assert_eq!(
+        delete(&host, &format!("/v1/sessions/{laptop_id}"), &phone)?.status,
+        204
+    );
+    assert_eq!(me(&host, &laptop)?.status, 401);
+    assert_eq!(me(&host, &phone)?.status, 200);
+    Ok(())
+}

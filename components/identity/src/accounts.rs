@@ -212,7 +212,7 @@ impl Validate for UpdateMe {
 /// editable here: a new address must be verified first.
 pub async fn update_me(req: Request, request_id: &str) -> Result<Response, Problem> {
     let conn = db::open().await?;
-    let auth = crate::sessions::authenticate(&req, &conn).await?;
+    let auth = crate::sessions::authenticate(&req).await?;
     let body: UpdateMe = json::read_json(req, json::DEFAULT_LIMIT).await?;
     if let Some(name) = body.display_name {
         db::exec(
@@ -226,6 +226,11 @@ pub async fn update_me(req: Request, request_id: &str) -> Result<Response, Probl
         )
         .await?;
     }
+    // Cached sessions carry the user; make them re-read it.
+    crate::session_cache::Cache::open()
+        .await
+        .invalidate_user(auth.user.id())
+        .await?;
     let user = crate::sessions::load_user(&conn, auth.user.id()).await?;
     Ok(response::json(200, &user, request_id))
 }

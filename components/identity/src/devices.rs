@@ -7,6 +7,7 @@ use gatehouse_http::{Problem, Response, idempotency::unix_now, response};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 
+use crate::session_cache::Cache;
 use crate::{db, no_content, sessions};
 
 #[derive(Serialize)]
@@ -40,7 +41,7 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
     let page = PageRequest::from_query(req.uri().query())?;
     let after: Option<Position> = page.json_cursor()?;
     let conn = db::open().await?;
-    let auth = sessions::authenticate(&req, &conn).await?;
+    let auth = sessions::authenticate(&req).await?;
     let now = unix_now();
     // With no cursor, start above any real position.
     let (after_created, after_id) =
@@ -92,7 +93,7 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
 /// `DELETE /v1/sessions/{id}`: signs one of the caller's sessions out.
 pub async fn revoke(req: Request, session_id: &str, request_id: &str) -> Result<Response, Problem> {
     let conn = db::open().await?;
-    let auth = sessions::authenticate(&req, &conn).await?;
+    let auth = sessions::authenticate(&req).await?;
     let changed = db::exec(
         &conn,
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
@@ -106,6 +107,7 @@ pub async fn revoke(req: Request, session_id: &str, request_id: &str) -> Result<
     if changed == 0 {
         return Err(Problem::not_found());
     }
+    Cache::open().await.invalidate_user(auth.user.id()).await?;
     no_content(request_id)
 }
 
@@ -117,7 +119,7 @@ struct Revoked {
 /// `DELETE /v1/sessions`: signs out every session of the caller but this one.
 pub async fn revoke_others(req: Request, request_id: &str) -> Result<Response, Problem> {
     let conn = db::open().await?;
-    let auth = sessions::authenticate(&req, &conn).await?;
+    let auth = sessions::authenticate(&req).await?;
     let revoked = db::exec(
         &conn,
         "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
@@ -128,5 +130,6 @@ pub async fn revoke_others(req: Request, request_id: &str) -> Result<Response, P
         ],
     )
     .await?;
+    Cache::open().await.invalidate_user(auth.user.id()).await?;
     Ok(response::json(200, &Revoked { revoked }, request_id))
 }

@@ -176,6 +176,10 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
         vec![db::int(now), db::text(&user_id)],
     )
     .await?;
+    crate::session_cache::Cache::open()
+        .await
+        .invalidate_user(&user_id)
+        .await?;
     Ok(response::json(
         200,
         &Done {

@@ -17,6 +17,7 @@ use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
 
 use crate::attempts::{self, Attempt, Outcome};
+use crate::session_cache::{Cache, Entry, REFRESH_SECONDS};
 use crate::{config, db, outbox};
 
 /// Prefix of session tokens.
@@ -51,7 +52,7 @@ impl Validate for Login {
 }
 
 /// The account as its owner sees it.
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 pub struct User {
     id: String,
     email: String,
@@ -262,9 +263,10 @@ fn unauthenticated(detail: &str) -> Problem {
         .header("www-authenticate", "Bearer")
 }
 
-/// Resolves `Authorization: Bearer <session token>` to a live session,
-/// sliding its idle deadline.
-pub async fn authenticate(req: &Request, conn: &Connection) -> Result<Authenticated, Problem> {
+/// Resolves `Authorization: Bearer <session token>` to a live session:
+/// from the cache while it may answer, else from the database (sliding the
+/// idle deadline) and then cached.
+pub async fn authenticate(req: &Request) -> Result<Authenticated, Problem> {
     let header = req
         .headers()
         .get(http::header::AUTHORIZATION)
@@ -280,49 +282,91 @@ pub async fn authenticate(req: &Request, conn: &Connection) -> Result<Authentica
     if !token::well_formed(secret, SESSION_PREFIX) {
         return Err(unauthenticated("the session token is invalid or expired"));
     }
+    let digest = token::digest(secret);
     let now = unix_now();
+    let cache = Cache::open().await;
+    if let Some(entry) = cache.get(&digest).await
+        && let Some(current) = cache.version(entry.user.id()).await
+        && entry.usable(now, &current)
+    {
+        return Ok(Authenticated {
+            session_id: entry.session_id,
+            user: entry.user,
+        });
+    }
+    let conn = db::open().await?;
+    let Some(found) = live_session(&conn, &digest, now).await? else {
+        return Err(unauthenticated("the session token is invalid or expired"));
+    };
+    let idle = (now + config::session_idle_ttl().await).min(found.absolute_expires_at);
+    db::exec(
+        &conn,
+        "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ?",
+        vec![db::int(now), db::int(idle), db::text(&found.session_id)],
+    )
+    .await?;
+    // Version, then the database again: see `session_cache` for why.
+    if let Some(version) = cache.version(found.user.id()).await
+        && let Some(fresh) = live_session(&conn, &digest, now).await?
+    {
+        let entry = Entry {
+            session_id: fresh.session_id,
+            user: fresh.user,
+            version,
+            idle_expires_at: idle,
+            absolute_expires_at: fresh.absolute_expires_at,
+            refresh_after: now + REFRESH_SECONDS,
+        };
+        cache.put(&digest, &entry).await;
+        return Ok(Authenticated {
+            session_id: entry.session_id,
+            user: entry.user,
+        });
+    }
+    Ok(Authenticated {
+        session_id: found.session_id,
+        user: found.user,
+    })
+}
+
+struct Found {
+    session_id: String,
+    user: User,
+    absolute_expires_at: i64,
+}
+
+async fn live_session(conn: &Connection, digest: &str, now: i64) -> Result<Option<Found>, Problem> {
     let rows = db::query(
         conn,
         "SELECT u.id, u.email, u.display_name, u.status, u.email_verified_at, u.created_at, s.id, s.absolute_expires_at
          FROM sessions s JOIN users u ON u.id = s.user_id
          WHERE s.token_digest = ? AND s.revoked_at IS NULL AND s.idle_expires_at > ? AND s.absolute_expires_at > ? AND u.status = 'active'",
-        vec![db::text(token::digest(secret)), db::int(now), db::int(now)],
+        vec![db::text(digest), db::int(now), db::int(now)],
     )
     .await?;
-    let Some(row) = rows.first() else {
-        return Err(unauthenticated("the session token is invalid or expired"));
-    };
-    let session_id = db::get_text(row, 6);
-    let absolute = db::get_int(row, 7).unwrap_or(now);
-    let idle = (now + config::session_idle_ttl().await).min(absolute);
-    db::exec(
-        conn,
-        "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ?",
-        vec![db::int(now), db::int(idle), db::text(&session_id)],
-    )
-    .await?;
-    Ok(Authenticated {
-        session_id,
+    Ok(rows.first().map(|row| Found {
+        session_id: db::get_text(row, 6),
+        absolute_expires_at: db::get_int(row, 7).unwrap_or(now),
         user: user_from(row),
-    })
+    }))
 }
 
 /// `GET /v1/me`.
 pub async fn me(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let conn = db::open().await?;
-    let auth = authenticate(&req, &conn).await?;
+    let auth = authenticate(&req).await?;
     Ok(response::json(200, &auth.user, request_id))
 }
 
 /// `POST /v1/auth/logout`: revokes the calling session.
 pub async fn logout(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let auth = authenticate(&req).await?;
     let conn = db::open().await?;
-    let auth = authenticate(&req, &conn).await?;
     db::exec(
         &conn,
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
         vec![db::int(unix_now()), db::text(&auth.session_id)],
     )
     .await?;
+    Cache::open().await.invalidate_user(auth.user.id()).await?;
     crate::no_content(request_id)
 }
