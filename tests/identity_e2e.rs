@@ -46,16 +46,21 @@ fn mail(host: &TestHost, to: &str, kind: &str) -> Result<Value> {
         .with_context(|| format!("no {kind} mail to {to}: {outbox}"))
 }
 
-fn verification_token(host: &TestHost, to: &str) -> Result<String> {
-    let body = mail(host, to, "verify_email")?["body"]
+/// The token a mail of `kind` carries, by its prefix.
+fn mailed_token(host: &TestHost, to: &str, kind: &str, prefix: &str) -> Result<String> {
+    let body = mail(host, to, kind)?["body"]
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let start = body.find("gvt_").context("token in mail")?;
+    let start = body.find(prefix).context("token in mail")?;
     Ok(body[start..]
         .chars()
         .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
         .collect())
+}
+
+fn verification_token(host: &TestHost, to: &str) -> Result<String> {
+    mailed_token(host, to, "verify_email", "gvt_")
 }
 
 const PASSWORD: &str = "violet-tractor-umbrella";
@@ -590,15 +595,7 @@ fn profile_updates_are_validated_and_scoped_to_the_caller() -> Result<()> {
 }
 
 fn reset_token(host: &TestHost, to: &str) -> Result<String> {
-    let body = mail(host, to, "reset_password")?["body"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string();
-    let start = body.find("grt_").context("token in mail")?;
-    Ok(body[start..]
-        .chars()
-        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
-        .collect())
+    mailed_token(host, to, "reset_password", "grt_")
 }
 
 #[test]

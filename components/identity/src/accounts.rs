@@ -6,12 +6,13 @@
 //! nor its timing tells a caller which addresses are registered.
 
 use gatehouse_http::json::{self, Validate};
-use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
+use gatehouse_http::{FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::email::{normalize_email, valid_email};
 use identity_core::{password, token};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 
+use crate::problems::{invalid_token, password_errors};
 use crate::{config, db, outbox};
 
 /// Prefix of email verification tokens.
@@ -45,13 +46,10 @@ impl Validate for Register {
                 "display_name must have 1 to 100 characters",
             ));
         }
-        for weakness in password::check(&self.password, &self.email) {
-            errors.push(FieldError::new(
-                "/password",
-                weakness.code(),
-                weakness.message(),
-            ));
-        }
+        errors.extend(password_errors(password::check(
+            &self.password,
+            &self.email,
+        )));
         if errors.is_empty() {
             Ok(())
         } else {
@@ -142,16 +140,6 @@ impl Validate for VerifyEmail {
 #[derive(Serialize)]
 struct Verified {
     status: &'static str,
-}
-
-fn invalid_token() -> Problem {
-    Problem::new(ErrorCode::ValidationFailed)
-        .detail("the token is invalid, expired or already used")
-        .errors(vec![FieldError::new(
-            "/token",
-            "invalid_token",
-            "the token is invalid, expired or already used",
-        )])
 }
 
 /// `POST /v1/auth/verify-email`: spends a verification token and activates

@@ -20,6 +20,7 @@ mod db;
 mod devices;
 mod outbox;
 mod password_reset;
+mod problems;
 mod session_cache;
 mod sessions;
 

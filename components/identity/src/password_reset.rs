@@ -4,12 +4,13 @@
 //! `forgot` answers the same whether or not the address has an account.
 
 use gatehouse_http::json::{self, Validate};
-use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
+use gatehouse_http::{FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::email::normalize_email;
 use identity_core::{password, token};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 
+use crate::problems::{invalid_fields, invalid_token, password_errors};
 use crate::{config, db, outbox};
 
 /// Prefix of password reset tokens.
@@ -93,26 +94,13 @@ struct Reset {
 impl Validate for Reset {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         // The address-based rule runs once the account is known.
-        let errors: Vec<FieldError> = password::check(&self.password, "")
-            .into_iter()
-            .map(|w| FieldError::new("/password", w.code(), w.message()))
-            .collect();
+        let errors = password_errors(password::check(&self.password, ""));
         if errors.is_empty() {
             Ok(())
         } else {
             Err(errors)
         }
     }
-}
-
-fn invalid_token() -> Problem {
-    Problem::new(ErrorCode::ValidationFailed)
-        .detail("the token is invalid, expired or already used")
-        .errors(vec![FieldError::new(
-            "/token",
-            "invalid_token",
-            "the token is invalid, expired or already used",
-        )])
 }
 
 #[derive(Serialize)]
@@ -143,15 +131,9 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
         return Err(invalid_token());
     };
     let (user_id, email) = (db::get_text(row, 0), db::get_text(row, 1));
-    let weaknesses = password::check(&body.password, &email);
-    if !weaknesses.is_empty() {
-        let errors = weaknesses
-            .into_iter()
-            .map(|w| FieldError::new("/password", w.code(), w.message()))
-            .collect();
-        return Err(Problem::new(ErrorCode::ValidationFailed)
-            .detail("the request body has invalid fields")
-            .errors(errors));
+    let errors = password_errors(password::check(&body.password, &email));
+    if !errors.is_empty() {
+        return Err(invalid_fields(errors));
     }
     let hash = password::hash(&body.password);
     // Spend the token in one statement: of two concurrent resets, one wins.
