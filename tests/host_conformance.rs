@@ -15,6 +15,11 @@ fn probe_app() -> PathBuf {
 }
 
 fn start_probe_app(runtime_config: Option<PathBuf>) -> Result<TestHost> {
+    start_probe_app_with(runtime_config, &[])
+}
+
+/// The probe app with more `SPIN_VARIABLE_*` values.
+fn start_probe_app_with(runtime_config: Option<PathBuf>, env: &[(&str, &str)]) -> Result<TestHost> {
     wasm("probe")?;
     let mut config = HostConfig::new(probe_app().join("spin.toml"));
     config.migrations = Some(root().join("infra/migrations"));
@@ -24,6 +29,9 @@ fn start_probe_app(runtime_config: Option<PathBuf>) -> Result<TestHost> {
         ("SPIN_VARIABLE_API_TOKEN".into(), "t0ken".into()),
         ("SPIN_VARIABLE_GREETING".into(), "hej".into()),
     ];
+    config
+        .env
+        .extend(env.iter().map(|(k, v)| (k.to_string(), v.to_string())));
     TestHost::start(config)
 }
 
@@ -210,6 +218,36 @@ fn outbound_request_to_an_allowed_host_goes_through() -> Result<()> {
     )?;
     assert_eq!(out["status"], 200, "{out}");
     assert_eq!(out["body"], "from upstream");
+    Ok(())
+}
+
+#[test]
+fn a_templated_outbound_host_is_rendered_from_app_variables() -> Result<()> {
+    let upstream = static_server("from upstream")?;
+    let elsewhere = static_server("from elsewhere")?;
+    let host = start_probe_app_with(
+        None,
+        &[("SPIN_VARIABLE_UPSTREAM", &format!("http://{upstream}"))],
+    )?;
+    let out = json_get(
+        &host,
+        &format!("/templated/outbound?url=http://{upstream}/anything"),
+    )?;
+    assert_eq!(out["body"], "from upstream", "{out}");
+    // Only the rendered host: another port on the same address is denied.
+    let out = json_get(
+        &host,
+        &format!("/templated/outbound?url=http://{elsewhere}/"),
+    )?;
+    assert!(wit_error(&out).contains("HttpRequestDenied"), "{out}");
+    drop(host);
+    // With the default value, the upstream is not granted.
+    let host = start_probe_app(None)?;
+    let out = json_get(
+        &host,
+        &format!("/templated/outbound?url=http://{upstream}/"),
+    )?;
+    assert!(wit_error(&out).contains("HttpRequestDenied"), "{out}");
     Ok(())
 }
 
@@ -440,7 +478,7 @@ fn misconfiguration_stops_the_host_at_load_with_one_clear_line() -> Result<()> {
         );
         seen += 1;
     }
-    assert!(seen >= 6, "only {seen} load-error cases found");
+    assert!(seen >= 8, "only {seen} load-error cases found");
     Ok(())
 }
 

@@ -2,6 +2,8 @@
 //! an ephemeral port, a real `redis-server` on a free port, and an HTTP
 //! client that never treats a status as an error.
 
+pub mod app;
+
 use anyhow::{Context, Result, bail};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};

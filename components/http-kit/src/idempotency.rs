@@ -215,6 +215,74 @@ pub async fn settle<S: IdempotencyStore>(
     }
 }
 
+/// Runs a creating request at most once per `Idempotency-Key`: without a
+/// key it simply runs; with one, a retry of the same request gets the first
+/// outcome again (marked replayed), a different request with the key gets
+/// 422, a retry while the first runs gets 409. Server errors release the
+/// key. `fingerprint` comes from [`fingerprint`] over the request as read.
+pub async fn once<S, F, Fut>(
+    store: &S,
+    scope: &str,
+    key: Option<&str>,
+    fingerprint: &str,
+    now: i64,
+    request_id: &str,
+    run: F,
+) -> crate::Response
+where
+    S: IdempotencyStore,
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<crate::Response, Problem>>,
+{
+    use http_body_util::BodyExt;
+    let answer = |result: Result<crate::Response, Problem>| {
+        result.unwrap_or_else(|problem| crate::response::problem(problem, request_id))
+    };
+    let Some(key) = key else {
+        return answer(run().await);
+    };
+    let key = match parse_key(key) {
+        Ok(key) => key,
+        Err(problem) => return crate::response::problem(problem, request_id),
+    };
+    let claim = match store.claim(scope, &key, fingerprint, now).await {
+        Ok(claim) => claim,
+        Err(_) => {
+            let problem = Problem::new(ErrorCode::Unavailable)
+                .detail("the request could not be checked against its Idempotency-Key; retry");
+            return crate::response::problem(problem, request_id);
+        }
+    };
+    match claim {
+        Claim::Fresh => {}
+        Claim::Replay(stored) => return crate::response::replay(&stored, request_id),
+        other => {
+            let problem = other.problem().unwrap_or_else(Problem::internal);
+            return crate::response::problem(problem, request_id);
+        }
+    }
+    let (parts, body) = answer(run().await).into_parts();
+    let bytes = match body.collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(never) => match never {},
+    };
+    let stored = StoredResponse {
+        status: parts.status.as_u16(),
+        content_type: parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string(),
+        body: bytes.to_vec(),
+    };
+    // A record that cannot be completed must not block retries for a day.
+    if settle(store, scope, &key, &stored).await.is_err() {
+        let _ = store.release(scope, &key).await;
+    }
+    http::Response::from_parts(parts, http_body_util::Full::new(bytes))
+}
+
 /// The SQLite store on Spin's `default` database (table `idempotency_keys`,
 /// created by migration 0001).
 #[cfg(target_arch = "wasm32")]
@@ -348,6 +416,92 @@ pub mod sqlite {
 
 #[cfg(test)]
 mod tests {
+
+    fn created(body: &'static str) -> crate::Response {
+        crate::response::json(201, &serde_json::json!({"id": body}), "req")
+    }
+
+    fn body_of(res: crate::Response) -> Vec<u8> {
+        use http_body_util::BodyExt;
+        block_on(res.into_body().collect())
+            .map(|c| c.to_bytes().to_vec())
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn once_runs_the_first_request_and_replays_it_for_retries() {
+        let store = MemoryStore::default();
+        let runs = std::cell::Cell::new(0);
+        let call = |fp: &str| {
+            block_on(once(&store, "s", Some("k1"), fp, 100, "req", || async {
+                runs.set(runs.get() + 1);
+                Ok(created("a"))
+            }))
+        };
+        let first = call("fp");
+        assert_eq!(first.status(), 201);
+        assert!(first.headers().get(REPLAYED_HEADER).is_none());
+        let retry = call("fp");
+        assert_eq!(
+            retry.headers().get(REPLAYED_HEADER).map(|v| v.as_bytes()),
+            Some(&b"true"[..])
+        );
+        assert_eq!(
+            (retry.status().as_u16(), body_of(retry)),
+            (201, body_of(first))
+        );
+        assert_eq!(runs.get(), 1, "the work happened once");
+        assert_eq!(call("other").status(), 422, "same key, different request");
+    }
+
+    #[test]
+    fn once_without_a_key_always_runs_and_a_bad_key_is_refused() {
+        let store = MemoryStore::default();
+        let runs = std::cell::Cell::new(0);
+        for _ in 0..2 {
+            block_on(once(&store, "s", None, "fp", 100, "req", || async {
+                runs.set(runs.get() + 1);
+                Ok(created("a"))
+            }));
+        }
+        assert_eq!(runs.get(), 2);
+        let bad = block_on(once(
+            &store,
+            "s",
+            Some("has space"),
+            "fp",
+            100,
+            "req",
+            || async { Ok(created("a")) },
+        ));
+        assert_eq!(bad.status(), 400);
+    }
+
+    #[test]
+    fn once_releases_the_key_after_a_server_error_and_stores_client_errors() {
+        let store = MemoryStore::default();
+        let failed = block_on(once(&store, "s", Some("k"), "fp", 100, "req", || async {
+            Err(Problem::internal())
+        }));
+        assert_eq!(failed.status(), 500);
+        let retried = block_on(once(&store, "s", Some("k"), "fp", 100, "req", || async {
+            Ok(created("b"))
+        }));
+        assert_eq!(retried.status(), 201, "a 5xx does not stick to the key");
+        let refused = block_on(once(&store, "s", Some("k2"), "fp", 100, "req", || async {
+            Err(Problem::new(ErrorCode::Conflict))
+        }));
+        assert_eq!(refused.status(), 409);
+        let again = block_on(once(&store, "s", Some("k2"), "fp", 100, "req", || async {
+            Ok(created("c"))
+        }));
+        assert_eq!(
+            again.status(),
+            409,
+            "a 4xx outcome is the answer for this key"
+        );
+    }
+
     use super::*;
     use futures::executor::block_on;
 

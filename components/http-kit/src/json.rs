@@ -177,17 +177,35 @@ where
     B: Body<Data = Bytes>,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    let (parts, bytes) = read_raw(req, limit).await?;
+    parse(content_type(&parts.headers), &bytes)
+}
+
+/// Reads a JSON request's body whole, after checking its media type, for
+/// handlers that need the bytes themselves (an idempotency fingerprint)
+/// before parsing them with [`parse_valid`].
+pub async fn read_raw<B>(
+    req: http::Request<B>,
+    limit: usize,
+) -> Result<(http::request::Parts, Bytes), Problem>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
     let (parts, body) = req.into_parts();
-    let content_type = parts
-        .headers
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok());
     // The media type is checked before reading so a wrong one costs nothing.
-    if !is_json(content_type) {
+    if !is_json(content_type(&parts.headers)) {
         return Err(not_json());
     }
     let bytes = read_body(&parts.headers, body, limit).await?;
-    parse(content_type, &bytes)
+    Ok((parts, bytes))
+}
+
+/// The `Content-Type` header, if readable.
+pub fn content_type(headers: &http::HeaderMap) -> Option<&str> {
+    headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
 }
 
 #[cfg(test)]

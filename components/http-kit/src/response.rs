@@ -47,6 +47,11 @@ pub fn json<T: Serialize>(status: u16, value: &T, request_id: &str) -> Response 
     }
 }
 
+/// `204 No Content`.
+pub fn no_content(request_id: &str) -> Response {
+    build(204, None, request_id, Vec::new(), &[])
+}
+
 /// A problem document, naming the request as its `instance`.
 pub fn problem(problem: Problem, request_id: &str) -> Response {
     let problem = problem.instance(request_id);

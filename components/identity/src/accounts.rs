@@ -200,7 +200,7 @@ impl Validate for UpdateMe {
 /// editable here: a new address must be verified first.
 pub async fn update_me(req: Request, request_id: &str) -> Result<Response, Problem> {
     let conn = db::open().await?;
-    let auth = crate::sessions::authenticate(&req).await?;
+    let auth = gatehouse_auth::authenticate_session(&req).await?;
     let body: UpdateMe = json::read_json(req, json::DEFAULT_LIMIT).await?;
     if let Some(name) = body.display_name {
         db::exec(
@@ -209,16 +209,16 @@ pub async fn update_me(req: Request, request_id: &str) -> Result<Response, Probl
             vec![
                 db::text(name.trim()),
                 db::int(unix_now()),
-                db::text(auth.user.id()),
+                db::text(&auth.user.id),
             ],
         )
         .await?;
     }
     // Cached sessions carry the user; make them re-read it.
-    crate::session_cache::Cache::open()
+    gatehouse_auth::session::Cache::open()
         .await
-        .invalidate_user(auth.user.id())
+        .invalidate_user(&auth.user.id)
         .await?;
-    let user = crate::sessions::load_user(&conn, auth.user.id()).await?;
+    let user = crate::sessions::load_user(&conn, &auth.user.id).await?;
     Ok(response::json(200, &user, request_id))
 }

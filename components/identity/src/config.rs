@@ -9,11 +9,6 @@ async fn number(name: &str, default: i64) -> i64 {
     }
 }
 
-/// Seconds a session survives without use.
-pub async fn session_idle_ttl() -> i64 {
-    number("session_idle_ttl_seconds", 14 * 24 * 3600).await
-}
-
 /// Seconds a session survives at most, however much it is used.
 pub async fn session_absolute_ttl() -> i64 {
     number("session_absolute_ttl_seconds", 30 * 24 * 3600).await

@@ -7,8 +7,8 @@ use gatehouse_http::{Problem, Response, idempotency::unix_now, response};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 
-use crate::session_cache::Cache;
-use crate::{db, no_content, sessions};
+use crate::{db, no_content};
+use gatehouse_auth::session::Cache;
 
 #[derive(Serialize)]
 struct Device {
@@ -41,7 +41,7 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
     let page = PageRequest::from_query(req.uri().query())?;
     let after: Option<Position> = page.json_cursor()?;
     let conn = db::open().await?;
-    let auth = sessions::authenticate(&req).await?;
+    let auth = gatehouse_auth::authenticate_session(&req).await?;
     let now = unix_now();
     // With no cursor, start above any real position.
     let (after_created, after_id) =
@@ -54,7 +54,7 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
            AND (created_at < ? OR (created_at = ? AND id < ?) OR ? = '')
          ORDER BY created_at DESC, id DESC LIMIT ?",
         vec![
-            db::text(auth.user.id()),
+            db::text(&auth.user.id),
             db::int(now),
             db::int(now),
             db::int(after_created),
@@ -93,21 +93,21 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
 /// `DELETE /v1/sessions/{id}`: signs one of the caller's sessions out.
 pub async fn revoke(req: Request, session_id: &str, request_id: &str) -> Result<Response, Problem> {
     let conn = db::open().await?;
-    let auth = sessions::authenticate(&req).await?;
+    let auth = gatehouse_auth::authenticate_session(&req).await?;
     let changed = db::exec(
         &conn,
         "UPDATE sessions SET revoked_at = ? WHERE id = ? AND user_id = ? AND revoked_at IS NULL",
         vec![
             db::int(unix_now()),
             db::text(session_id),
-            db::text(auth.user.id()),
+            db::text(&auth.user.id),
         ],
     )
     .await?;
     if changed == 0 {
         return Err(Problem::not_found());
     }
-    Cache::open().await.invalidate_user(auth.user.id()).await?;
+    Cache::open().await.invalidate_user(&auth.user.id).await?;
     no_content(request_id)
 }
 
@@ -119,17 +119,17 @@ struct Revoked {
 /// `DELETE /v1/sessions`: signs out every session of the caller but this one.
 pub async fn revoke_others(req: Request, request_id: &str) -> Result<Response, Problem> {
     let conn = db::open().await?;
-    let auth = sessions::authenticate(&req).await?;
+    let auth = gatehouse_auth::authenticate_session(&req).await?;
     let revoked = db::exec(
         &conn,
         "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND id <> ? AND revoked_at IS NULL",
         vec![
             db::int(unix_now()),
-            db::text(auth.user.id()),
+            db::text(&auth.user.id),
             db::text(&auth.session_id),
         ],
     )
     .await?;
-    Cache::open().await.invalidate_user(auth.user.id()).await?;
+    Cache::open().await.invalidate_user(&auth.user.id).await?;
     Ok(response::json(200, &Revoked { revoked }, request_id))
 }

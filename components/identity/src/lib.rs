@@ -3,8 +3,11 @@
 //!
 //! - `POST /v1/auth/register`, `POST /v1/auth/verify-email`
 //! - `POST /v1/auth/login`, `POST /v1/auth/logout`
+//! - `GET /v1/auth/mfa`, `POST /v1/auth/mfa` (complete a login challenge),
+//!   `POST`/`DELETE /v1/auth/mfa/totp`, `POST /v1/auth/mfa/totp/confirm`,
+//!   `POST /v1/auth/mfa/recovery-codes`
 //! - `POST /v1/auth/password/forgot`, `POST /v1/auth/password/reset`
-//! - `GET`/`PATCH /v1/me`
+//! - `GET`/`PATCH /v1/me`, `GET /v1/auth/whoami` (the caller's principal)
 //! - `GET /v1/sessions`, `DELETE /v1/sessions`, `DELETE /v1/sessions/{id}`
 //! - `GET /v1/dev/outbox` (only with the `dev_outbox` variable enabled)
 
@@ -16,21 +19,27 @@ use spin_sdk::http_service;
 mod accounts;
 mod attempts;
 mod config;
-mod db;
 mod devices;
+mod mfa;
 mod outbox;
 mod password_reset;
 mod problems;
-mod session_cache;
 mod sessions;
+
+/// SQLite helpers, shared with the other components.
+pub(crate) use gatehouse_auth::db;
 
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
-    Ok(match route(req, &id).await {
+    let response = match route(req, &id).await {
         Ok(res) => res,
         Err(problem) => response::problem(problem, &id),
-    })
+    };
+    // The request's writes are done: mail it queued goes out now. A mail
+    // that cannot be sent stays queued and never changes the answer.
+    outbox::deliver_queued().await;
+    Ok(response)
 }
 
 async fn route(req: Request, id: &str) -> Result<Response, Problem> {
@@ -44,10 +53,17 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "auth", "register"] if post => accounts::register(req, id).await,
         ["v1", "auth", "verify-email"] if post => accounts::verify_email(req, id).await,
         ["v1", "auth", "login"] if post => sessions::login(req, id).await,
+        ["v1", "auth", "mfa"] if post => mfa::complete(req, id).await,
+        ["v1", "auth", "mfa"] if get => mfa::status(req, id).await,
+        ["v1", "auth", "mfa", "totp"] if post => mfa::enroll(req, id).await,
+        ["v1", "auth", "mfa", "totp"] if delete => mfa::disable(req, id).await,
+        ["v1", "auth", "mfa", "totp", "confirm"] if post => mfa::confirm(req, id).await,
+        ["v1", "auth", "mfa", "recovery-codes"] if post => mfa::regenerate(req, id).await,
         ["v1", "auth", "logout"] if post => sessions::logout(req, id).await,
         ["v1", "auth", "password", "forgot"] if post => password_reset::forgot(req, id).await,
         ["v1", "auth", "password", "reset"] if post => password_reset::reset(req, id).await,
         ["v1", "me"] if get => sessions::me(req, id).await,
+        ["v1", "auth", "whoami"] if get => sessions::whoami(req, id).await,
         ["v1", "me"] if patch => accounts::update_me(req, id).await,
         ["v1", "sessions"] if get => devices::list(req, id).await,
         ["v1", "sessions"] if delete => devices::revoke_others(req, id).await,
@@ -63,6 +79,12 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ]
         | ["v1", "auth", "password", "forgot" | "reset"] => Err(fallback(Some(&["POST"]))),
         ["v1", "me"] => Err(fallback(Some(&["GET", "PATCH"]))),
+        ["v1", "auth", "mfa"] => Err(fallback(Some(&["GET", "POST"]))),
+        ["v1", "auth", "mfa", "totp"] => Err(fallback(Some(&["POST", "DELETE"]))),
+        ["v1", "auth", "mfa", "totp", "confirm"] | ["v1", "auth", "mfa", "recovery-codes"] => {
+            Err(fallback(Some(&["POST"])))
+        }
+        ["v1", "auth", "whoami"] => Err(fallback(Some(&["GET"]))),
         ["v1", "sessions"] => Err(fallback(Some(&["GET", "DELETE"]))),
         ["v1", "sessions", _] => Err(fallback(Some(&["DELETE"]))),
         ["v1", "dev", "outbox"] => Err(fallback(Some(&["GET"]))),
@@ -72,9 +94,5 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
 
 /// `204 No Content` with the request id.
 pub(crate) fn no_content(request_id: &str) -> Result<Response, Problem> {
-    http::Response::builder()
-        .status(204)
-        .header(request_id::HEADER, request_id)
-        .body(http_body_util::Full::new(bytes::Bytes::new()))
-        .map_err(|_| Problem::internal())
+    Ok(response::no_content(request_id))
 }

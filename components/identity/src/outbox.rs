@@ -1,15 +1,24 @@
-//! Mail leaves through the outbox table: handlers enqueue in the same
-//! database as the change that caused the mail, and a sender delivers.
-//! Without a configured provider, mail stays here and the development-only
-//! listing shows it.
+//! Mail leaves through the outbox table (owned by the `gatehouse-mail`
+//! crate): handlers enqueue in the same database as the change that caused
+//! the mail, and once the request's work is done, [`deliver_queued`] hands
+//! it to the configured email API. Without a provider, mail stays here and
+//! the development-only listing shows it.
 
+use std::sync::Mutex;
+
+use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::{Problem, Response, response};
+use gatehouse_mail::MailId;
 use serde::Serialize;
-use spin_sdk::sqlite::Connection;
+use spin_sdk::sqlite::{Connection, RowResult, Value};
 
 use crate::{config, db};
 
-/// Queues a plain-text mail.
+/// Mail queued by this request. An instance serves one request, so this
+/// is the request's list; [`deliver_queued`] drains it.
+static QUEUED: Mutex<Vec<MailId>> = Mutex::new(Vec::new());
+
+/// Queues a plain-text mail, to be delivered when the request is done.
 pub async fn enqueue(
     conn: &Connection,
     to: &str,
@@ -18,13 +27,27 @@ pub async fn enqueue(
     body: &str,
     now: i64,
 ) -> Result<(), Problem> {
-    db::exec(
-        conn,
-        "INSERT INTO email_outbox (id, to_address, kind, subject, body_text, status, created_at) VALUES (?, ?, ?, ?, ?, 'pending', ?)",
-        vec![db::text(db::new_id("mail_")), db::text(to), db::text(kind), db::text(subject), db::text(body), db::int(now)],
-    )
-    .await?;
+    let id = gatehouse_mail::enqueue(conn, to, kind, subject, body, now).await?;
+    if let Ok(mut queued) = QUEUED.lock() {
+        queued.push(id);
+    }
     Ok(())
+}
+
+/// Delivers the mail this request queued (and a few older mails that are
+/// due for a retry). Does nothing when the request queued none; never
+/// fails: undelivered mail stays queued for a later request.
+pub async fn deliver_queued() {
+    let queued = match QUEUED.lock() {
+        Ok(mut queued) => std::mem::take(&mut *queued),
+        Err(_) => return,
+    };
+    if queued.is_empty() {
+        return;
+    }
+    if let Ok(conn) = db::open().await {
+        gatehouse_mail::deliver(&conn, &queued, unix_now()).await;
+    }
 }
 
 #[derive(Serialize)]
@@ -34,13 +57,32 @@ struct Mail {
     kind: String,
     subject: String,
     body: String,
+    /// `pending`, `sent` or `failed`.
     status: String,
+    attempts: i64,
+    /// When a pending mail is next tried; null once sent or failed.
+    next_attempt_at: Option<i64>,
+    /// Why the latest attempt failed; null when it did not.
+    last_error: Option<String>,
     created_at: i64,
+    /// Null until sent.
+    sent_at: Option<i64>,
+    /// Which provider took the mail; null until sent.
+    provider: Option<String>,
+    /// The provider's id for the message; null until sent.
+    provider_message_id: Option<String>,
 }
 
 #[derive(Serialize)]
 struct Listing {
     items: Vec<Mail>,
+}
+
+fn opt_text(row: &RowResult, i: usize) -> Option<String> {
+    match row.values.get(i) {
+        Some(Value::Text(t)) => Some(t.clone()),
+        _ => None,
+    }
 }
 
 /// `GET /v1/dev/outbox`: the newest 50 mails, when enabled; otherwise the
@@ -52,20 +94,31 @@ pub async fn list_for_development(request_id: &str) -> Result<Response, Problem>
     let conn = db::open().await?;
     let rows = db::query(
         &conn,
-        "SELECT id, to_address, kind, subject, body_text, status, created_at FROM email_outbox ORDER BY created_at DESC, rowid DESC LIMIT 50",
+        "SELECT id, to_address, kind, subject, body_text, status, attempts, next_attempt_at, last_error,
+                created_at, sent_at, provider, provider_message_id
+         FROM email_outbox ORDER BY created_at DESC, rowid DESC LIMIT 50",
         vec![],
     )
     .await?;
     let items = rows
         .iter()
-        .map(|r| Mail {
-            id: db::get_text(r, 0),
-            to: db::get_text(r, 1),
-            kind: db::get_text(r, 2),
-            subject: db::get_text(r, 3),
-            body: db::get_text(r, 4),
-            status: db::get_text(r, 5),
-            created_at: db::get_int(r, 6).unwrap_or_default(),
+        .map(|r| {
+            let status = db::get_text(r, 5);
+            Mail {
+                id: db::get_text(r, 0),
+                to: db::get_text(r, 1),
+                kind: db::get_text(r, 2),
+                subject: db::get_text(r, 3),
+                body: db::get_text(r, 4),
+                attempts: db::get_int(r, 6).unwrap_or_default(),
+                next_attempt_at: db::get_int(r, 7).filter(|_| status == "pending"),
+                last_error: opt_text(r, 8),
+                created_at: db::get_int(r, 9).unwrap_or_default(),
+                sent_at: db::get_int(r, 10),
+                provider: opt_text(r, 11),
+                provider_message_id: opt_text(r, 12),
+                status,
+            }
         })
         .collect();
     Ok(response::json(200, &Listing { items }, request_id))

@@ -1,11 +1,13 @@
 //! Forgotten passwords: a single-use, one-hour token by mail, and a reset
 //! that signs out every session of the account.
 //!
-//! `forgot` answers the same whether or not the address has an account.
+//! `forgot` answers the same whether or not the address has an account,
+//! and mails the address either way (a reset link, or word that there is
+//! no account), so the work and its timing match too.
 
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::{FieldError, Problem, Response, idempotency::unix_now, response};
-use identity_core::email::normalize_email;
+use identity_core::email::{normalize_email, valid_email};
 use identity_core::{password, token};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
@@ -72,6 +74,23 @@ pub async fn forgot(req: Request, request_id: &str) -> Result<Response, Problem>
             &db::get_text(row, 1),
             "reset_password",
             "Reset your password",
+            &mail,
+            now,
+        )
+        .await?;
+    } else if valid_email(&body.email) {
+        // The address has no account: its owner hears so, which also makes
+        // this path send a mail, like the other, so neither the answer nor
+        // its timing tells which addresses are registered.
+        let base = config::public_base_url().await;
+        let mail = format!(
+            "Someone asked to reset the password of a Gatehouse account for this address, but there is no account for it.\n\nIf it was you, you may have signed up with another address, or you can create an account: {base}/register\nIf not, you can ignore this message.\n"
+        );
+        outbox::enqueue(
+            &conn,
+            body.email.trim(),
+            "reset_no_account",
+            "Password reset requested",
             &mail,
             now,
         )
@@ -158,7 +177,7 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
         vec![db::int(now), db::text(&user_id)],
     )
     .await?;
-    crate::session_cache::Cache::open()
+    gatehouse_auth::session::Cache::open()
         .await
         .invalidate_user(&user_id)
         .await?;

@@ -16,12 +16,10 @@ use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
 
-use crate::attempts::{self, Attempt, Outcome};
-use crate::session_cache::{Cache, Entry, REFRESH_SECONDS};
-use crate::{config, db, outbox};
+use gatehouse_auth::session::{Cache, SESSION_PREFIX, User, user_from};
 
-/// Prefix of session tokens.
-pub const SESSION_PREFIX: &str = "ghs_";
+use crate::attempts::{self, Attempt, Outcome};
+use crate::{config, db, mfa, outbox};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -49,17 +47,6 @@ impl Validate for Login {
             Err(errors)
         }
     }
-}
-
-/// The account as its owner sees it.
-#[derive(Serialize, Deserialize)]
-pub struct User {
-    id: String,
-    email: String,
-    display_name: String,
-    status: String,
-    email_verified: bool,
-    created_at: i64,
 }
 
 #[derive(Serialize)]
@@ -104,8 +91,7 @@ fn user_agent(req: &Request) -> Option<String> {
 
 /// `POST /v1/auth/login`.
 pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let agent = user_agent(&req);
-    let address = client_address(&req);
+    let Device { agent, address } = Device::of(&req);
     let body: Login = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let email = normalize_email(&body.email);
     let now = unix_now();
@@ -153,24 +139,6 @@ pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> 
             return Err(Problem::new(ErrorCode::Forbidden).detail("this account is inactive"));
         }
     }
-    let new_device = attempts::is_new_device(&conn, &attempt).await?;
-    attempts::record(&conn, &attempt, Outcome::Success, new_device, now).await?;
-    if new_device {
-        let mail = format!(
-            "Your Gatehouse account was just signed in to from a device we have not seen before.\n\nAddress: {}\nBrowser or app: {}\n\nIf this was you, nothing needs doing. If not, reset your password and sign out your other sessions.\n",
-            address.as_deref().unwrap_or("unknown"),
-            agent.as_deref().unwrap_or("unknown")
-        );
-        outbox::enqueue(
-            &conn,
-            &user.email,
-            "new_sign_in",
-            "New sign-in to your account",
-            &mail,
-            now,
-        )
-        .await?;
-    }
     if password::needs_rehash(&stored_hash) {
         db::exec(
             &conn,
@@ -183,27 +151,83 @@ pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> 
         )
         .await?;
     }
+    let device = Device { agent, address };
+    if mfa::enabled(&conn, &user.id).await? {
+        return mfa::challenge(&conn, &user, &device, now, request_id).await;
+    }
+    start_session(&conn, user, device, &email, now, request_id).await
+}
+
+/// Where a sign-in comes from.
+pub struct Device {
+    /// The client's user agent.
+    pub agent: Option<String>,
+    /// The client address without port.
+    pub address: Option<String>,
+}
+
+impl Device {
+    /// The device a request comes from.
+    pub fn of(req: &Request) -> Device {
+        Device {
+            agent: user_agent(req),
+            address: client_address(req),
+        }
+    }
+}
+
+/// Ends a sign-in whose every factor checked out: records it (flagging and
+/// mailing a device never seen for the user) and opens a session.
+pub async fn start_session(
+    conn: &Connection,
+    user: User,
+    device: Device,
+    email: &str,
+    now: i64,
+    request_id: &str,
+) -> Result<Response, Problem> {
+    let attempt = Attempt {
+        user_id: Some(&user.id),
+        email,
+        address: device.address.as_deref(),
+        agent: device.agent.as_deref(),
+    };
+    let new_device = attempts::is_new_device(conn, &attempt).await?;
+    attempts::record(conn, &attempt, Outcome::Success, new_device, now).await?;
+    if new_device {
+        let mail = format!(
+            "Your Gatehouse account was just signed in to from a device we have not seen before.\n\nAddress: {}\nBrowser or app: {}\n\nIf this was you, nothing needs doing. If not, reset your password and sign out your other sessions.\n",
+            device.address.as_deref().unwrap_or("unknown"),
+            device.agent.as_deref().unwrap_or("unknown")
+        );
+        outbox::enqueue(
+            conn,
+            &user.email,
+            "new_sign_in",
+            "New sign-in to your account",
+            &mail,
+            now,
+        )
+        .await?;
+    }
     let issued = token::issue(SESSION_PREFIX);
+    let absolute_expires_at = now + config::session_absolute_ttl().await;
     let session = SessionInfo {
         id: db::new_id("ses_"),
         created_at: now,
-        idle_expires_at: now + config::session_idle_ttl().await,
-        absolute_expires_at: now + config::session_absolute_ttl().await,
-    };
-    let session = SessionInfo {
-        idle_expires_at: session.idle_expires_at.min(session.absolute_expires_at),
-        ..session
+        idle_expires_at: (now + gatehouse_auth::session::idle_ttl().await).min(absolute_expires_at),
+        absolute_expires_at,
     };
     db::exec(
-        &conn,
+        conn,
         "INSERT INTO sessions (id, token_digest, user_id, user_agent, client_address, created_at, last_seen_at, idle_expires_at, absolute_expires_at)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         vec![
             db::text(&session.id),
             db::text(&issued.digest),
             db::text(&user.id),
-            db::opt_text(agent),
-            db::opt_text(address),
+            db::opt_text(device.agent),
+            db::opt_text(device.address),
             db::int(now),
             db::int(now),
             db::int(session.idle_expires_at),
@@ -220,13 +244,6 @@ pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> 
     Ok(response::json(200, &body, request_id))
 }
 
-impl User {
-    /// The user's id.
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-}
-
 /// Reads a user by id (the columns `user_from` expects).
 pub async fn load_user(conn: &Connection, user_id: &str) -> Result<User, Problem> {
     let rows = db::query(
@@ -238,128 +255,23 @@ pub async fn load_user(conn: &Connection, user_id: &str) -> Result<User, Problem
     rows.first().map(user_from).ok_or_else(Problem::not_found)
 }
 
-fn user_from(row: &spin_sdk::sqlite::RowResult) -> User {
-    User {
-        id: db::get_text(row, 0),
-        email: db::get_text(row, 1),
-        display_name: db::get_text(row, 2),
-        status: db::get_text(row, 3),
-        email_verified: db::get_int(row, 4).is_some(),
-        created_at: db::get_int(row, 5).unwrap_or_default(),
-    }
-}
-
-/// A live session and its user.
-pub struct Authenticated {
-    /// The session's id.
-    pub session_id: String,
-    /// The signed-in user.
-    pub user: User,
-}
-
-fn unauthenticated(detail: &str) -> Problem {
-    Problem::new(ErrorCode::Unauthenticated)
-        .detail(detail.to_string())
-        .header("www-authenticate", "Bearer")
-}
-
-/// Resolves `Authorization: Bearer <session token>` to a live session:
-/// from the cache while it may answer, else from the database (sliding the
-/// idle deadline) and then cached.
-pub async fn authenticate(req: &Request) -> Result<Authenticated, Problem> {
-    let header = req
-        .headers()
-        .get(http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok());
-    let Some(secret) = header
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .map(str::trim)
-    else {
-        return Err(unauthenticated(
-            "send a session token as Authorization: Bearer <token>",
-        ));
-    };
-    if !token::well_formed(secret, SESSION_PREFIX) {
-        return Err(unauthenticated("the session token is invalid or expired"));
-    }
-    let digest = token::digest(secret);
-    let now = unix_now();
-    let cache = Cache::open().await;
-    if let Some(entry) = cache.get(&digest).await
-        && let Some(current) = cache.version(entry.user.id()).await
-        && entry.usable(now, &current)
-    {
-        return Ok(Authenticated {
-            session_id: entry.session_id,
-            user: entry.user,
-        });
-    }
-    let conn = db::open().await?;
-    let Some(found) = live_session(&conn, &digest, now).await? else {
-        return Err(unauthenticated("the session token is invalid or expired"));
-    };
-    let idle = (now + config::session_idle_ttl().await).min(found.absolute_expires_at);
-    db::exec(
-        &conn,
-        "UPDATE sessions SET last_seen_at = ?, idle_expires_at = ? WHERE id = ?",
-        vec![db::int(now), db::int(idle), db::text(&found.session_id)],
-    )
-    .await?;
-    // Version, then the database again: see `session_cache` for why.
-    if let Some(version) = cache.version(found.user.id()).await
-        && let Some(fresh) = live_session(&conn, &digest, now).await?
-    {
-        let entry = Entry {
-            session_id: fresh.session_id,
-            user: fresh.user,
-            version,
-            idle_expires_at: idle,
-            absolute_expires_at: fresh.absolute_expires_at,
-            refresh_after: now + REFRESH_SECONDS,
-        };
-        cache.put(&digest, &entry).await;
-        return Ok(Authenticated {
-            session_id: entry.session_id,
-            user: entry.user,
-        });
-    }
-    Ok(Authenticated {
-        session_id: found.session_id,
-        user: found.user,
-    })
-}
-
-struct Found {
-    session_id: String,
-    user: User,
-    absolute_expires_at: i64,
-}
-
-async fn live_session(conn: &Connection, digest: &str, now: i64) -> Result<Option<Found>, Problem> {
-    let rows = db::query(
-        conn,
-        "SELECT u.id, u.email, u.display_name, u.status, u.email_verified_at, u.created_at, s.id, s.absolute_expires_at
-         FROM sessions s JOIN users u ON u.id = s.user_id
-         WHERE s.token_digest = ? AND s.revoked_at IS NULL AND s.idle_expires_at > ? AND s.absolute_expires_at > ? AND u.status = 'active'",
-        vec![db::text(digest), db::int(now), db::int(now)],
-    )
-    .await?;
-    Ok(rows.first().map(|row| Found {
-        session_id: db::get_text(row, 6),
-        absolute_expires_at: db::get_int(row, 7).unwrap_or(now),
-        user: user_from(row),
-    }))
-}
-
 /// `GET /v1/me`.
 pub async fn me(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let auth = authenticate(&req).await?;
+    let auth = gatehouse_auth::authenticate_session(&req).await?;
     Ok(response::json(200, &auth.user, request_id))
+}
+
+/// `GET /v1/auth/whoami`: the principal the request authenticates as,
+/// acting in the org `X-Org` names (or the caller's only org), exactly as
+/// every component sees it.
+pub async fn whoami(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let principal = gatehouse_auth::authenticate(&req).await?;
+    Ok(response::json(200, &principal, request_id))
 }
 
 /// `POST /v1/auth/logout`: revokes the calling session.
 pub async fn logout(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let auth = authenticate(&req).await?;
+    let auth = gatehouse_auth::authenticate_session(&req).await?;
     let conn = db::open().await?;
     db::exec(
         &conn,
@@ -367,6 +279,6 @@ pub async fn logout(req: Request, request_id: &str) -> Result<Response, Problem>
         vec![db::int(unix_now()), db::text(&auth.session_id)],
     )
     .await?;
-    Cache::open().await.invalidate_user(auth.user.id()).await?;
+    Cache::open().await.invalidate_user(&auth.user.id).await?;
     crate::no_content(request_id)
 }

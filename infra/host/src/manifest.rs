@@ -9,7 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::outbound::HostPattern;
+use crate::outbound::AllowedHost;
 use crate::routes::Route;
 use crate::variables::Template;
 
@@ -53,8 +53,8 @@ pub struct HttpTrigger {
 pub struct ComponentDecl {
     /// Absolute path of the `.wasm` file.
     pub source: PathBuf,
-    /// Parsed `allowed_outbound_hosts`.
-    pub allowed_outbound_hosts: Vec<HostPattern>,
+    /// `allowed_outbound_hosts`: patterns, and templates rendered at load.
+    pub allowed_outbound_hosts: Vec<AllowedHost>,
     /// Granted key-value store labels.
     pub key_value_stores: Vec<String>,
     /// Granted SQLite database labels.
@@ -242,14 +242,21 @@ fn parse_component(
         toml::Value::String(s) => base_dir.join(s),
         _ => bail!("component `{id}`: only a local file `source` is supported by this host"),
     };
-    let allowed_outbound_hosts = c
-        .allowed_outbound_hosts
-        .iter()
-        .map(|p| {
-            HostPattern::parse(p)
-                .with_context(|| format!("component `{id}`: allowed_outbound_hosts entry `{p}`"))
-        })
-        .collect::<Result<Vec<_>>>()?;
+    let mut allowed_outbound_hosts = Vec::new();
+    for text in &c.allowed_outbound_hosts {
+        let entry = AllowedHost::parse(text)
+            .with_context(|| format!("component `{id}`: allowed_outbound_hosts entry `{text}`"))?;
+        if let Some(reference) = entry
+            .references()
+            .into_iter()
+            .find(|r| !variables.contains_key(*r))
+        {
+            bail!(
+                "component `{id}`: allowed_outbound_hosts entry `{text}` refers to undefined application variable `{reference}`"
+            );
+        }
+        allowed_outbound_hosts.push(entry);
+    }
     let mut templates = BTreeMap::new();
     for (name, text) in c.variables {
         check_variable_name(&name).with_context(|| format!("component `{id}`"))?;
@@ -350,6 +357,26 @@ source = "b.wasm"
         let text = MINIMAL.replace("{{ greeting }}", "{{ nope }}");
         let err = App::parse(&text, Path::new(".")).unwrap_err().to_string();
         assert!(err.contains("`nope`"), "{err}");
+    }
+
+    #[test]
+    fn outbound_host_templates_must_name_declared_variables() -> Result<()> {
+        let text = MINIMAL.replace(
+            "allowed_outbound_hosts = [\"http://b.spin.internal\"]",
+            "allowed_outbound_hosts = [\"{{ greeting }}\", \"https://{{ nope }}\"]",
+        );
+        let err = App::parse(&text, Path::new(".")).unwrap_err().to_string();
+        assert!(
+            err.contains("component `a`") && err.contains("`nope`"),
+            "{err}"
+        );
+        let text = MINIMAL.replace("http://b.spin.internal", "{{ greeting }}");
+        let app = App::parse(&text, Path::new("."))?;
+        assert_eq!(
+            app.components["a"].allowed_outbound_hosts[0].references(),
+            vec!["greeting"]
+        );
+        Ok(())
     }
 
     #[test]

@@ -161,6 +161,12 @@ impl Runtime {
 
         let mut components = HashMap::new();
         for (id, decl) in &app.components {
+            let allowed_hosts = decl
+                .allowed_outbound_hosts
+                .iter()
+                .map(|entry| entry.resolve(&variables))
+                .collect::<Result<Vec<_>>>()
+                .with_context(|| format!("component `{id}`"))?;
             let component = compile_cached(&engine, id, &decl.source, &opts.cache_dir)?;
             let pre = linker
                 .instantiate_pre(&component)
@@ -185,7 +191,7 @@ impl Runtime {
                 Loaded {
                     pre,
                     grants: Arc::new(grants),
-                    allowed_hosts: Arc::new(decl.allowed_outbound_hosts.clone()),
+                    allowed_hosts: Arc::new(allowed_hosts),
                     public_route,
                 },
             );

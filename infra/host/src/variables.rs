@@ -112,6 +112,19 @@ impl Variables {
     pub fn is_secret(&self, name: &str) -> bool {
         self.secret.iter().any(|s| s == name)
     }
+
+    /// Renders a template over application variables where a value is
+    /// required (an `allowed_outbound_hosts` entry): an unset variable is an
+    /// error naming it.
+    pub fn render(&self, template: &Template) -> Result<String> {
+        if let Some(name) = template
+            .references()
+            .find(|name| !self.values.contains_key(*name))
+        {
+            bail!("variable `{name}` has no value");
+        }
+        Ok(template.render(&self.values).unwrap_or_default())
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +177,20 @@ maybe = "{{ optional }}"
             err.contains("`token`") && err.contains("SPIN_VARIABLE_TOKEN"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn render_fills_holes_and_names_an_unset_variable() -> Result<()> {
+        let env = |k: &str| (k == "SPIN_VARIABLE_TOKEN").then(|| "s3cret".to_string());
+        let vars = Variables::resolve(&app(), &env)?;
+        let host = Template::parse("https://{{ greeting }}.example.com")?;
+        assert_eq!(vars.render(&host)?, "https://hi.example.com");
+        let err = vars
+            .render(&Template::parse("{{ optional }}")?)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("`optional`"), "{err}");
+        Ok(())
     }
 
     #[test]

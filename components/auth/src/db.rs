@@ -12,7 +12,7 @@ pub async fn open() -> Result<Connection, Problem> {
 }
 
 fn internal(what: &str, detail: &str) -> Problem {
-    eprintln!("identity: database {what} failed: {detail}");
+    eprintln!("database {what} failed: {detail}");
     Problem::internal()
 }
 
@@ -73,4 +73,17 @@ pub fn new_id(prefix: &str) -> String {
     let bytes = identity_core::random::bytes::<16>();
     let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     format!("{prefix}{hex}")
+}
+
+/// Column `i` as text, `None` for NULL.
+pub fn get_opt_text(row: &RowResult, i: usize) -> Option<String> {
+    match row.values.get(i) {
+        Some(Value::Text(t)) => Some(t.clone()),
+        _ => None,
+    }
+}
+
+/// Column `i` holding a JSON document, `None` for NULL or unreadable JSON.
+pub fn get_json(row: &RowResult, i: usize) -> Option<serde_json::Value> {
+    get_opt_text(row, i).and_then(|t| serde_json::from_str(&t).ok())
 }

@@ -1,0 +1,32 @@
+//! Authentication and tenancy, shared by every Gatehouse component.
+//!
+//! - [`authenticate`]: the credential on a request (a session token today;
+//!   API keys and JWTs join through the same entry point) to a
+//!   [`Principal`](gatehouse_http::principal::Principal).
+//! - [`membership`]: the orgs a user belongs to and how a request picks
+//!   one (`X-Org` header, or the only org).
+//! - [`session`]: session lookups cached in the key-value store, never
+//!   outliving a revocation or a membership change.
+//! - [`tenant`]: the tenant context. Org-owned rows are read and written
+//!   only through a [`tenant::Tenant`], whose statements are checked to be
+//!   bound to its org, so a handler cannot reach another org's rows.
+//! - [`db`]: thin helpers over Spin's SQLite.
+//!
+//! The decisions (which org a request acts in, whether a cached session
+//! may answer, whether a statement is tenant-scoped) are plain functions,
+//! unit-tested natively; the Spin calls are compiled for wasm32 only.
+
+#![deny(missing_docs)]
+#![allow(clippy::result_large_err)]
+
+pub mod membership;
+pub mod tenant;
+
+#[cfg(target_arch = "wasm32")]
+mod authenticate;
+#[cfg(target_arch = "wasm32")]
+pub mod db;
+pub mod session;
+
+#[cfg(target_arch = "wasm32")]
+pub use authenticate::{authenticate, authenticate_session, bearer_token};

@@ -1,0 +1,233 @@
+//! The tenant context: every statement over org-owned rows goes through a
+//! [`Tenant`], which binds the org as the statement's first parameter
+//! (`?1`) and refuses any statement that is not bound to it.
+//!
+//! A `Tenant` is only made from a membership the caller holds, so a
+//! handler holding one can neither name another org nor forget the org
+//! filter: a statement without `org_id = ?1` (or, for an insert, an
+//! `org_id` column taking `?1`) never runs.
+
+use gatehouse_http::principal::OrgRole;
+use gatehouse_http::{ErrorCode, Problem};
+
+/// Whether `sql` is bound to the org in `?1`: it compares `org_id = ?1`
+/// (an alias may qualify the column: `t.org_id = ?1`), or it is an insert
+/// whose column list starts with `org_id` and whose values start with `?1`;
+/// and no unnumbered `?` stands before the first `?1` (it would take the
+/// number 1, that is, the org).
+///
+/// Unnumbered `?` after `?1` take the numbers 2, 3, … in order, so the
+/// caller's own parameters follow the org; statements that need one of
+/// theirs before the org filter (an `UPDATE … SET`) number them: `?2`.
+pub fn is_scoped(sql: &str) -> bool {
+    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let org_params: Vec<usize> = flat
+        .match_indices("?1")
+        .map(|(i, _)| i)
+        .filter(|&i| !flat[i + 2..].starts_with(|c: char| c.is_ascii_digit()))
+        .collect();
+    let Some(&first) = org_params.first() else {
+        return false;
+    };
+    let head = &flat[..first];
+    let unnumbered_before = head
+        .match_indices('?')
+        .any(|(i, _)| !head[i + 1..].starts_with(|c: char| c.is_ascii_digit()));
+    if unnumbered_before {
+        return false;
+    }
+    let compared = org_params.iter().any(|&i| {
+        flat[..i]
+            .strip_suffix("org_id = ")
+            .is_some_and(|head| !head.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+    });
+    let upper = flat[..first].to_ascii_uppercase();
+    let inserted = upper.starts_with("INSERT INTO ")
+        && upper.ends_with("VALUES (")
+        && flat
+            .split_once('(')
+            .is_some_and(|(_, columns)| columns.trim_start().starts_with("org_id,"));
+    compared || inserted
+}
+
+/// Who acts in the org, as the tenant context knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The user's id.
+    pub user_id: String,
+    /// The user's role in the org.
+    pub role: OrgRole,
+    /// The teams of the org the user belongs to.
+    pub team_ids: Vec<String>,
+}
+
+impl Actor {
+    /// Whether the actor administers the org.
+    pub fn is_admin(&self) -> bool {
+        self.role == OrgRole::Admin
+    }
+
+    /// 403 unless the actor administers the org. Only members get this
+    /// far, so the org's existence is no secret to them.
+    pub fn require_admin(&self) -> Result<(), Problem> {
+        if self.is_admin() {
+            Ok(())
+        } else {
+            Err(Problem::new(ErrorCode::Forbidden)
+                .detail("only an admin of this organization may do this"))
+        }
+    }
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use store::Tenant;
+
+#[cfg(target_arch = "wasm32")]
+mod store {
+    use super::{Actor, is_scoped};
+    use crate::db;
+    use crate::membership::Membership;
+    use gatehouse_http::Problem;
+    use spin_sdk::sqlite::{Connection, RowResult, Value};
+
+    fn unscoped(sql: &str) -> Problem {
+        eprintln!("tenant: refused a statement not bound to the org: {sql}");
+        Problem::internal()
+    }
+
+    /// One org's rows, for one member of it.
+    pub struct Tenant<'a> {
+        conn: &'a Connection,
+        org_id: String,
+        actor: Actor,
+    }
+
+    impl<'a> Tenant<'a> {
+        /// The tenant context for a membership the caller holds.
+        pub fn for_member(conn: &'a Connection, user_id: &str, membership: &Membership) -> Self {
+            Tenant {
+                conn,
+                org_id: membership.org_id.clone(),
+                actor: Actor {
+                    user_id: user_id.to_string(),
+                    role: membership.role,
+                    team_ids: membership.team_ids.clone(),
+                },
+            }
+        }
+
+        /// The context of an org the caller is entering with `role` without
+        /// being a member yet: an org the caller is creating (as its admin),
+        /// or one whose invitation the caller has just spent. Nothing else
+        /// may call this.
+        pub fn joining(
+            conn: &'a Connection,
+            user_id: &str,
+            org_id: &str,
+            role: gatehouse_http::principal::OrgRole,
+        ) -> Self {
+            Tenant {
+                conn,
+                org_id: org_id.to_string(),
+                actor: Actor {
+                    user_id: user_id.to_string(),
+                    role,
+                    team_ids: Vec::new(),
+                },
+            }
+        }
+
+        /// The org's id.
+        pub fn org_id(&self) -> &str {
+            &self.org_id
+        }
+
+        /// Who acts.
+        pub fn actor(&self) -> &Actor {
+            &self.actor
+        }
+
+        fn bind(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Value>, Problem> {
+            if !is_scoped(sql) {
+                return Err(unscoped(sql));
+            }
+            let mut all = Vec::with_capacity(params.len() + 1);
+            all.push(Value::Text(self.org_id.clone()));
+            all.extend(params);
+            Ok(all)
+        }
+
+        /// Runs a statement bound to the org (`?1`) with `params` as `?2…`.
+        pub async fn query(
+            &self,
+            sql: &str,
+            params: Vec<Value>,
+        ) -> Result<Vec<RowResult>, Problem> {
+            let params = self.bind(sql, params)?;
+            db::query(self.conn, sql, params).await
+        }
+
+        /// Runs a statement bound to the org for its effect; the changed row count.
+        pub async fn exec(&self, sql: &str, params: Vec<Value>) -> Result<u64, Problem> {
+            let params = self.bind(sql, params)?;
+            db::exec(self.conn, sql, params).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_bound_to_the_org_are_scoped() {
+        assert!(is_scoped(
+            "SELECT id FROM teams WHERE org_id = ?1 AND id = ?"
+        ));
+        assert!(is_scoped(
+            "UPDATE teams SET name = ?2\n  WHERE org_id = ?1 AND id = ?3"
+        ));
+        assert!(is_scoped(
+            "SELECT t.id FROM teams t JOIN team_members m ON m.team_id = t.id WHERE t.org_id = ?1 AND m.user_id = ?"
+        ));
+        assert!(is_scoped(
+            "INSERT INTO teams (org_id, id, name) VALUES (?1, ?, ?)"
+        ));
+        assert!(is_scoped(
+            "INSERT INTO teams (\n  org_id, id) VALUES (?1, ?) ON CONFLICT DO NOTHING"
+        ));
+    }
+
+    #[test]
+    fn statements_without_the_org_are_refused() {
+        // No org parameter at all.
+        assert!(!is_scoped("SELECT id FROM teams"));
+        assert!(!is_scoped("SELECT id FROM teams WHERE id = ?"));
+        // An unnumbered parameter before the org would itself be number 1.
+        assert!(!is_scoped(
+            "UPDATE teams SET name = ? WHERE org_id = ?1 AND id = ?"
+        ));
+        assert!(!is_scoped(
+            "SELECT id FROM teams WHERE id = ? AND org_id = ?1"
+        ));
+        // ?1 bound to another column, or to a column that only ends in org_id.
+        assert!(!is_scoped("SELECT id FROM teams WHERE id = ?1"));
+        assert!(!is_scoped("SELECT id FROM links WHERE other_org_id = ?1"));
+        // ?10 is not ?1.
+        assert!(!is_scoped("SELECT id FROM teams WHERE org_id = ?10"));
+        // An insert whose first column is not the org.
+        assert!(!is_scoped("INSERT INTO teams (id, org_id) VALUES (?1, ?)"));
+    }
+
+    #[test]
+    fn only_admins_pass_the_admin_check() {
+        let mut actor = Actor {
+            user_id: "usr_1".into(),
+            role: OrgRole::Member,
+            team_ids: vec![],
+        };
+        assert_eq!(actor.require_admin().unwrap_err().status, 403);
+        actor.role = OrgRole::Admin;
+        assert!(actor.require_admin().is_ok());
+    }
+}

@@ -1,0 +1,131 @@
+//! The Gatehouse app through the local host, for end-to-end tests: start
+//! it with migrations and the development outbox, call routes as JSON,
+//! read mailed tokens, and get a signed-in user in one call.
+
+use anyhow::{Context, Result};
+use serde_json::{Value, json};
+
+use crate::{HostConfig, Reply, TestHost, get, root, send};
+
+/// The master key tests run with (base64 of 32 bytes).
+pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+
+/// The app from spin.toml, migrated, with the development outbox on.
+pub fn start_app() -> Result<TestHost> {
+    let mut config = HostConfig::new(root().join("spin.toml"));
+    config.migrations = Some(root().join("infra/migrations"));
+    config.env = vec![
+        ("SPIN_VARIABLE_DEV_OUTBOX".into(), "enabled".into()),
+        ("SPIN_VARIABLE_MASTER_KEY".into(), MASTER_KEY.into()),
+    ];
+    TestHost::start(config)
+}
+
+/// `POST path` with a JSON body and, if given, a session token.
+pub fn post(host: &TestHost, path: &str, body: &Value, token: Option<&str>) -> Result<Reply> {
+    call(host, "POST", path, Some(body), token, &[])
+}
+
+/// `GET /v1/me`.
+pub fn me(host: &TestHost, token: &str) -> Result<Reply> {
+    get(
+        &host.url("/v1/me"),
+        &[("authorization", &format!("Bearer {token}"))],
+    )
+}
+
+/// The newest mail of `kind` to `to`, from the development outbox.
+pub fn mail(host: &TestHost, to: &str, kind: &str) -> Result<Value> {
+    let outbox = get(&host.url("/v1/dev/outbox"), &[])?.json()?;
+    outbox["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .find(|m| m["to"] == to && m["kind"] == kind)
+        .cloned()
+        .with_context(|| format!("no {kind} mail to {to}: {outbox}"))
+}
+
+/// The token a mail of `kind` carries, by its prefix.
+pub fn mailed_token(host: &TestHost, to: &str, kind: &str, prefix: &str) -> Result<String> {
+    let body = mail(host, to, kind)?["body"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let start = body.find(prefix).context("token in mail")?;
+    Ok(body[start..]
+        .chars()
+        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_' || *c == '-')
+        .collect())
+}
+
+/// The token of the newest verification mail to `to`.
+pub fn verification_token(host: &TestHost, to: &str) -> Result<String> {
+    mailed_token(host, to, "verify_email", "gvt_")
+}
+
+/// A password the policy accepts.
+pub const PASSWORD: &str = "violet-tractor-umbrella";
+
+/// `POST /v1/auth/register` for `email` with [`PASSWORD`].
+pub fn register(host: &TestHost, email: &str) -> Result<Reply> {
+    post(
+        host,
+        "/v1/auth/register",
+        &json!({"email": email, "password": PASSWORD, "display_name": "Ada"}),
+        None,
+    )
+}
+
+/// Registers, verifies and logs in; returns the session token.
+pub fn signed_in(host: &TestHost, email: &str) -> Result<String> {
+    register(host, email)?;
+    let token = verification_token(host, email)?;
+    assert_eq!(
+        post(
+            host,
+            "/v1/auth/verify-email",
+            &json!({"token": token}),
+            None
+        )?
+        .status,
+        200
+    );
+    let login = post(
+        host,
+        "/v1/auth/login",
+        &json!({"email": email, "password": PASSWORD}),
+        None,
+    )?;
+    assert_eq!(
+        login.status,
+        200,
+        "{}",
+        String::from_utf8_lossy(&login.body)
+    );
+    Ok(login.json()?["token"]
+        .as_str()
+        .context("token")?
+        .to_string())
+}
+
+/// `method path` with an optional JSON body, session token and extra headers.
+pub fn call(
+    host: &TestHost,
+    method: &str,
+    path: &str,
+    body: Option<&Value>,
+    token: Option<&str>,
+    extra: &[(&str, &str)],
+) -> Result<Reply> {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let mut headers: Vec<(&str, &str)> = extra.to_vec();
+    if body.is_some() {
+        headers.push(("content-type", "application/json"));
+    }
+    if let Some(auth) = auth.as_deref() {
+        headers.push(("authorization", auth));
+    }
+    let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
+    send(method, &host.url(path), &headers, &bytes)
+}
