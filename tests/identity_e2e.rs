@@ -731,3 +731,73 @@ fn cached_sessions_never_outlive_a_revocation_or_a_change() -> Result<()> {
     assert_eq!(me(&host, &phone)?.status, 200);
     Ok(())
 }
+
+#[test]
+fn deactivating_the_account_ends_every_session_and_refuses_sign_in() -> Result<()> {
+    let host = start()?;
+    let token = signed_in(&host, "gus@example.com")?;
+    let other = post(
+        &host,
+        "/v1/auth/login",
+        &json!({"email": "gus@example.com", "password": PASSWORD}),
+        None,
+    )?
+    .json()?["token"]
+        .as_str()
+        .context("token")?
+        .to_string();
+    let auth = format!("Bearer {token}");
+    let delete = |body: Value, auth: &str| {
+        send(
+            "DELETE",
+            &host.url("/v1/me"),
+            &[
+                ("content-type", "application/json"),
+                ("authorization", auth),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    let wrong = delete(json!({"password": "not-the-password"}), &auth)?;
+    assert_eq!(
+        (wrong.status, wrong.json()?["errors"][0]["code"].clone()),
+        (422, json!("incorrect"))
+    );
+    assert_eq!(delete(json!({}), &auth)?.status, 422);
+    assert_eq!(
+        delete(json!({"password": PASSWORD}), "Bearer nope")?.status,
+        401
+    );
+
+    // The only admin of an org must hand it over first.
+    let org = post(
+        &host,
+        "/v1/orgs",
+        &json!({"name": "Gus", "handle": "gus-org"}),
+        Some(&token),
+    )?;
+    assert_eq!(org.status, 201);
+    assert_eq!(delete(json!({"password": PASSWORD}), &auth)?.status, 409);
+    let removed = send(
+        "DELETE",
+        &host.url("/v1/orgs/gus-org"),
+        &[("authorization", &auth)],
+        b"",
+    )?;
+    assert_eq!(removed.status, 204);
+
+    assert_eq!(delete(json!({"password": PASSWORD}), &auth)?.status, 204);
+    assert_eq!(me(&host, &token)?.status, 401);
+    assert_eq!(me(&host, &other)?.status, 401, "every session ends");
+    let login = post(
+        &host,
+        "/v1/auth/login",
+        &json!({"email": "gus@example.com", "password": PASSWORD}),
+        None,
+    )?;
+    assert_eq!(
+        (login.status, login.json()?["detail"].clone()),
+        (403, json!("this account is inactive"))
+    );
+    Ok(())
+}

@@ -612,3 +612,31 @@ fn resend_receives_the_mail_in_its_format() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn an_invitation_from_the_orgs_component_is_delivered_too() -> Result<()> {
+    let api = FakeApi::start(Flavor::Postmark)?;
+    let host = start_with(api.env())?;
+    let ada = gatehouse_tests::app::signed_in(&host, "ada@example.com")?;
+    let org = gatehouse_tests::app::post(
+        &host,
+        "/v1/orgs",
+        &json!({"name": "Acme", "handle": "acme"}),
+        Some(&ada),
+    )?;
+    assert_eq!(org.status, 201);
+    let invited = gatehouse_tests::app::post(
+        &host,
+        "/v1/orgs/acme/invitations",
+        &json!({"email": "bob@example.com"}),
+        Some(&ada),
+    )?;
+    assert_eq!(invited.status, 201);
+    let received = api.received_for("bob@example.com");
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0].body["Subject"], "Join Acme on Gatehouse");
+    let text = received[0].body["TextBody"].as_str().unwrap_or_default();
+    assert!(text.contains("ginv_"), "{text}");
+    assert_eq!(outbox_entry(&host, "bob@example.com")?["status"], "sent");
+    Ok(())
+}

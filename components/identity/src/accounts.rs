@@ -6,7 +6,7 @@
 //! nor its timing tells a caller which addresses are registered.
 
 use gatehouse_http::json::{self, Validate};
-use gatehouse_http::{FieldError, Problem, Response, idempotency::unix_now, response};
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::email::{normalize_email, valid_email};
 use identity_core::{password, token};
 use serde::{Deserialize, Serialize};
@@ -221,4 +221,80 @@ pub async fn update_me(req: Request, request_id: &str) -> Result<Response, Probl
         .await?;
     let user = crate::sessions::load_user(&conn, &auth.user.id).await?;
     Ok(response::json(200, &user, request_id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Deactivate {
+    password: String,
+}
+
+impl Validate for Deactivate {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        if self.password.is_empty() {
+            return Err(vec![FieldError::new(
+                "/password",
+                "required",
+                "password is required",
+            )]);
+        }
+        Ok(())
+    }
+}
+
+/// `DELETE /v1/me` with the password: the account becomes `inactive`,
+/// every session ends, and sign-in is refused from then on. The last admin
+/// of an org must hand it over first, so no org is left without one.
+pub async fn deactivate(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let auth = gatehouse_auth::authenticate_session(&req).await?;
+    let body: Deactivate = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let conn = db::open().await?;
+    let rows = db::query(
+        &conn,
+        "SELECT password_hash FROM users WHERE id = ?",
+        vec![db::text(&auth.user.id)],
+    )
+    .await?;
+    let stored = rows.first().map(|r| db::get_text(r, 0)).unwrap_or_default();
+    if !password::verify(&body.password, &stored) {
+        return Err(Problem::new(ErrorCode::ValidationFailed)
+            .detail("the password is incorrect")
+            .errors(vec![FieldError::new(
+                "/password",
+                "incorrect",
+                "the password is incorrect",
+            )]));
+    }
+    let sole_admin = db::query(
+        &conn,
+        "SELECT o.handle FROM memberships m JOIN orgs o ON o.org_id = m.org_id
+         WHERE m.user_id = ?1 AND m.role = 'admin'
+           AND NOT EXISTS (SELECT 1 FROM memberships x WHERE x.org_id = m.org_id AND x.role = 'admin' AND x.user_id <> ?1)",
+        vec![db::text(&auth.user.id)],
+    )
+    .await?;
+    if let Some(row) = sole_admin.first() {
+        return Err(Problem::new(ErrorCode::Conflict).detail(format!(
+            "you are the only admin of {}: make another member admin or delete the org first",
+            db::get_text(row, 0)
+        )));
+    }
+    let now = unix_now();
+    db::exec(
+        &conn,
+        "UPDATE users SET status = 'inactive', updated_at = ? WHERE id = ?",
+        vec![db::int(now), db::text(&auth.user.id)],
+    )
+    .await?;
+    db::exec(
+        &conn,
+        "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+        vec![db::int(now), db::text(&auth.user.id)],
+    )
+    .await?;
+    gatehouse_auth::session::Cache::open()
+        .await
+        .invalidate_user(&auth.user.id)
+        .await?;
+    crate::no_content(request_id)
 }

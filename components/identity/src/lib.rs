@@ -7,7 +7,7 @@
 //!   `POST`/`DELETE /v1/auth/mfa/totp`, `POST /v1/auth/mfa/totp/confirm`,
 //!   `POST /v1/auth/mfa/recovery-codes`
 //! - `POST /v1/auth/password/forgot`, `POST /v1/auth/password/reset`
-//! - `GET`/`PATCH /v1/me`, `GET /v1/auth/whoami` (the caller's principal)
+//! - `GET`/`PATCH`/`DELETE /v1/me` (delete: deactivate), `GET /v1/auth/whoami` (the caller's principal)
 //! - `GET /v1/sessions`, `DELETE /v1/sessions`, `DELETE /v1/sessions/{id}`
 //! - `GET /v1/dev/outbox` (only with the `dev_outbox` variable enabled)
 
@@ -65,6 +65,7 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "me"] if get => sessions::me(req, id).await,
         ["v1", "auth", "whoami"] if get => sessions::whoami(req, id).await,
         ["v1", "me"] if patch => accounts::update_me(req, id).await,
+        ["v1", "me"] if delete => accounts::deactivate(req, id).await,
         ["v1", "sessions"] if get => devices::list(req, id).await,
         ["v1", "sessions"] if delete => devices::revoke_others(req, id).await,
         ["v1", "sessions", session] if delete => {
@@ -78,7 +79,7 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
             "register" | "verify-email" | "login" | "logout",
         ]
         | ["v1", "auth", "password", "forgot" | "reset"] => Err(fallback(Some(&["POST"]))),
-        ["v1", "me"] => Err(fallback(Some(&["GET", "PATCH"]))),
+        ["v1", "me"] => Err(fallback(Some(&["GET", "PATCH", "DELETE"]))),
         ["v1", "auth", "mfa"] => Err(fallback(Some(&["GET", "POST"]))),
         ["v1", "auth", "mfa", "totp"] => Err(fallback(Some(&["POST", "DELETE"]))),
         ["v1", "auth", "mfa", "totp", "confirm"] | ["v1", "auth", "mfa", "recovery-codes"] => {
