@@ -1,9 +1,11 @@
 //! The one entry point from a request's credential to a [`Principal`].
 
-use gatehouse_http::principal::{Credential, Principal};
+use gatehouse_http::idempotency::unix_now;
+use gatehouse_http::principal::{Credential, Principal, Subject};
 use gatehouse_http::{ErrorCode, Problem};
 use spin_sdk::http::Request;
 
+use crate::apikey::{self, Code, Verification};
 use crate::membership::{self, ORG_HEADER};
 use crate::session::{self, SESSION_PREFIX, SessionAuth};
 
@@ -39,16 +41,81 @@ pub async fn authenticate_session(req: &Request) -> Result<SessionAuth, Problem>
     session::lookup(token).await
 }
 
-/// Who is calling, acting in which org: the org the `X-Org` header names
-/// (by id or handle; 404 for an org the caller is not in), else the
-/// caller's only org, else none.
+/// Who is calling, acting in which org.
+///
+/// A session token (`ghs_…`) stands for its user, acting in the org the
+/// `X-Org` header names (by id or handle; 404 for an org the caller is not
+/// in), else the caller's only org, else none. An API key stands for
+/// itself in its own org, with its roles (or, for a key that inherits, its
+/// owner's permissions); each use counts against its rate limit and
+/// budget. An `X-Org` naming another org answers 404.
 pub async fn authenticate(req: &Request) -> Result<Principal, Problem> {
-    let auth = authenticate_session(req).await?;
-    let header = req.headers().get(ORG_HEADER).and_then(|v| v.to_str().ok());
-    let org = membership::select(&auth.memberships, header)?;
-    Ok(membership::user_principal(
-        &auth.user.id,
-        org,
-        Credential::Session,
-    ))
+    let token = bearer_token(req).ok_or_else(missing)?;
+    let header = req
+        .headers()
+        .get(ORG_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|h| !h.is_empty());
+    if token.starts_with(SESSION_PREFIX) {
+        let auth = session::lookup(token).await?;
+        let org = membership::select(&auth.memberships, header)?;
+        return Ok(membership::user_principal(
+            &auth.user.id,
+            org,
+            Credential::Session,
+        ));
+    }
+    let conn = crate::db::Lazy::new();
+    let verification = apikey::verify(&conn, token, unix_now()).await?;
+    let (Code::Valid, Some(key)) = (verification.code, verification.key.as_ref()) else {
+        return Err(refused(&verification));
+    };
+    if let Some(reference) = header
+        && reference != key.org_id
+    {
+        // Keys name their org by id; a handle is checked against the org's.
+        let rows = crate::db::query(
+            conn.get().await?,
+            "SELECT 1 FROM orgs WHERE org_id = ? AND handle = ?",
+            vec![
+                crate::db::text(&key.org_id),
+                crate::db::text(reference.to_ascii_lowercase()),
+            ],
+        )
+        .await?;
+        if rows.is_empty() {
+            return Err(membership::unknown_org());
+        }
+    }
+    Ok(Principal {
+        subject: Subject::ApiKey {
+            id: key.key_id.clone(),
+            owner_user_id: Some(key.owner_user_id.clone()),
+        },
+        org_id: Some(key.org_id.clone()),
+        org_role: None,
+        team_ids: Vec::new(),
+        roles: verification.grants.roles.clone(),
+        permissions: verification.grants.permissions.clone(),
+        acting_as: None,
+        credential: Credential::ApiKey,
+    })
+}
+
+/// The answer to a key that may not be used now.
+fn refused(verification: &Verification) -> Problem {
+    match verification.code {
+        Code::RateLimited => {
+            let now = unix_now();
+            let retry = verification.ratelimit.map_or(1, |r| (r.reset - now).max(1));
+            Problem::new(ErrorCode::RateLimited)
+                .detail("the API key's rate limit is used up for now")
+                .header("retry-after", retry.to_string())
+        }
+        Code::UsageExceeded => {
+            Problem::new(ErrorCode::Forbidden).detail("the API key has no uses left")
+        }
+        _ => unrecognised(),
+    }
 }

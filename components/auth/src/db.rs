@@ -87,3 +87,26 @@ pub fn get_opt_text(row: &RowResult, i: usize) -> Option<String> {
 pub fn get_json(row: &RowResult, i: usize) -> Option<serde_json::Value> {
     get_opt_text(row, i).and_then(|t| serde_json::from_str(&t).ok())
 }
+
+/// The `default` database, opened on first use: hot paths that a cache
+/// usually answers never open it.
+#[derive(Default)]
+pub struct Lazy {
+    conn: std::cell::OnceCell<Connection>,
+}
+
+impl Lazy {
+    /// Nothing opened yet.
+    pub fn new() -> Lazy {
+        Lazy::default()
+    }
+
+    /// The connection, opened now if it was not before.
+    pub async fn get(&self) -> Result<&Connection, Problem> {
+        if let Some(conn) = self.conn.get() {
+            return Ok(conn);
+        }
+        let conn = open().await?;
+        Ok(self.conn.get_or_init(|| conn))
+    }
+}

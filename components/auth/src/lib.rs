@@ -10,6 +10,9 @@
 //! - [`tenant`]: the tenant context. Org-owned rows are read and written
 //!   only through a [`tenant::Tenant`], whose statements are checked to be
 //!   bound to its org, so a handler cannot reach another org's rows.
+//! - [`access`]: roles held and the permissions they give.
+//! - [`apikey`]: API key verification with its cache, shared by the keys
+//!   component and `authenticate`.
 //! - [`db`]: thin helpers over Spin's SQLite.
 //!
 //! The decisions (which org a request acts in, whether a cached session
@@ -19,6 +22,8 @@
 #![deny(missing_docs)]
 #![allow(clippy::result_large_err)]
 
+pub mod access;
+pub mod apikey;
 pub mod membership;
 pub mod tenant;
 

@@ -4,6 +4,8 @@ use gatehouse_http::principal::{Credential, OrgRole, Principal, Subject};
 use gatehouse_http::{ErrorCode, Problem};
 use serde::{Deserialize, Serialize};
 
+use crate::access::Grants;
+
 /// The request header naming the org a request acts in (id or handle).
 pub const ORG_HEADER: &str = "x-org";
 
@@ -18,6 +20,9 @@ pub struct Membership {
     pub role: OrgRole,
     /// The teams of the org the user belongs to (directly).
     pub team_ids: Vec<String>,
+    /// Roles granted to the user in the org and the permissions they give.
+    #[serde(default)]
+    pub grants: Grants,
 }
 
 impl Membership {
@@ -67,8 +72,10 @@ pub fn user_principal(
         org_id: org.map(|m| m.org_id.clone()),
         org_role: org.map(|m| m.role),
         team_ids: org.map(|m| m.team_ids.clone()).unwrap_or_default(),
-        roles: Vec::new(),
-        permissions: Vec::new(),
+        roles: org.map(|m| m.grants.roles.clone()).unwrap_or_default(),
+        permissions: org
+            .map(|m| m.grants.permissions.clone())
+            .unwrap_or_default(),
         acting_as: None,
         credential,
     }
@@ -84,6 +91,7 @@ mod tests {
             org_handle: handle.into(),
             role,
             team_ids: vec![format!("team_of_{id}")],
+            grants: Grants::from_roles([(format!("{handle}:viewer"), vec!["read".to_string()])]),
         }
     }
 
@@ -144,6 +152,8 @@ mod tests {
         assert_eq!(p.org_id.as_deref(), Some("org_1"));
         assert!(p.is_org_admin());
         assert_eq!(p.team_ids, vec!["team_of_org_1".to_string()]);
+        assert_eq!(p.roles, vec!["acme:viewer".to_string()]);
+        assert!(p.has_permission("read"));
         let none = user_principal("usr_1", None, Credential::Session);
         assert!(none.org_id.is_none() && none.team_ids.is_empty());
     }

@@ -203,7 +203,8 @@ mod store {
         }
     }
 
-    /// Every org the user belongs to, with the user's role and teams in it.
+    /// Every org the user belongs to, with the user's role, teams and granted
+    /// roles in it.
     pub async fn memberships(conn: &Connection, user_id: &str) -> Result<Vec<Membership>, Problem> {
         // The user's own rows across orgs: this is what decides which
         // tenants the user may enter, so it cannot itself be tenant-scoped.
@@ -216,9 +217,11 @@ mod store {
             vec![db::text(user_id)],
         )
         .await?;
+        let mut grants = crate::access::user_grants_by_org(conn, user_id).await?;
         Ok(rows
             .iter()
             .map(|row| Membership {
+                grants: grants.remove(&db::get_text(row, 0)).unwrap_or_default(),
                 org_id: db::get_text(row, 0),
                 org_handle: db::get_text(row, 1),
                 role: if db::get_text(row, 2) == "admin" {

@@ -88,6 +88,7 @@ mod store {
     use crate::db;
     use crate::membership::Membership;
     use gatehouse_http::Problem;
+    use gatehouse_http::principal::{OrgRole, Principal, Subject};
     use spin_sdk::sqlite::{Connection, RowResult, Value};
 
     fn unscoped(sql: &str) -> Problem {
@@ -135,6 +136,29 @@ mod store {
                     team_ids: Vec::new(),
                 },
             }
+        }
+
+        /// The tenant context of the org an authenticated principal acts
+        /// in (403 when it acts in none). An API key acts for its owner,
+        /// with no org role of its own.
+        pub fn for_principal(conn: &'a Connection, principal: &Principal) -> Result<Self, Problem> {
+            let org_id = principal.require_org()?.to_string();
+            let user_id = match &principal.subject {
+                Subject::User { id } => id.clone(),
+                Subject::ApiKey { owner_user_id, id } => {
+                    owner_user_id.clone().unwrap_or_else(|| id.clone())
+                }
+                Subject::Service { name } => name.clone(),
+            };
+            Ok(Tenant {
+                conn,
+                org_id,
+                actor: Actor {
+                    user_id,
+                    role: principal.org_role.unwrap_or(OrgRole::Member),
+                    team_ids: principal.team_ids.clone(),
+                },
+            })
         }
 
         /// The org's id.

@@ -302,6 +302,43 @@ pub mod sqlite {
         }
     }
 
+    /// Runs a creating request once per `Idempotency-Key`, scoped to
+    /// `caller` (who is asking, in which tenant), the method and the path:
+    /// reads the JSON body, then hands `run` the validated `T`. A retry
+    /// gets the first outcome again; see [`once`](super::once).
+    pub async fn create_once<T, F, Fut, B>(
+        conn: &Connection,
+        caller: &str,
+        req: http::Request<B>,
+        request_id: &str,
+        run: F,
+    ) -> Result<crate::Response, crate::Problem>
+    where
+        T: serde::de::DeserializeOwned + crate::json::Validate,
+        F: FnOnce(T) -> Fut,
+        Fut: std::future::Future<Output = Result<crate::Response, crate::Problem>>,
+        B: http_body::Body<Data = bytes::Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
+        use crate::json;
+        let (parts, bytes) = json::read_raw(req, json::DEFAULT_LIMIT).await?;
+        let method = parts.method.as_str();
+        let path = parts.uri.path();
+        let scope = format!("{caller}/{method} {path}");
+        let fingerprint = super::fingerprint(method, path, &bytes);
+        let key = parts
+            .headers
+            .get(super::HEADER)
+            .and_then(|v| v.to_str().ok());
+        let store = SqliteStore::new(conn);
+        let run = || async {
+            let body: T = json::parse_valid(json::content_type(&parts.headers), &bytes)?;
+            run(body).await
+        };
+        let now = super::unix_now();
+        Ok(super::once(&store, &scope, key, &fingerprint, now, request_id, run).await)
+    }
+
     fn text(v: &Value) -> Option<String> {
         match v {
             Value::Text(t) => Some(t.clone()),

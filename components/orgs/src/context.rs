@@ -1,31 +1,91 @@
 //! What every org route starts from: the signed-in caller, and the tenant
 //! context of the org the path names.
 
+use gatehouse_auth::access::Grants;
 use gatehouse_auth::db;
-use gatehouse_auth::membership;
-use gatehouse_auth::session::{Cache, SessionAuth};
+use gatehouse_auth::membership::{self, Membership};
+use gatehouse_auth::session::{Cache, SessionAuth, user_from};
 use gatehouse_auth::tenant::Tenant;
-use gatehouse_http::idempotency::{self, sqlite::SqliteStore, unix_now};
-use gatehouse_http::json::{self, Validate};
-use gatehouse_http::{Problem, Response};
+use gatehouse_http::idempotency::sqlite;
+use gatehouse_http::json::Validate;
+use gatehouse_http::principal::{OrgRole, Subject};
+use gatehouse_http::{ErrorCode, Problem, Response};
 use serde::de::DeserializeOwned;
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
 
-/// The signed-in caller and an open database.
+/// The caller and an open database.
 pub struct Caller {
-    /// The caller's session, user and memberships.
+    /// The caller's session, user and memberships. For an API key: its
+    /// owner, and one membership, of the key's org, with the key's grants
+    /// and no more than a member's rights.
     pub auth: SessionAuth,
+    /// Set when the caller is an API key (its id).
+    pub api_key: Option<String>,
     /// The `default` database.
     pub conn: Connection,
 }
 
 impl Caller {
-    /// Authenticates the request (session token) and opens the database.
+    /// Authenticates the request (a session token or an API key) and opens
+    /// the database.
     pub async fn of(req: &Request) -> Result<Caller, Problem> {
-        let auth = gatehouse_auth::authenticate_session(req).await?;
+        let is_session = gatehouse_auth::bearer_token(req)
+            .is_none_or(|t| t.starts_with(gatehouse_auth::session::SESSION_PREFIX));
+        if is_session {
+            let auth = gatehouse_auth::authenticate_session(req).await?;
+            let conn = db::open().await?;
+            return Ok(Caller {
+                auth,
+                api_key: None,
+                conn,
+            });
+        }
+        let principal = gatehouse_auth::authenticate(req).await?;
         let conn = db::open().await?;
-        Ok(Caller { auth, conn })
+        let (Subject::ApiKey { id, owner_user_id }, Some(org_id)) =
+            (&principal.subject, principal.org_id.as_deref())
+        else {
+            return Err(Problem::internal());
+        };
+        let owner = owner_user_id.clone().unwrap_or_default();
+        let rows = db::query(
+            &conn,
+            "SELECT u.id, u.email, u.display_name, u.status, u.email_verified_at, u.created_at, o.handle
+             FROM users u, orgs o WHERE u.id = ? AND o.org_id = ?",
+            vec![db::text(&owner), db::text(org_id)],
+        )
+        .await?;
+        let row = rows.first().ok_or_else(membership::unknown_org)?;
+        let auth = SessionAuth {
+            session_id: String::new(),
+            user: user_from(row),
+            memberships: vec![Membership {
+                org_id: org_id.to_string(),
+                org_handle: db::get_text(row, 6),
+                role: OrgRole::Member,
+                team_ids: Vec::new(),
+                grants: Grants {
+                    roles: principal.roles.clone(),
+                    permissions: principal.permissions.clone(),
+                },
+            }],
+        };
+        Ok(Caller {
+            auth,
+            api_key: Some(id.clone()),
+            conn,
+        })
+    }
+
+    /// 403 for an API key on routes that act for a person (creating an org,
+    /// leaving one, one's own preferences).
+    pub fn require_person(&self) -> Result<(), Problem> {
+        match self.api_key {
+            None => Ok(()),
+            Some(_) => Err(Problem::new(ErrorCode::Forbidden)
+                .detail("this route acts for a signed-in person; an API key cannot use it")),
+        }
     }
 
     /// The tenant context of the org `reference` names (id or handle): 404
@@ -54,30 +114,11 @@ impl Caller {
         F: FnOnce(T) -> Fut,
         Fut: std::future::Future<Output = Result<Response, Problem>>,
     {
-        let (parts, bytes) = json::read_raw(req, json::DEFAULT_LIMIT).await?;
-        let method = parts.method.as_str();
-        let path = parts.uri.path();
-        let scope = format!("user:{}/{method} {path}", self.user_id());
-        let fingerprint = idempotency::fingerprint(method, path, &bytes);
-        let key = parts
-            .headers
-            .get(idempotency::HEADER)
-            .and_then(|v| v.to_str().ok());
-        let store = SqliteStore::new(&self.conn);
-        let run = || async {
-            let body: T = json::parse_valid(json::content_type(&parts.headers), &bytes)?;
-            run(body).await
+        let caller = match &self.api_key {
+            Some(key) => format!("key:{key}"),
+            None => format!("user:{}", self.user_id()),
         };
-        Ok(idempotency::once(
-            &store,
-            &scope,
-            key,
-            &fingerprint,
-            unix_now(),
-            request_id,
-            run,
-        )
-        .await)
+        sqlite::create_once(&self.conn, &caller, req, request_id, run).await
     }
 
     /// The caller's user id.

@@ -171,7 +171,9 @@ pub async fn remove(
 ) -> Result<Response, Problem> {
     let caller = Caller::of(&req).await?;
     let tenant = caller.tenant(org)?;
-    if user_id != caller.user_id() {
+    if user_id == caller.user_id() {
+        caller.require_person()?;
+    } else {
         tenant.actor().require_admin()?;
     }
     require_member(&tenant, user_id).await?;
@@ -185,12 +187,12 @@ pub async fn remove(
     if removed == 0 {
         return Err(last_admin());
     }
-    tenant
-        .exec(
-            "DELETE FROM team_members WHERE org_id = ?1 AND user_id = ?",
-            vec![db::text(user_id)],
-        )
-        .await?;
+    for sql in [
+        "DELETE FROM team_members WHERE org_id = ?1 AND user_id = ?",
+        "DELETE FROM role_grants WHERE org_id = ?1 AND subject_type = 'user' AND subject_id = ?",
+    ] {
+        tenant.exec(sql, vec![db::text(user_id)]).await?;
+    }
     memberships_changed([user_id]).await?;
     no_content(request_id)
 }

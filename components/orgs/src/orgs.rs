@@ -204,6 +204,7 @@ fn to_json<T: Serialize>(value: &Option<T>) -> Option<String> {
 /// `POST /v1/orgs`: the caller becomes the new org's admin.
 pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem> {
     let caller = Caller::of(&req).await?;
+    caller.require_person()?;
     caller
         .create_once(req, request_id, |body: CreateOrg| {
             create_org(&caller, body, request_id)
@@ -271,6 +272,18 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
     let page = PageRequest::from_query(req.uri().query())?;
     let after: Option<Position> = page.json_cursor()?;
     let caller = Caller::of(&req).await?;
+    if caller.api_key.is_some() {
+        // An API key belongs to exactly one org.
+        let org_id = caller
+            .auth
+            .memberships
+            .first()
+            .map(|m| m.org_id.clone())
+            .unwrap_or_default();
+        let org = read(&caller.tenant(&org_id)?).await?;
+        let body = serde_json::json!({ "items": [org], "next_cursor": null });
+        return Ok(response::json(200, &body, request_id));
+    }
     let (after_created, after_id) =
         after.map_or((i64::MIN, String::new()), |p| (p.created_at, p.id));
     // The caller's own memberships across orgs: a user-scoped read.
@@ -382,8 +395,22 @@ pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Respons
     let tenant = caller.tenant(org)?;
     tenant.actor().require_admin()?;
     let members = crate::members::user_ids(&tenant).await?;
+    let keys: Vec<String> = tenant
+        .query("SELECT key_id FROM api_keys WHERE org_id = ?1", vec![])
+        .await?
+        .iter()
+        .map(|r| db::get_text(r, 0))
+        .collect();
     // Children first: deployments may run SQLite without foreign keys.
     for sql in [
+        "DELETE FROM api_key_windows WHERE key_id IN (SELECT key_id FROM api_keys WHERE org_id = ?1)",
+        "DELETE FROM api_key_secrets WHERE org_id = ?1",
+        "DELETE FROM api_keys WHERE org_id = ?1",
+        "DELETE FROM role_grants WHERE org_id = ?1",
+        "DELETE FROM resource_grants WHERE org_id = ?1",
+        "DELETE FROM resource_owners WHERE org_id = ?1",
+        "DELETE FROM policies WHERE org_id = ?1",
+        "DELETE FROM roles WHERE org_id = ?1",
         "DELETE FROM team_members WHERE org_id = ?1",
         "DELETE FROM preferences WHERE org_id = ?1",
         "DELETE FROM invitations WHERE org_id = ?1",
@@ -394,5 +421,8 @@ pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Respons
         tenant.exec(sql, vec![]).await?;
     }
     memberships_changed(members).await?;
+    for key in keys {
+        gatehouse_auth::apikey::invalidate(&key).await?;
+    }
     no_content(request_id)
 }

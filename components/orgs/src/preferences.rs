@@ -174,6 +174,7 @@ pub async fn put(
 /// `GET /v1/me/preferences`.
 pub async fn get_mine(req: Request, request_id: &str) -> Result<Response, Problem> {
     let caller = Caller::of(&req).await?;
+    caller.require_person()?;
     let settings = read_user(&caller.conn, caller.user_id()).await?;
     Ok(with_etag(
         &settings,
@@ -185,6 +186,7 @@ pub async fn get_mine(req: Request, request_id: &str) -> Result<Response, Proble
 /// `PUT /v1/me/preferences`.
 pub async fn put_mine(req: Request, request_id: &str) -> Result<Response, Problem> {
     let caller = Caller::of(&req).await?;
+    caller.require_person()?;
     let if_match = header(&req, "if-match").map(str::to_string);
     let settings = read_settings(req).await?;
     check_if_match(
@@ -232,8 +234,11 @@ pub async fn effective(req: Request, org: &str, request_id: &str) -> Result<Resp
             sources.push(serde_json::json!({"scope": "team", "id": id}));
         }
     }
-    layers.push(read_user(&caller.conn, caller.user_id()).await?);
-    sources.push(serde_json::json!({"scope": "user", "id": caller.user_id()}));
+    // An API key has no settings of its own: it sees the org's and teams'.
+    if caller.api_key.is_none() {
+        layers.push(read_user(&caller.conn, caller.user_id()).await?);
+        sources.push(serde_json::json!({"scope": "user", "id": caller.user_id()}));
+    }
     let body = serde_json::json!({ "settings": resolve(&layers), "sources": sources });
     Ok(response::json(200, &body, request_id))
 }
