@@ -1,0 +1,186 @@
+use super::*;
+
+/// RFC 8037, appendix A.1: the private key `d`.
+const RFC8037_D: &str = "nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A";
+
+fn rfc_key() -> SigningKey {
+    let d: [u8; 32] = URL_SAFE_NO_PAD
+        .decode(RFC8037_D)
+        .ok()
+        .and_then(|v| v.try_into().ok())
+        .unwrap_or([0; 32]);
+    SigningKey::from_secret(Algorithm::EdDSA, &d).unwrap_or_else(|_| unreachable!())
+}
+
+fn claims(now: i64) -> Map<String, Value> {
+    let Value::Object(map) = serde_json::json!({
+        "iss": "https://auth.example.com", "sub": "usr_1", "aud": ["api", "other"],
+        "iat": now, "nbf": now, "exp": now + 300, "jti": "j1"
+    }) else {
+        unreachable!()
+    };
+    map
+}
+
+fn expect(now: i64) -> Expectations<'static> {
+    Expectations {
+        issuer: "https://auth.example.com",
+        audiences: &["api"],
+        now,
+        leeway: 30,
+    }
+}
+
+fn es256_key() -> SigningKey {
+    SigningKey::from_secret(Algorithm::ES256, &[7u8; 32]).unwrap_or_else(|_| unreachable!())
+}
+
+#[test]
+fn the_public_jwk_and_kid_match_rfc_8037_and_7638() {
+    let jwk = rfc_key().jwk();
+    assert_eq!(jwk.x, "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+    assert_eq!(jwk.kid, "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k");
+    assert_eq!(
+        (jwk.kty.as_str(), jwk.crv.as_str(), jwk.alg.as_str()),
+        ("OKP", "Ed25519", "EdDSA")
+    );
+}
+
+#[test]
+fn signed_tokens_verify_with_either_algorithm() -> Result<(), Refusal> {
+    for key in [rfc_key(), es256_key()] {
+        let jwk = key.jwk();
+        let token = sign(&key, &jwk.kid, &claims(1000));
+        assert_eq!(key_id(&token).as_deref(), Some(jwk.kid.as_str()));
+        let verified = verify(&token, std::slice::from_ref(&jwk), &expect(1000))?;
+        assert_eq!(verified.get("sub"), Some(&Value::from("usr_1")));
+    }
+    let es = es256_key().jwk();
+    assert_eq!((es.kty.as_str(), es.crv.as_str()), ("EC", "P-256"));
+    assert!(es.y.is_some());
+    Ok(())
+}
+
+#[test]
+fn keys_survive_their_secret_bytes() -> Result<(), InvalidKey> {
+    for key in [rfc_key(), es256_key()] {
+        let again = SigningKey::from_secret(key.algorithm(), &key.secret_bytes())?;
+        assert_eq!(again.jwk(), key.jwk());
+    }
+    Ok(())
+}
+
+fn part(token: &str, i: usize) -> &str {
+    token.split('.').nth(i).unwrap_or_default()
+}
+
+fn forged_header(token: &str, header: &Value) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        part(token, 1),
+        part(token, 2)
+    )
+}
+
+#[test]
+fn tampered_unsigned_and_confused_tokens_are_refused() {
+    let key = rfc_key();
+    let jwk = key.jwk();
+    let keys = [jwk.clone()];
+    let token = sign(&key, &jwk.kid, &claims(1000));
+
+    let mut other = claims(1000);
+    other.insert("sub".into(), Value::from("usr_admin"));
+    let tampered = format!(
+        "{}.{}.{}",
+        part(&token, 0),
+        URL_SAFE_NO_PAD.encode(Value::Object(other).to_string()),
+        part(&token, 2)
+    );
+    assert_eq!(
+        verify(&tampered, &keys, &expect(1000)),
+        Err(Refusal::Signature)
+    );
+
+    let none = serde_json::json!({"alg": "none", "typ": "JWT", "kid": jwk.kid});
+    let unsigned = format!(
+        "{}.{}.",
+        URL_SAFE_NO_PAD.encode(none.to_string()),
+        part(&token, 1)
+    );
+    assert_eq!(
+        verify(&unsigned, &keys, &expect(1000)),
+        Err(Refusal::Algorithm)
+    );
+    let hs = serde_json::json!({"alg": "HS256", "typ": "JWT", "kid": jwk.kid});
+    assert_eq!(
+        verify(&forged_header(&token, &hs), &keys, &expect(1000)),
+        Err(Refusal::Algorithm)
+    );
+    // An ES256 header on an Ed25519 key: the key's algorithm decides.
+    let es = serde_json::json!({"alg": "ES256", "typ": "JWT", "kid": jwk.kid});
+    assert_eq!(
+        verify(&forged_header(&token, &es), &keys, &expect(1000)),
+        Err(Refusal::Algorithm)
+    );
+    let unknown = serde_json::json!({"alg": "EdDSA", "typ": "JWT", "kid": "nope"});
+    assert_eq!(
+        verify(&forged_header(&token, &unknown), &keys, &expect(1000)),
+        Err(Refusal::UnknownKey)
+    );
+
+    for bad in ["", "a.b", "a.b.c.d", "!!.!!.!!"] {
+        assert_eq!(
+            verify(bad, &keys, &expect(1000)),
+            Err(Refusal::Malformed),
+            "{bad}"
+        );
+    }
+    // Another key with the same kid claimed does not verify.
+    let impostor = es256_key();
+    let forged = sign(&impostor, &jwk.kid, &claims(1000));
+    assert!(verify(&forged, &keys, &expect(1000)).is_err());
+}
+
+#[test]
+fn claims_are_checked_with_leeway() {
+    let key = rfc_key();
+    let jwk = key.jwk();
+    let keys = [jwk.clone()];
+    let token = sign(&key, &jwk.kid, &claims(1000));
+    assert!(
+        verify(&token, &keys, &expect(1000 + 300 + 29)).is_ok(),
+        "within leeway after exp"
+    );
+    assert_eq!(
+        verify(&token, &keys, &expect(1000 + 300 + 30)),
+        Err(Refusal::Expired)
+    );
+    assert!(verify(&token, &keys, &expect(1000 - 30)).is_ok());
+    assert_eq!(
+        verify(&token, &keys, &expect(1000 - 31)),
+        Err(Refusal::NotYetValid)
+    );
+    let wrong_issuer = Expectations {
+        issuer: "https://evil.example.com",
+        ..expect(1000)
+    };
+    assert_eq!(verify(&token, &keys, &wrong_issuer), Err(Refusal::Issuer));
+    let wrong_audience = Expectations {
+        audiences: &["billing"],
+        ..expect(1000)
+    };
+    assert_eq!(
+        verify(&token, &keys, &wrong_audience),
+        Err(Refusal::Audience)
+    );
+    let mut no_exp = claims(1000);
+    no_exp.remove("exp");
+    let token = sign(&key, &jwk.kid, &no_exp);
+    assert_eq!(
+        verify(&token, &keys, &expect(1000)),
+        Err(Refusal::Expired),
+        "exp is required"
+    );
+}
