@@ -868,9 +868,9 @@ fn key_routes_require_credentials_an_org_and_valid_input() -> Result<()> {
         (wrong.status, wrong.header("allow")),
         (405, Some("GET, PATCH, DELETE"))
     );
-    // Creating is idempotent with a key.
+    // No idempotency record keeps a secret: a retry is refused by name instead.
     let idem = [("idempotency-key", "make-k2")];
-    let a = expect(
+    expect(
         call(
             &host,
             "POST",
@@ -881,7 +881,7 @@ fn key_routes_require_credentials_an_org_and_valid_input() -> Result<()> {
         )?,
         201,
     )?;
-    let b = call(
+    let retry = call(
         &host,
         "POST",
         "/v1/keys",
@@ -890,10 +890,23 @@ fn key_routes_require_credentials_an_org_and_valid_input() -> Result<()> {
         &idem,
     )?;
     assert_eq!(
-        (b.status, b.header("idempotent-replayed")),
-        (201, Some("true"))
+        (retry.status, retry.header("idempotent-replayed")),
+        (409, None)
     );
-    assert_eq!(b.json()?["id"], a["id"]);
+    let stored: i64 =
+        db(&host)?.query_row("SELECT COUNT(*) FROM idempotency_keys", [], |r| r.get(0))?;
+    assert_eq!(stored, 0, "no response holding a secret is stored");
+    for (body, pointer) in [
+        (json!({"name": ".."}), "/name"),
+        (json!({"name": "k", "prefix": "ghs_live"}), "/prefix"),
+    ] {
+        let reply = post(&host, "/v1/keys", &body, Some(&acme.admin))?;
+        assert_eq!(
+            (reply.status, reply.json()?["errors"][0]["pointer"].clone()),
+            (422, json!(pointer)),
+            "{body}"
+        );
+    }
     Ok(())
 }
 
@@ -1078,5 +1091,141 @@ fn api_keys_read_their_org_through_the_orgs_routes_and_nothing_more() -> Result<
         call(&host, "GET", "/v1/orgs/acme", None, k, &[])?.status,
         401
     );
+    Ok(())
+}
+
+#[test]
+fn a_key_is_never_more_than_its_owner_and_never_manages_itself() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    role(&host, &acme.id, "billing", &["billing:write"])?;
+    let (bob, bob_id) = member(&host, &acme, "bob@example.com")?;
+    grant_user(&host, &acme.id, &bob_id, "billing")?;
+    let bobkey = secret(&create(
+        &host,
+        &bob,
+        json!({"name": "bobkey", "roles": ["billing"], "remaining": 100}),
+    )?)?;
+    assert_eq!(
+        verify(&host, &acme.admin, &bobkey)?["permissions"],
+        json!(["billing:write"])
+    );
+
+    // A key without keys:manage manages no keys, itself included.
+    let k = Some(bobkey.as_str());
+    assert_eq!(
+        call(
+            &host,
+            "PATCH",
+            "/v1/keys/bobkey",
+            Some(&json!({"remaining": null})),
+            k,
+            &[]
+        )?
+        .status,
+        404
+    );
+    assert_eq!(
+        post(&host, "/v1/keys/bobkey/$rotate", &json!({}), k)?.status,
+        404
+    );
+    assert_eq!(
+        post(&host, "/v1/keys", &json!({"name": "minted"}), k)?.status,
+        403
+    );
+    // Even with keys:manage it cannot touch itself.
+    role(&host, &acme.id, "keymaster", &["keys:manage"])?;
+    let master = secret(&create(
+        &host,
+        &acme.admin,
+        json!({"name": "master", "roles": ["keymaster"], "remaining": 5}),
+    )?)?;
+    assert_eq!(
+        call(
+            &host,
+            "PATCH",
+            "/v1/keys/master",
+            Some(&json!({"remaining": null})),
+            Some(&master),
+            &[]
+        )?
+        .status,
+        404
+    );
+    expect(
+        call(&host, "GET", "/v1/keys/bobkey", None, Some(&master), &[])?,
+        200,
+    )?;
+
+    // The owner loses the role: the key loses it on its next verify.
+    db(&host)?.execute(
+        "DELETE FROM role_grants WHERE subject_type = 'user' AND subject_id = ?1",
+        [&bob_id],
+    )?;
+    grant_user(&host, &acme.id, &bob_id, "nothing-matches")?;
+    assert_eq!(
+        verify(&host, &acme.admin, &bobkey)?["permissions"],
+        json!([])
+    );
+    // The owner leaves the org: the key stops at once.
+    expect(
+        call(
+            &host,
+            "DELETE",
+            &format!("/v1/orgs/acme/members/{bob_id}"),
+            None,
+            Some(&acme.admin),
+            &[],
+        )?,
+        204,
+    )?;
+    let verdict = verify(&host, &acme.admin, &bobkey)?;
+    assert_eq!(
+        (verdict["valid"].clone(), verdict["code"].clone()),
+        (json!(false), json!("revoked"))
+    );
+    assert_eq!(
+        call(&host, "GET", "/v1/auth/whoami", None, Some(&bobkey), &[])?.status,
+        401
+    );
+    drop(bob);
+    Ok(())
+}
+
+#[test]
+fn concurrent_rotations_leave_one_current_secret() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    create(&host, &acme.admin, json!({"name": "svc"}))?;
+    let statuses: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..4)
+            .map(|_| {
+                scope.spawn(|| {
+                    post(
+                        &host,
+                        "/v1/keys/svc/$rotate",
+                        &json!({"grace_seconds": 600}),
+                        Some(&acme.admin),
+                    )
+                    .map(|r| r.status)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().map_err(|_| anyhow::anyhow!("panicked"))?)
+            .collect::<Result<Vec<u16>>>()
+    })?;
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 409),
+        "{statuses:?}"
+    );
+    assert!(statuses.contains(&200));
+    let current: i64 = db(&host)?.query_row(
+        "SELECT COUNT(*) FROM api_key_secrets WHERE expires_at IS NULL",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(current, 1, "exactly one secret without an end");
     Ok(())
 }

@@ -5,9 +5,10 @@
 //! only its SHA-256 digest is stored. Verification looks the digest up in
 //! a key-value cache first. Each key has a *version* in the store that any
 //! change to the key (revoke, rotate, update, role grants) replaces; an
-//! entry answers only while its version is current (and, for a key that
-//! inherits its owner's permissions, while the owner's session version is
-//! too), and is refreshed from the database after [`REFRESH_SECONDS`]. The
+//! entry answers only while its version is current and its owner's session
+//! version is too (the owner's membership, roles and account bound what a
+//! key may do), and is refreshed from the database after
+//! [`REFRESH_SECONDS`]. The
 //! write/read order is the session cache's: writers change the database,
 //! then the version; readers on a miss read the database, then the
 //! version, then the database again. A revoked or rotated key therefore
@@ -73,12 +74,16 @@ pub struct KeyRecord {
     pub revoked_at: Option<i64>,
     /// When the presented secret stops working (rotation grace), if it does.
     pub secret_expires_at: Option<i64>,
+    /// Whether the owner is still an active member of the key's org; a
+    /// key whose owner left, or whose account was deactivated, stops.
+    #[serde(default)]
+    pub owner_active: bool,
 }
 
 impl KeyRecord {
     /// The verdict before counting uses and requests.
     pub fn standing(&self, now: i64) -> Code {
-        if self.revoked_at.is_some() {
+        if self.revoked_at.is_some() || !self.owner_active {
             Code::Revoked
         } else if self.expires_at.is_some_and(|t| t <= now)
             || self.secret_expires_at.is_some_and(|t| t <= now)
@@ -197,7 +202,9 @@ mod store {
         key: KeyRecord,
         grants: Grants,
         version: String,
-        owner_version: Option<String>,
+        /// The owner's session version: membership, role and account
+        /// changes replace it, and with it every cached key of the owner.
+        owner_version: String,
         refresh_after: i64,
     }
 
@@ -264,6 +271,7 @@ mod store {
             metadata: db::get_json(row, 10),
             revoked_at: db::get_int(row, 11),
             secret_expires_at: db::get_int(row, 12),
+            owner_active: false,
         }
     }
 
@@ -280,28 +288,47 @@ mod store {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
-        let key = record_from(row);
-        let grants = if key.inherits {
-            owner_grants(conn, &key).await?
-        } else {
-            grants_of(conn, &key.org_id, SubjectType::ApiKey, &key.key_id).await?
-        };
-        Ok(Some((key, grants)))
-    }
-
-    /// An inheriting key holds what its owner holds in the key's org now,
-    /// and nothing once the owner has left it.
-    async fn owner_grants(conn: &Connection, key: &KeyRecord) -> Result<Grants, Problem> {
-        let member = db::query(
+        let mut key = record_from(row);
+        let owner = db::query(
             conn,
-            "SELECT 1 FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = ? AND m.user_id = ? AND u.status = 'active'",
+            "SELECT m.role FROM memberships m JOIN users u ON u.id = m.user_id WHERE m.org_id = ? AND m.user_id = ? AND u.status = 'active'",
             vec![db::text(&key.org_id), db::text(&key.owner_user_id)],
         )
         .await?;
-        if member.is_empty() {
-            return Ok(Grants::default());
+        key.owner_active = !owner.is_empty();
+        if !key.owner_active {
+            return Ok(Some((key, Grants::default())));
         }
-        grants_of(conn, &key.org_id, SubjectType::User, &key.owner_user_id).await
+        let owner_grants =
+            grants_of(conn, &key.org_id, SubjectType::User, &key.owner_user_id).await?;
+        if key.inherits {
+            return Ok(Some((key, owner_grants)));
+        }
+        // A key never holds more than its owner: unless the owner manages
+        // every key (an org admin or a keys:manage holder), only the key's
+        // roles its owner still holds count.
+        let owner_manages = owner.first().is_some_and(|r| db::get_text(r, 0) == "admin")
+            || owner_grants.permissions.iter().any(|p| p == "keys:manage");
+        let rows = db::query(
+            conn,
+            "SELECT r.name, r.permissions FROM role_grants g JOIN roles r ON r.role_id = g.role_id
+             WHERE g.org_id = ?1 AND g.subject_type = 'api_key' AND g.subject_id = ?2
+               AND (?3 = 1 OR EXISTS (SELECT 1 FROM role_grants o WHERE o.role_id = g.role_id
+                                     AND o.subject_type = 'user' AND o.subject_id = ?4))",
+            vec![
+                db::text(&key.org_id),
+                db::text(&key.key_id),
+                db::int(i64::from(owner_manages)),
+                db::text(&key.owner_user_id),
+            ],
+        )
+        .await?;
+        let grants = Grants::from_roles(rows.iter().map(|r| {
+            let permissions: Vec<String> =
+                serde_json::from_str(&db::get_text(r, 1)).unwrap_or_default();
+            (db::get_text(r, 0), permissions)
+        }));
+        Ok(Some((key, grants)))
     }
 
     async fn cached(store: &Store, digest: &str, now: i64) -> Option<(KeyRecord, Grants)> {
@@ -310,7 +337,7 @@ mod store {
         if now >= entry.refresh_after || version(store, &entry.key.key_id).await? != entry.version {
             return None;
         }
-        if entry.key.inherits && owner_version(&entry.key).await != entry.owner_version {
+        if owner_version(&entry.key).await? != entry.owner_version {
             return None;
         }
         Some((entry.key, entry.grants))
@@ -336,13 +363,10 @@ mod store {
         };
         // Versions, then the database again: see the module docs for why.
         let current = version(&store, &key.key_id).await;
-        let owner = if key.inherits {
-            owner_version(&key).await
-        } else {
-            None
-        };
+        let owner = owner_version(&key).await;
         let fresh = load(db, digest).await?;
-        if let (Some(version), Some((key, grants))) = (current, &fresh) {
+        // Either version unknown: answer from the database, cache nothing.
+        if let (Some(version), Some(owner), Some((key, grants))) = (current, owner, &fresh) {
             let entry = Entry {
                 key: key.clone(),
                 grants: grants.clone(),
@@ -488,6 +512,7 @@ mod tests {
             metadata: None,
             revoked_at: None,
             secret_expires_at: None,
+            owner_active: true,
         }
     }
 

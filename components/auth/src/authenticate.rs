@@ -43,7 +43,9 @@ pub async fn authenticate_session(req: &Request) -> Result<SessionAuth, Problem>
 
 /// Who is calling, acting in which org.
 ///
-/// A session token (`ghs_…`) stands for its user, acting in the org the
+/// A JWT Gatehouse issued (`POST /v1/tokens`) stands for what it says,
+/// verified offline against the published signing keys. A session token
+/// (`ghs_…`) stands for its user, acting in the org the
 /// `X-Org` header names (by id or handle; 404 for an org the caller is not
 /// in), else the caller's only org, else none. An API key stands for
 /// itself in its own org, with its roles (or, for a key that inherits, its
@@ -57,6 +59,16 @@ pub async fn authenticate(req: &Request) -> Result<Principal, Problem> {
         .and_then(|v| v.to_str().ok())
         .map(str::trim)
         .filter(|h| !h.is_empty());
+    if crate::jwt::looks_like_jwt(token) {
+        let principal = crate::jwt::authenticate(token).await?;
+        // A token names its org; X-Org may only repeat it.
+        if let Some(reference) = header
+            && principal.org_id.as_deref() != Some(reference)
+        {
+            return Err(membership::unknown_org());
+        }
+        return Ok(principal);
+    }
     if token.starts_with(SESSION_PREFIX) {
         let auth = session::lookup(token).await?;
         let org = membership::select(&auth.memberships, header)?;

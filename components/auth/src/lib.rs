@@ -13,6 +13,7 @@
 //! - [`access`]: roles held and the permissions they give.
 //! - [`apikey`]: API key verification with its cache, shared by the keys
 //!   component and `authenticate`.
+//! - [`jwt`]: Gatehouse's own signed tokens as credentials.
 //! - [`db`]: thin helpers over Spin's SQLite.
 //!
 //! The decisions (which org a request acts in, whether a cached session
@@ -24,6 +25,7 @@
 
 pub mod access;
 pub mod apikey;
+pub mod jwt;
 pub mod membership;
 pub mod tenant;
 

@@ -6,7 +6,7 @@ use gatehouse_auth::access::SubjectType;
 use gatehouse_auth::apikey::invalidate;
 use gatehouse_auth::db;
 use gatehouse_auth::tenant::Tenant;
-use gatehouse_http::idempotency::{sqlite, unix_now};
+use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::pagination::{PageRequest, json_position};
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
@@ -111,7 +111,7 @@ async fn insert(
     if inserted == 0 {
         return Err(name_taken());
     }
-    tenant
+    let secret = tenant
         .exec(
             "INSERT INTO api_key_secrets (org_id, digest, key_id, start, imported, created_at) VALUES (?1, ?, ?, ?, ?, ?)",
             vec![
@@ -122,10 +122,17 @@ async fn insert(
                 db::int(now),
             ],
         )
-        .await
-        .map_err(|_| {
-            Problem::new(ErrorCode::Conflict).detail("a key with this secret exists already")
-        })?;
+        .await;
+    if secret.is_err() {
+        // The digest is taken: undo the key row so nothing half-made remains.
+        tenant
+            .exec(
+                "DELETE FROM api_keys WHERE org_id = ?1 AND key_id = ?",
+                vec![db::text(&key_id)],
+            )
+            .await?;
+        return Err(Problem::new(ErrorCode::Conflict).detail("this key cannot be imported"));
+    }
     for role in role_ids {
         grant(tenant, &role, &key_id, &caller.access.user_id, now).await?;
     }
@@ -166,8 +173,10 @@ fn prefix_of(start: &str) -> &str {
     start
         .len()
         .checked_sub(5)
-        .filter(|&cut| cut > 0 && start[cut..].starts_with('_'))
-        .map_or(DEFAULT_PREFIX, |cut| &start[..cut])
+        .filter(|&cut| cut > 0 && start.is_char_boundary(cut) && start[cut..].starts_with('_'))
+        .map(|cut| &start[..cut])
+        .filter(|prefix| model::valid_prefix(prefix))
+        .unwrap_or(DEFAULT_PREFIX)
 }
 
 /// The key's first characters: its prefix and four of its random ones.
@@ -191,11 +200,11 @@ async fn shown(
 pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem> {
     let caller = Caller::of(&req).await?;
     let tenant = caller.tenant()?;
-    let scope = format!("{}:{}", tenant.org_id(), caller.access.user_id);
-    sqlite::create_once(&caller.conn, &scope, req, request_id, |body: CreateKey| {
-        create_key(&caller, &tenant, body, request_id)
-    })
-    .await
+    caller.access.require_may_create()?;
+    // No Idempotency-Key record: it would keep the secret at rest. A retry
+    // with the same name answers 409 instead of making a second key.
+    let body: CreateKey = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    create_key(&caller, &tenant, body, request_id).await
 }
 
 async fn create_key(
@@ -451,17 +460,23 @@ pub async fn rotate(req: Request, name: &str, request_id: &str) -> Result<Respon
     let key = load(&tenant, name, now).await?;
     caller.access.require_manages(&key)?;
     let body: Rotate = json::read_json(req, json::DEFAULT_LIMIT).await?;
-    // Older grace periods end now; the current secret gets its own.
-    tenant
-        .exec(
-            "UPDATE api_key_secrets SET expires_at = ?2 WHERE org_id = ?1 AND key_id = ?3 AND expires_at IS NOT NULL AND expires_at > ?2",
-            vec![db::int(now), db::text(&key.id)],
+    // The claim: one statement gives the current secret its grace period.
+    // Of two rotations racing, only one finds a current secret.
+    let claimed = tenant
+        .query(
+            "UPDATE api_key_secrets SET expires_at = ?2 WHERE org_id = ?1 AND key_id = ?3 AND expires_at IS NULL RETURNING digest",
+            vec![db::int(now + body.grace_seconds), db::text(&key.id)],
         )
         .await?;
+    let Some(previous) = claimed.first().map(|r| db::get_text(r, 0)) else {
+        return Err(Problem::new(ErrorCode::Conflict)
+            .detail("the key is being rotated by another request; read it and retry"));
+    };
+    // Grace periods of earlier rotations end now.
     tenant
         .exec(
-            "UPDATE api_key_secrets SET expires_at = ?2 WHERE org_id = ?1 AND key_id = ?3 AND expires_at IS NULL",
-            vec![db::int(now + body.grace_seconds), db::text(&key.id)],
+            "UPDATE api_key_secrets SET expires_at = ?2 WHERE org_id = ?1 AND key_id = ?3 AND digest <> ?4 AND expires_at > ?2",
+            vec![db::int(now), db::text(&key.id), db::text(&previous)],
         )
         .await?;
     let prefix = prefix_of(&key.start);

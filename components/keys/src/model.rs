@@ -24,8 +24,11 @@ pub const MAX_GRACE_SECONDS: i64 = 30 * 24 * 3600;
 pub struct Access {
     /// The caller's principal.
     pub principal: Principal,
-    /// The user the caller acts for (an API key acts for its owner).
+    /// The user the caller acts for: the signed-in user, or a key's owner
+    /// (who becomes the owner of keys it creates).
     pub user_id: String,
+    /// Set when the caller is an API key: its id.
+    pub calling_key: Option<String>,
     /// May manage every key, grant any role and create inheriting keys.
     pub manages_all: bool,
 }
@@ -34,9 +37,11 @@ impl Access {
     /// From an authenticated principal acting in an org.
     pub fn of(principal: Principal) -> Result<Access, Problem> {
         principal.require_org()?;
-        let user_id = match &principal.subject {
-            Subject::User { id } => id.clone(),
-            Subject::ApiKey { owner_user_id, .. } => owner_user_id.clone().unwrap_or_default(),
+        let (user_id, calling_key) = match &principal.subject {
+            Subject::User { id } => (id.clone(), None),
+            Subject::ApiKey { id, owner_user_id } => {
+                (owner_user_id.clone().unwrap_or_default(), Some(id.clone()))
+            }
             Subject::Service { .. } => {
                 return Err(
                     Problem::new(ErrorCode::Forbidden).detail("services cannot manage API keys")
@@ -47,6 +52,7 @@ impl Access {
         Ok(Access {
             principal,
             user_id,
+            calling_key,
             manages_all,
         })
     }
@@ -56,14 +62,28 @@ impl Access {
         self.manages_all || self.principal.has_permission(VERIFY)
     }
 
-    /// Whether the caller may change `key` (404 otherwise: a key the
-    /// caller may not manage is not shown to exist).
-    pub fn require_manages(&self, key: &ApiKey) -> Result<(), Problem> {
-        if self.manages_all || key.owner_user_id == self.user_id {
+    /// 403 unless the caller may create keys: any signed-in member may
+    /// (for themselves); an API key needs `keys:manage`, so a key never
+    /// mints keys on its owner's behalf by itself.
+    pub fn require_may_create(&self) -> Result<(), Problem> {
+        if self.calling_key.is_none() || self.manages_all {
             Ok(())
         } else {
-            Err(no_key())
+            Err(Problem::new(ErrorCode::Forbidden)
+                .detail("an API key needs the keys:manage permission to manage keys"))
         }
+    }
+
+    /// Whether the caller may change `key` (404 otherwise: a key the
+    /// caller may not manage is not shown to exist). Members manage the
+    /// keys they created; API keys manage keys only with `keys:manage`, and
+    /// never themselves, so no key can lift its own limits.
+    pub fn require_manages(&self, key: &ApiKey) -> Result<(), Problem> {
+        let allowed = match &self.calling_key {
+            Some(own) => self.manages_all && *own != key.id,
+            None => self.manages_all || key.owner_user_id == self.user_id,
+        };
+        if allowed { Ok(()) } else { Err(no_key()) }
     }
 
     /// 403 unless the caller may grant `role` to a key: admins and key
@@ -206,13 +226,14 @@ pub fn check_name(errors: &mut Vec<FieldError>, name: &str) {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
-        && !name.starts_with('$');
+        && !name.starts_with('$')
+        && !name.bytes().all(|b| b == b'.');
     if !ok {
         push(
             errors,
             "/name",
             "invalid_format",
-            "name must be 1 to 64 letters, digits, '-', '_' or '.'",
+            "name must be 1 to 64 letters, digits, '-', '_' or '.' (not only dots)",
         );
     }
 }
@@ -336,15 +357,26 @@ impl CreateKey {
     }
 }
 
-/// Checks a key prefix: 1 to 20 of a-z, 0-9 and `_`, not one Gatehouse's
-/// own tokens use.
+/// Whether `prefix` may start a key: 1 to 20 of a-z, 0-9 and `_`, not
+/// ending in `_`, and not (nor starting like) a prefix Gatehouse's own
+/// tokens use.
+pub fn valid_prefix(prefix: &str) -> bool {
+    let mut errors = Vec::new();
+    check_prefix(&mut errors, prefix);
+    errors.is_empty()
+}
+
+/// Checks a key prefix (see [`valid_prefix`]).
 pub fn check_prefix(errors: &mut Vec<FieldError>, prefix: &str) {
     let shape = (1..=20).contains(&prefix.len())
         && prefix
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
         && !prefix.ends_with('_');
-    if !shape || RESERVED_PREFIXES.contains(&prefix) {
+    let reserved = RESERVED_PREFIXES
+        .iter()
+        .any(|r| prefix == *r || prefix.starts_with(&format!("{r}_")));
+    if !shape || reserved {
         push(
             errors,
             "/prefix",

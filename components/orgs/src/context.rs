@@ -18,7 +18,8 @@ use spin_sdk::sqlite::Connection;
 pub struct Caller {
     /// The caller's session, user and memberships. For an API key: its
     /// owner, and one membership, of the key's org, with the key's grants
-    /// and no more than a member's rights.
+    /// and no more than a member's rights. For a JWT: its user and the one
+    /// org, role and grants it was issued with.
     pub auth: SessionAuth,
     /// Set when the caller is an API key (its id).
     pub api_key: Option<String>,
@@ -27,8 +28,8 @@ pub struct Caller {
 }
 
 impl Caller {
-    /// Authenticates the request (a session token or an API key) and opens
-    /// the database.
+    /// Authenticates the request (a session token, an API key or a JWT)
+    /// and opens the database.
     pub async fn of(req: &Request) -> Result<Caller, Problem> {
         let is_session = gatehouse_auth::bearer_token(req)
             .is_none_or(|t| t.starts_with(gatehouse_auth::session::SESSION_PREFIX));
@@ -41,39 +42,51 @@ impl Caller {
                 conn,
             });
         }
+        // An API key or a JWT: the principal names one org, with its role
+        // and grants there.
         let principal = gatehouse_auth::authenticate(req).await?;
         let conn = db::open().await?;
-        let (Subject::ApiKey { id, owner_user_id }, Some(org_id)) =
-            (&principal.subject, principal.org_id.as_deref())
-        else {
-            return Err(Problem::internal());
+        let (user_id, api_key) = match &principal.subject {
+            Subject::User { id } => (id.clone(), None),
+            Subject::ApiKey { id, owner_user_id } => {
+                (owner_user_id.clone().unwrap_or_default(), Some(id.clone()))
+            }
+            Subject::Service { .. } => {
+                return Err(
+                    Problem::new(ErrorCode::Forbidden).detail("services cannot use the org routes")
+                );
+            }
         };
-        let owner = owner_user_id.clone().unwrap_or_default();
         let rows = db::query(
             &conn,
-            "SELECT u.id, u.email, u.display_name, u.status, u.email_verified_at, u.created_at, o.handle
-             FROM users u, orgs o WHERE u.id = ? AND o.org_id = ?",
-            vec![db::text(&owner), db::text(org_id)],
+            "SELECT u.id, u.email, u.display_name, u.status, u.email_verified_at, u.created_at,
+                    (SELECT o.handle FROM orgs o WHERE o.org_id = ?)
+             FROM users u WHERE u.id = ?",
+            vec![db::opt_text(principal.org_id.clone()), db::text(&user_id)],
         )
         .await?;
         let row = rows.first().ok_or_else(membership::unknown_org)?;
-        let auth = SessionAuth {
-            session_id: String::new(),
-            user: user_from(row),
-            memberships: vec![Membership {
-                org_id: org_id.to_string(),
-                org_handle: db::get_text(row, 6),
-                role: OrgRole::Member,
-                team_ids: Vec::new(),
+        let memberships = match (&principal.org_id, db::get_opt_text(row, 6)) {
+            (Some(org_id), Some(handle)) => vec![Membership {
+                org_id: org_id.clone(),
+                org_handle: handle,
+                role: principal.org_role.unwrap_or(OrgRole::Member),
+                team_ids: principal.team_ids.clone(),
                 grants: Grants {
                     roles: principal.roles.clone(),
                     permissions: principal.permissions.clone(),
                 },
             }],
+            _ => Vec::new(),
+        };
+        let auth = SessionAuth {
+            session_id: String::new(),
+            user: user_from(row),
+            memberships,
         };
         Ok(Caller {
             auth,
-            api_key: Some(id.clone()),
+            api_key,
             conn,
         })
     }

@@ -272,8 +272,8 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
     let page = PageRequest::from_query(req.uri().query())?;
     let after: Option<Position> = page.json_cursor()?;
     let caller = Caller::of(&req).await?;
-    if caller.api_key.is_some() {
-        // An API key belongs to exactly one org.
+    if caller.auth.session_id.is_empty() {
+        // An API key or a token names exactly one org.
         let org_id = caller
             .auth
             .memberships

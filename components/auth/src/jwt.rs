@@ -1,0 +1,175 @@
+//! Gatehouse's own JWTs as credentials: verified against the deployment's
+//! published signing keys (algorithm allow-list, `kid` lookup, `iss`,
+//! `aud`, `exp`, `nbf`, with a small leeway), then read as a
+//! [`Principal`]. A token carries what it was issued with, and lives only
+//! minutes: that is the bargain of offline verification.
+
+use gatehouse_http::principal::{Credential, OrgRole, Principal, Subject};
+use serde_json::{Map, Value};
+
+/// The audience of tokens meant for Gatehouse's own routes.
+pub const AUDIENCE: &str = "gatehouse";
+/// Seconds of clock skew tolerated.
+pub const LEEWAY_SECONDS: i64 = 60;
+
+/// Whether a bearer token has a JWT's shape (three dot-separated parts).
+pub fn looks_like_jwt(token: &str) -> bool {
+    token.split('.').count() == 3
+}
+
+fn strings(claims: &Map<String, Value>, name: &str) -> Vec<String> {
+    claims
+        .get(name)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(Value::as_str)
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The principal a verified token's claims describe; `None` when `sub`
+/// names no user or key.
+pub fn principal_from_claims(claims: &Map<String, Value>) -> Option<Principal> {
+    let sub = claims.get("sub")?.as_str()?;
+    let subject = if sub.starts_with("usr_") {
+        Subject::User {
+            id: sub.to_string(),
+        }
+    } else if sub.starts_with("key_") {
+        Subject::ApiKey {
+            id: sub.to_string(),
+            owner_user_id: claims
+                .get("owner")
+                .and_then(Value::as_str)
+                .map(str::to_string),
+        }
+    } else {
+        return None;
+    };
+    let org_role = match claims.get("org_role").and_then(Value::as_str) {
+        Some("admin") => Some(OrgRole::Admin),
+        Some("member") => Some(OrgRole::Member),
+        _ => None,
+    };
+    Some(Principal {
+        subject,
+        org_id: claims
+            .get("org")
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        org_role,
+        team_ids: strings(claims, "teams"),
+        roles: strings(claims, "roles"),
+        permissions: strings(claims, "permissions"),
+        acting_as: None,
+        credential: Credential::Jwt,
+    })
+}
+
+#[cfg(target_arch = "wasm32")]
+pub use store::{authenticate, issuer, published_keys};
+
+#[cfg(target_arch = "wasm32")]
+mod store {
+    use super::{AUDIENCE, LEEWAY_SECONDS, principal_from_claims};
+    use crate::db;
+    use gatehouse_http::principal::Principal;
+    use gatehouse_http::{ErrorCode, Problem, idempotency::unix_now};
+    use spin_sdk::sqlite::Connection;
+    use tokens_core::{Expectations, Jwk};
+
+    /// The issuer: the deployment's public base URL.
+    pub async fn issuer() -> String {
+        spin_sdk::variables::get("public_base_url")
+            .await
+            .map(|v| v.trim_end_matches('/').to_string())
+            .unwrap_or_else(|_| "http://127.0.0.1:3000".to_string())
+    }
+
+    /// The public keys in JWKS now.
+    pub async fn published_keys(conn: &Connection, now: i64) -> Result<Vec<Jwk>, Problem> {
+        let rows = db::query(
+            conn,
+            "SELECT public_jwk FROM signing_keys WHERE published_until IS NULL OR published_until > ? ORDER BY created_at DESC, rowid DESC",
+            vec![db::int(now)],
+        )
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&db::get_text(r, 0)).ok())
+            .collect())
+    }
+
+    fn refused() -> Problem {
+        Problem::new(ErrorCode::Unauthenticated)
+            .detail("the credentials are invalid or expired")
+            .header("www-authenticate", "Bearer error=\"invalid_token\"")
+    }
+
+    /// Verifies a Gatehouse JWT and reads its principal.
+    pub async fn authenticate(token: &str) -> Result<Principal, Problem> {
+        let conn = db::open().await?;
+        let now = unix_now();
+        let keys = published_keys(&conn, now).await?;
+        let issuer = issuer().await;
+        let expect = Expectations {
+            issuer: &issuer,
+            audiences: &[AUDIENCE],
+            now,
+            leeway: LEEWAY_SECONDS,
+        };
+        let claims = tokens_core::verify(token, &keys, &expect).map_err(|why| {
+            eprintln!("auth: JWT refused: {why:?}");
+            refused()
+        })?;
+        principal_from_claims(&claims).ok_or_else(refused)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn claims(value: Value) -> Map<String, Value> {
+        match value {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        }
+    }
+
+    #[test]
+    fn a_users_token_becomes_a_user_principal() {
+        let p = principal_from_claims(&claims(serde_json::json!({
+            "sub": "usr_1", "org": "org_1", "org_role": "admin", "teams": ["team_1"],
+            "roles": ["reader"], "permissions": ["docs:read"]
+        })));
+        let p = p.unwrap_or_else(|| unreachable!());
+        assert_eq!(p.subject, Subject::User { id: "usr_1".into() });
+        assert_eq!(
+            (p.org_id.as_deref(), p.org_role),
+            (Some("org_1"), Some(OrgRole::Admin))
+        );
+        assert_eq!((p.team_ids.len(), p.credential), (1, Credential::Jwt));
+        assert!(p.has_permission("docs:read"));
+    }
+
+    #[test]
+    fn a_keys_token_keeps_its_owner_and_unknown_subjects_are_refused() {
+        let p = principal_from_claims(&claims(
+            serde_json::json!({"sub": "key_1", "owner": "usr_9"}),
+        ));
+        assert_eq!(
+            p.map(|p| p.subject),
+            Some(Subject::ApiKey {
+                id: "key_1".into(),
+                owner_user_id: Some("usr_9".into())
+            })
+        );
+        assert!(principal_from_claims(&claims(serde_json::json!({"sub": "svc_x"}))).is_none());
+        assert!(principal_from_claims(&claims(serde_json::json!({}))).is_none());
+        assert!(looks_like_jwt("a.b.c") && !looks_like_jwt("gk_abc"));
+    }
+}

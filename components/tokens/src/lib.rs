@@ -1,0 +1,40 @@
+//! The `tokens` component: signed JWTs. Routes (see spin.toml):
+//!
+//! - `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`
+//! - `POST /v1/tokens`: a session or API key for a short-lived JWT
+//! - `POST /v1/signing-keys/$rotate`: the operator rotates the signing key
+//!
+//! Every component accepts these tokens through `gatehouse_auth::authenticate`.
+
+use gatehouse_http::router::{fallback, segments};
+use gatehouse_http::{Problem, Response, request_id, response};
+use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http_service;
+
+mod issue;
+mod signing;
+
+#[http_service]
+async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let id = request_id::from_headers(req.headers());
+    Ok(match route(req, &id).await {
+        Ok(res) => res,
+        Err(problem) => response::problem(problem, &id),
+    })
+}
+
+async fn route(req: Request, id: &str) -> Result<Response, Problem> {
+    use http::Method;
+    let get = req.method() == Method::GET;
+    let post = req.method() == Method::POST;
+    let path = req.uri().path().to_string();
+    match segments(&path).as_slice() {
+        [".well-known", "jwks.json"] if get => signing::jwks(id).await,
+        [".well-known", "openid-configuration"] if get => signing::discovery(id).await,
+        ["v1", "tokens"] if post => issue::exchange(req, id).await,
+        ["v1", "signing-keys", "$rotate"] if post => signing::rotate(req, id).await,
+        [".well-known", "jwks.json" | "openid-configuration"] => Err(fallback(Some(&["GET"]))),
+        ["v1", "tokens"] | ["v1", "signing-keys", "$rotate"] => Err(fallback(Some(&["POST"]))),
+        _ => Err(fallback(None)),
+    }
+}
