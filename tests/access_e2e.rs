@@ -6,7 +6,7 @@
 //! without credentials and across tenants.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{call, mailed_token, post, signed_in, start_app};
+use gatehouse_tests::app::{call, expect, mailed_token, post, signed_in, start_app};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
 
@@ -24,19 +24,6 @@ fn put(host: &TestHost, path: &str, body: Option<&Value>, token: &str) -> Result
 
 fn delete(host: &TestHost, path: &str, token: &str) -> Result<Reply> {
     call(host, "DELETE", path, None, Some(token), &[])
-}
-
-fn body_of(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
-}
-
-/// Asserts the status and returns the JSON body (`null` when empty).
-fn expect(reply: Reply, status: u16) -> Result<Value> {
-    assert_eq!(reply.status, status, "{}", body_of(&reply));
-    if reply.body.is_empty() {
-        return Ok(Value::Null);
-    }
-    reply.json()
 }
 
 fn code(reply: &Reply) -> String {
@@ -345,7 +332,7 @@ fn roles_are_created_listed_changed_copied_and_deleted() -> Result<()> {
             (reply.status, code(&reply)),
             (403, "forbidden".to_string()),
             "{}",
-            body_of(&reply)
+            reply.text()
         );
     }
 
@@ -1712,7 +1699,7 @@ fn another_orgs_roles_resources_and_policies_answer_404() -> Result<()> {
     ];
     for (method, path, body) in cases {
         let reply = call(host, method, &path, body.as_ref(), Some(&mallory), &[])?;
-        assert_eq!(reply.status, 404, "{method} {path}: {}", body_of(&reply));
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.text());
     }
     // Mallory's listings show only her org's rows.
     assert_eq!(

@@ -109,6 +109,16 @@ pub fn signed_in(host: &TestHost, email: &str) -> Result<String> {
         .to_string())
 }
 
+/// Asserts the status (showing the body when it differs) and returns the
+/// JSON body, `null` when there is none.
+pub fn expect(reply: Reply, status: u16) -> Result<Value> {
+    assert_eq!(reply.status, status, "{}", reply.text());
+    if reply.body.is_empty() {
+        return Ok(Value::Null);
+    }
+    reply.json()
+}
+
 /// `method path` with an optional JSON body, session token and extra headers.
 pub fn call(
     host: &TestHost,

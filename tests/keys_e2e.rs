@@ -10,8 +10,8 @@
 
 use anyhow::{Context, Result};
 use gatehouse_host::runtime_config::{DEFAULT_DB_FILE, DEFAULT_KV_FILE};
-use gatehouse_tests::app::{call, mailed_token, post, signed_in, start_app};
-use gatehouse_tests::{Reply, TestHost};
+use gatehouse_tests::TestHost;
+use gatehouse_tests::app::{call, expect, mailed_token, post, signed_in, start_app};
 use serde_json::{Value, json};
 
 fn now() -> i64 {
@@ -19,20 +19,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
-}
-
-fn expect(reply: Reply, status: u16) -> Result<Value> {
-    assert_eq!(
-        reply.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    if reply.body.is_empty() {
-        Ok(Value::Null)
-    } else {
-        reply.json()
-    }
 }
 
 fn db(host: &TestHost) -> Result<rusqlite::Connection> {

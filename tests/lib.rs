@@ -200,6 +200,11 @@ impl Reply {
             .with_context(|| format!("body is not JSON: {}", String::from_utf8_lossy(&self.body)))
     }
 
+    /// The body as text, for messages.
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+
     /// A header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers

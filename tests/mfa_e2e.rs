@@ -5,10 +5,10 @@
 //! revocation, password reset).
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{PASSWORD, call, mailed_token, post, signed_in, start_app};
+use gatehouse_tests::app::{PASSWORD, call, expect, mailed_token, post, signed_in, start_app};
 use gatehouse_tests::{HostConfig, Reply, TestHost, root};
 use identity_core::totp;
-use serde_json::{Value, json};
+use serde_json::json;
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -31,20 +31,6 @@ fn wrong_code(secret: &str) -> Result<String> {
         .map(|n| format!("{n:06}"))
         .find(|c| !valid.contains(c))
         .unwrap_or_default())
-}
-
-fn expect(reply: Reply, status: u16) -> Result<Value> {
-    assert_eq!(
-        reply.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    if reply.body.is_empty() {
-        Ok(Value::Null)
-    } else {
-        reply.json()
-    }
 }
 
 fn login(host: &TestHost, email: &str, password: &str) -> Result<Reply> {

@@ -5,7 +5,7 @@
 //! component derives from a session.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{PASSWORD, call, mailed_token, post, signed_in, start_app};
+use gatehouse_tests::app::{PASSWORD, call, expect, mailed_token, post, signed_in, start_app};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
 
@@ -23,19 +23,6 @@ fn put(host: &TestHost, path: &str, body: &Value, token: &str) -> Result<Reply> 
 
 fn delete(host: &TestHost, path: &str, token: &str) -> Result<Reply> {
     call(host, "DELETE", path, None, Some(token), &[])
-}
-
-fn body_of(reply: &Reply) -> String {
-    String::from_utf8_lossy(&reply.body).into_owned()
-}
-
-/// Asserts the status and returns the JSON body (`null` when empty).
-fn expect(reply: Reply, status: u16) -> Result<Value> {
-    assert_eq!(reply.status, status, "{}", body_of(&reply));
-    if reply.body.is_empty() {
-        return Ok(Value::Null);
-    }
-    reply.json()
 }
 
 fn code(reply: &Reply) -> String {
@@ -518,7 +505,7 @@ fn another_orgs_ids_answer_404_for_reads_and_writes() -> Result<()> {
                 (reply.status, code(&reply)),
                 (404, "not_found".to_string()),
                 "{method} {path}: {}",
-                body_of(&reply)
+                reply.text()
             );
         }
     }
@@ -572,7 +559,7 @@ fn another_orgs_ids_answer_404_for_reads_and_writes() -> Result<()> {
     ];
     for (method, path, body) in cases {
         let reply = call(&host, method, &path, body.as_ref(), Some(&mallory), &[])?;
-        assert_eq!(reply.status, 404, "{method} {path}: {}", body_of(&reply));
+        assert_eq!(reply.status, 404, "{method} {path}: {}", reply.text());
     }
     // Nor can another org's team be named as a parent or an invitation's team.
     let parent = post(
@@ -1200,7 +1187,7 @@ fn creating_posts_honour_idempotency_keys() -> Result<()> {
     let body = json!({"name": "Acme", "handle": "acme"});
     let key = [("idempotency-key", "create-acme-1")];
     let first = call(&host, "POST", "/v1/orgs", Some(&body), Some(&ada), &key)?;
-    assert_eq!(first.status, 201, "{}", body_of(&first));
+    assert_eq!(first.status, 201, "{}", first.text());
     let retry = call(&host, "POST", "/v1/orgs", Some(&body), Some(&ada), &key)?;
     assert_eq!(
         (retry.status, retry.header("idempotent-replayed")),

@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use anyhow::{Context, Result, bail};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_tests::app::{MASTER_KEY, call, post, signed_in};
+use gatehouse_tests::app::{MASTER_KEY, call, expect, post, signed_in};
 use gatehouse_tests::{HostConfig, Reply, TestHost, root};
 use serde_json::{Value, json};
 
@@ -28,20 +28,6 @@ fn start(max_ttl: &str) -> Result<TestHost> {
     ];
     let host = TestHost::start(config)?;
     Ok(host)
-}
-
-fn expect(reply: Reply, status: u16) -> Result<Value> {
-    assert_eq!(
-        reply.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&reply.body)
-    );
-    if reply.body.is_empty() {
-        Ok(Value::Null)
-    } else {
-        reply.json()
-    }
 }
 
 fn token(host: &TestHost, credential: &str, body: Value) -> Result<String> {

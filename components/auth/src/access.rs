@@ -128,9 +128,9 @@ mod store {
             .collect())
     }
 
-    /// Invalidates the cached credentials of every holder of a role (call
-    /// after its permissions change or before it is deleted, once the
-    /// database change is made).
+    /// Invalidates the cached credentials of every holder of a role: call
+    /// after its permissions change, once the database change is made. To
+    /// delete a role, read its holders first, delete, then invalidate them.
     pub async fn holders_changed(conn: &Connection, role_id: &str) -> Result<(), Problem> {
         let rows = db::query(
             conn,

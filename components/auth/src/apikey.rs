@@ -159,31 +159,6 @@ impl Verification {
     }
 }
 
-/// Whether `secret` looks like a key: a prefix of 1 to 20 lower-case
-/// letters, digits or `_`, then `_` and 43 base64url characters. Imported
-/// keys may have any shape, so this only chooses which credential a bearer
-/// token is, never whether a key exists.
-pub fn looks_like_key(secret: &str) -> bool {
-    if !secret.is_ascii() {
-        return false;
-    }
-    // The random part may itself hold `_`: count 43 from the end.
-    let Some(cut) = secret.len().checked_sub(44) else {
-        return false;
-    };
-    let (prefix, rest) = secret.split_at(cut);
-    let Some(random) = rest.strip_prefix('_') else {
-        return false;
-    };
-    (1..=20).contains(&prefix.len())
-        && prefix
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
-        && random
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-}
-
 #[cfg(target_arch = "wasm32")]
 pub use store::{invalidate, verify, verify_in_org};
 
@@ -571,23 +546,5 @@ mod tests {
         );
         assert_eq!(limited.window(179).map(|w| w.start), Some(120));
         assert_eq!(limited.window(180).map(|w| w.start), Some(180));
-    }
-
-    #[test]
-    fn key_shapes_are_recognised_without_a_lookup() {
-        assert!(looks_like_key(&format!("gk_{}", "A".repeat(43))));
-        assert!(looks_like_key(&format!(
-            "sk_live_{}",
-            "a-_9".repeat(10) + "abc"
-        )));
-        assert!(!looks_like_key(&format!("ghs_{}", "A".repeat(42))));
-        assert!(!looks_like_key(&format!("GK_{}", "A".repeat(43))));
-        assert!(!looks_like_key("gk_"));
-        assert!(!looks_like_key(&format!("gk_{}é", "A".repeat(41))));
-        assert!(!looks_like_key(&format!(
-            "{}_{}",
-            "a".repeat(21),
-            "A".repeat(43)
-        )));
     }
 }

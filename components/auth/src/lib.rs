@@ -1,7 +1,7 @@
 //! Authentication and tenancy, shared by every Gatehouse component.
 //!
-//! - [`authenticate`]: the credential on a request (a session token today;
-//!   API keys and JWTs join through the same entry point) to a
+//! - [`authenticate`]: the credential on a request (a session token, an
+//!   API key or a Gatehouse JWT) to a
 //!   [`Principal`](gatehouse_http::principal::Principal).
 //! - [`membership`]: the orgs a user belongs to and how a request picks
 //!   one (`X-Org` header, or the only org).

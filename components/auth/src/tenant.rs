@@ -10,17 +10,113 @@
 use gatehouse_http::principal::OrgRole;
 use gatehouse_http::{ErrorCode, Problem};
 
-/// Whether `sql` is bound to the org in `?1`: it compares `org_id = ?1`
-/// (an alias may qualify the column: `t.org_id = ?1`), or it is an insert
-/// whose column list starts with `org_id` and whose values start with `?1`;
-/// and no unnumbered `?` stands before the first `?1` (it would take the
-/// number 1, that is, the org).
+/// `sql` with comments and string literals blanked and white space folded,
+/// so that nothing inside them can look like an org filter.
+fn code_only(sql: &str) -> String {
+    let mut out = String::with_capacity(sql.len());
+    let mut chars = sql.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                // A literal, with '' as an escaped quote inside it.
+                while let Some(d) = chars.next() {
+                    if d == '\'' && chars.peek() != Some(&'\'') {
+                        break;
+                    }
+                    if d == '\'' {
+                        chars.next();
+                    }
+                }
+                out.push_str("''");
+            }
+            '-' if chars.peek() == Some(&'-') => {
+                for d in chars.by_ref() {
+                    if d == '\n' {
+                        break;
+                    }
+                }
+                out.push(' ');
+            }
+            '/' if chars.peek() == Some(&'*') => {
+                chars.next();
+                let mut last = ' ';
+                for d in chars.by_ref() {
+                    if last == '*' && d == '/' {
+                        break;
+                    }
+                    last = d;
+                }
+                out.push(' ');
+            }
+            _ => out.push(c),
+        }
+    }
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The parenthesis depth at each byte of `flat`.
+fn depths(flat: &str) -> Vec<i32> {
+    let mut depth = 0;
+    flat.bytes()
+        .map(|b| {
+            match b {
+                b'(' => depth += 1,
+                b')' => depth -= 1,
+                _ => {}
+            }
+            depth
+        })
+        .collect()
+}
+
+/// Whether the comparison `org_id = ?1` ending at `at` filters its
+/// clause: it follows `WHERE` or `AND` (not `ON`, `OR`, `NOT`, `SELECT`…)
+/// and no `OR` stands beside it at the same depth of the same clause.
+fn filters(flat: &str, depth: &[i32], start: usize) -> bool {
+    let before = flat[..start].trim_end();
+    let word = before
+        .rsplit(' ')
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    if word != "WHERE" && word != "AND" {
+        return false;
+    }
+    let level = depth[start];
+    let upper = flat.to_ascii_uppercase();
+    // The clause: from its WHERE at this depth to where the depth drops.
+    let clause_start = upper[..start]
+        .match_indices("WHERE ")
+        .map(|(i, _)| i)
+        .filter(|&i| depth[i] == level)
+        .last()
+        .unwrap_or(0);
+    let clause_end = (start..flat.len())
+        .find(|&i| depth[i] < level)
+        .unwrap_or(flat.len());
+    !upper[clause_start..clause_end]
+        .match_indices(" OR ")
+        .any(|(i, _)| depth[clause_start + i] == level)
+}
+
+/// Whether `sql` is bound to the org in `?1`, checked with comments and
+/// string literals set aside:
+///
+/// - it filters on `org_id = ?1` (an alias may qualify the column:
+///   `t.org_id = ?1`) right after `WHERE` or `AND`, with no `OR` beside it
+///   in that clause; or it is an insert of one row whose column list starts
+///   with `org_id` and whose values start with `?1`, and whose upsert (if
+///   any) does not set `org_id`;
+/// - no unnumbered `?` stands before the first `?1` (it would take the
+///   number 1, that is, the org).
 ///
 /// Unnumbered `?` after `?1` take the numbers 2, 3, … in order, so the
 /// caller's own parameters follow the org; statements that need one of
 /// theirs before the org filter (an `UPDATE … SET`) number them: `?2`.
+/// This guards against forgetting the org, not against a statement
+/// written to get around it.
 pub fn is_scoped(sql: &str) -> bool {
-    let flat = sql.split_whitespace().collect::<Vec<_>>().join(" ");
+    let flat = code_only(sql);
     let org_params: Vec<usize> = flat
         .match_indices("?1")
         .map(|(i, _)| i)
@@ -36,17 +132,27 @@ pub fn is_scoped(sql: &str) -> bool {
     if unnumbered_before {
         return false;
     }
+    let depth = depths(&flat);
     let compared = org_params.iter().any(|&i| {
-        flat[..i]
-            .strip_suffix("org_id = ")
-            .is_some_and(|head| !head.ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+        flat[..i].strip_suffix("org_id = ").is_some_and(|head| {
+            let column_start = head
+                .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '.'))
+                .map_or(0, |p| p + 1);
+            let column = &head[column_start..];
+            // `org_id` itself, or `alias.org_id`.
+            (column.is_empty() || column.ends_with('.')) && filters(&flat, &depth, column_start)
+        })
     });
-    let upper = flat[..first].to_ascii_uppercase();
-    let inserted = upper.starts_with("INSERT INTO ")
-        && upper.ends_with("VALUES (")
+    let upper = flat.to_ascii_uppercase();
+    let inserted = upper[..first].starts_with("INSERT INTO ")
+        && upper[..first].ends_with("VALUES (")
         && flat
             .split_once('(')
-            .is_some_and(|(_, columns)| columns.trim_start().starts_with("org_id,"));
+            .is_some_and(|(_, columns)| columns.trim_start().starts_with("org_id,"))
+        && !upper[first..].contains("), (")
+        && !upper
+            .split_once("DO UPDATE SET")
+            .is_some_and(|(_, set)| set.contains("ORG_ID ="));
     compared || inserted
 }
 
@@ -219,6 +325,33 @@ mod tests {
         ));
         assert!(is_scoped(
             "INSERT INTO teams (\n  org_id, id) VALUES (?1, ?) ON CONFLICT DO NOTHING"
+        ));
+    }
+
+    #[test]
+    fn filters_that_only_look_bound_are_refused() {
+        for sql in [
+            "SELECT id FROM api_keys WHERE key_id = ?2 OR org_id = ?1",
+            "SELECT id FROM teams -- org_id = ?1",
+            "SELECT id FROM teams /* WHERE org_id = ?1 */ WHERE id = ?2",
+            "SELECT id FROM teams WHERE name = 'x AND org_id = ?1'",
+            "SELECT r.id FROM roles r LEFT JOIN role_grants g ON g.org_id = ?1 WHERE r.name = ?2",
+            "SELECT org_id = ?1, id FROM teams",
+            "SELECT id FROM teams WHERE NOT org_id = ?1",
+            "INSERT INTO teams (org_id, id) VALUES (?1, ?), (?3, ?)",
+            "INSERT INTO teams (org_id, id) VALUES (?1, ?) ON CONFLICT (id) DO UPDATE SET org_id = excluded.org_id",
+        ] {
+            assert!(!is_scoped(sql), "{sql}");
+        }
+        // Bound ones with ORs of their own inside parentheses still pass.
+        assert!(is_scoped(
+            "SELECT id FROM keys WHERE org_id = ?1 AND (created_at < ?2 OR (created_at = ?2 AND id < ?3))"
+        ));
+        assert!(is_scoped(
+            "WITH RECURSIVE up(id) AS (SELECT team_id FROM teams WHERE org_id = ?1 AND team_id = ?2 UNION ALL SELECT 1) SELECT id FROM up"
+        ));
+        assert!(is_scoped(
+            "SELECT name FROM teams WHERE org_id = ?1 AND name = 'it''s'"
         ));
     }
 

@@ -14,6 +14,7 @@
 //! `keys:verify` (or `keys:manage`, or being an org admin), and a key of
 //! another org verifies exactly like a key that does not exist.
 
+use access_core::names::decode_segment;
 use gatehouse_http::router::{fallback, segments};
 use gatehouse_http::{Problem, Response, request_id, response};
 use spin_sdk::http::{IntoResponse, Request};
@@ -49,14 +50,17 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "keys", name, "$rotate"] if *m == Method::POST => {
             manage::rotate(req, name, id).await
         }
-        ["v1", "keys", name, "roles", role] if *m == Method::GET => {
-            grants::get(req, name, role, id).await
-        }
-        ["v1", "keys", name, "roles", role] if *m == Method::PUT => {
-            grants::put(req, name, role, id).await
-        }
-        ["v1", "keys", name, "roles", role] if *m == Method::DELETE => {
-            grants::delete(req, name, role, id).await
+        ["v1", "keys", name, "roles", role]
+            if [Method::GET, Method::PUT, Method::DELETE].contains(m) =>
+        {
+            // Role names may hold `:` (groups), which clients percent-encode.
+            let role =
+                decode_segment(role).ok_or_else(|| Problem::not_found().detail("no such role"))?;
+            match *m {
+                Method::GET => grants::get(req, name, &role, id).await,
+                Method::PUT => grants::put(req, name, &role, id).await,
+                _ => grants::delete(req, name, &role, id).await,
+            }
         }
         other => Err(fallback(allowed(other))),
     }

@@ -281,6 +281,8 @@ struct Position {
 /// `GET /v1/keys[?status=revoked|all]`: live keys (or revoked ones, or
 /// both), newest first; members see their own.
 pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let caller = Caller::of(&req).await?;
+    let tenant = caller.tenant()?;
     let page = PageRequest::from_query(req.uri().query())?;
     let after: Option<Position> = page.json_cursor()?;
     let status = req
@@ -305,8 +307,6 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
                 )]));
         }
     };
-    let caller = Caller::of(&req).await?;
-    let tenant = caller.tenant()?;
     let (after_created, after_id) =
         after.map_or((i64::MAX, String::new()), |p| (p.created_at, p.id));
     // Managers see every key; others, theirs (?5 empty means everyone's).
@@ -401,7 +401,14 @@ pub async fn update(req: Request, name: &str, request_id: &str) -> Result<Respon
             ],
         )
         .await
-        .map_err(|_| name_taken())?;
+        // The live-name index is the only constraint a rename can break.
+        .map_err(|problem| {
+            if new_name != key.name {
+                name_taken()
+            } else {
+                problem
+            }
+        })?;
     if changed == 0 {
         return Err(model::no_key());
     }
