@@ -445,3 +445,236 @@ fn rotation_publishes_before_signing_and_keeps_old_keys_until_their_tokens_expir
     assert_eq!(whoami(&host, &before)?.status, 401);
     Ok(())
 }
+
+/// Runs a Python snippet with JSON on stdin; returns its JSON output.
+fn python(script: &str, input: &Value) -> Result<Value> {
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("python3 with PyJWT and cryptography is needed")?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(input.to_string().as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// A service's own Ed25519 key, made by Python's `cryptography`.
+fn service_key() -> Result<Value> {
+    python(
+        r#"
+import base64, json
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+key = Ed25519PrivateKey.generate()
+raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+print(json.dumps({"x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), "pem": pem.decode()}))
+"#,
+        &json!({}),
+    )
+}
+
+/// A token the service signs itself with PyJWT.
+fn service_token(key: &Value, kid: &str, claims: Value) -> Result<String> {
+    let out = python(
+        r#"
+import json, sys, jwt
+data = json.load(sys.stdin)
+print(json.dumps(jwt.encode(data["claims"], data["pem"], algorithm="EdDSA", headers={"kid": data["kid"]})))
+"#,
+        &json!({"pem": key["pem"], "kid": kid, "claims": claims}),
+    )?;
+    Ok(out.as_str().context("token")?.to_string())
+}
+
+#[test]
+fn registered_services_sign_their_own_tokens_until_their_key_is_revoked() -> Result<()> {
+    let host = start("900")?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let org = expect(
+        post(
+            &host,
+            "/v1/orgs",
+            &json!({"name": "Acme", "handle": "acme"}),
+            Some(&ada),
+        )?,
+        201,
+    )?;
+    let service = expect(
+        post(
+            &host,
+            "/v1/services",
+            &json!({"name": "billing-worker", "permissions": ["invoices:write"]}),
+            Some(&ada),
+        )?,
+        201,
+    )?;
+    assert_eq!(service["permissions"], json!(["invoices:write"]));
+    let key = service_key()?;
+    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": key["x"]});
+    let added = expect(
+        post(
+            &host,
+            "/v1/services/billing-worker/keys",
+            &json!({"jwk": jwk}),
+            Some(&ada),
+        )?,
+        201,
+    )?;
+    let kid = added["kid"].as_str().context("kid")?.to_string();
+    assert_eq!(
+        post(
+            &host,
+            "/v1/services/billing-worker/keys",
+            &json!({"jwk": jwk}),
+            Some(&ada)
+        )?
+        .status,
+        409
+    );
+
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64;
+    let claims = |iss: &str, aud: &str, exp: i64| json!({"iss": iss, "aud": aud, "sub": "worker-1", "iat": now, "exp": exp});
+    let good = service_token(&key, &kid, claims("billing-worker", "gatehouse", now + 300))?;
+    let me = expect(whoami(&host, &good)?, 200)?;
+    assert_eq!(
+        me["subject"],
+        json!({"type": "service", "name": "billing-worker"})
+    );
+    assert_eq!(
+        (me["org_id"].clone(), me["permissions"].clone()),
+        (org["id"].clone(), json!(["invoices:write"]))
+    );
+    for (why, token) in [
+        (
+            "another issuer",
+            service_token(&key, &kid, claims("other-service", "gatehouse", now + 300))?,
+        ),
+        (
+            "another audience",
+            service_token(&key, &kid, claims("billing-worker", "billing", now + 300))?,
+        ),
+        (
+            "expired",
+            service_token(&key, &kid, claims("billing-worker", "gatehouse", now - 600))?,
+        ),
+        (
+            "too long-lived",
+            service_token(
+                &key,
+                &kid,
+                claims("billing-worker", "gatehouse", now + 86_400),
+            )?,
+        ),
+        (
+            "unregistered key",
+            service_token(
+                &service_key()?,
+                &kid,
+                claims("billing-worker", "gatehouse", now + 300),
+            )?,
+        ),
+    ] {
+        assert_eq!(whoami(&host, &token)?.status, 401, "{why}");
+    }
+
+    // Members read the registry; only admins change it; another org sees nothing.
+    let listed = expect(
+        call(
+            &host,
+            "GET",
+            "/v1/services/billing-worker/keys",
+            None,
+            Some(&ada),
+            &[],
+        )?,
+        200,
+    )?;
+    assert_eq!(listed["items"][0]["kid"], json!(kid));
+    let gil = signed_in(&host, "gil@example.com")?;
+    expect(
+        post(
+            &host,
+            "/v1/orgs",
+            &json!({"name": "Globex", "handle": "globex"}),
+            Some(&gil),
+        )?,
+        201,
+    )?;
+    for (method, path) in [
+        ("GET", "/v1/services/billing-worker"),
+        ("GET", "/v1/services/billing-worker/keys"),
+        (
+            "DELETE",
+            &format!("/v1/services/billing-worker/keys/{kid}") as &str,
+        ),
+        ("DELETE", "/v1/services/billing-worker"),
+    ] {
+        assert_eq!(
+            call(&host, method, path, None, Some(&gil), &[])?.status,
+            404,
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        post(
+            &host,
+            "/v1/services",
+            &json!({"name": "Bad Name"}),
+            Some(&ada)
+        )?
+        .status,
+        422
+    );
+    assert_eq!(
+        post(
+            &host,
+            "/v1/services/billing-worker/keys",
+            &json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}}),
+            Some(&ada)
+        )?
+        .status,
+        422
+    );
+    assert_eq!(
+        post(&host, "/v1/services", &json!({"name": "x"}), None)?.status,
+        401
+    );
+    // A service's token cannot manage the registry.
+    assert_eq!(
+        post(
+            &host,
+            "/v1/services",
+            &json!({"name": "sneaky"}),
+            Some(&good)
+        )?
+        .status,
+        403
+    );
+
+    // Revoked: its tokens stop on the next request.
+    expect(
+        call(
+            &host,
+            "DELETE",
+            &format!("/v1/services/billing-worker/keys/{kid}"),
+            None,
+            Some(&ada),
+            &[],
+        )?,
+        204,
+    )?;
+    assert_eq!(whoami(&host, &good)?.status, 401);
+    Ok(())
+}

@@ -1,5 +1,6 @@
-//! Gatehouse's own JWTs as credentials: verified against the deployment's
-//! published signing keys (algorithm allow-list, `kid` lookup, `iss`,
+//! JWTs as credentials: Gatehouse's own, verified against the deployment's
+//! published signing keys, and those registered services sign with their
+//! own keys (verified against the org's registry) (algorithm allow-list, `kid` lookup, `iss`,
 //! `aud`, `exp`, `nbf`, with a small leeway), then read as a
 //! [`Principal`]. A token carries what it was issued with, and lives only
 //! minutes: that is the bargain of offline verification.
@@ -11,6 +12,8 @@ use serde_json::{Map, Value};
 pub const AUDIENCE: &str = "gatehouse";
 /// Seconds of clock skew tolerated.
 pub const LEEWAY_SECONDS: i64 = 60;
+/// The longest a registered service's own token may live.
+pub const MAX_SERVICE_TOKEN_SECONDS: i64 = 3600;
 
 /// Whether a bearer token has a JWT's shape (three dot-separated parts).
 pub fn looks_like_jwt(token: &str) -> bool {
@@ -76,7 +79,7 @@ pub use store::{authenticate, issuer, published_keys};
 mod store {
     use super::{AUDIENCE, LEEWAY_SECONDS, principal_from_claims};
     use crate::db;
-    use gatehouse_http::principal::Principal;
+    use gatehouse_http::principal::{Credential, Principal, Subject};
     use gatehouse_http::{ErrorCode, Problem, idempotency::unix_now};
     use spin_sdk::sqlite::Connection;
     use tokens_core::{Expectations, Jwk};
@@ -109,11 +112,16 @@ mod store {
             .header("www-authenticate", "Bearer error=\"invalid_token\"")
     }
 
-    /// Verifies a Gatehouse JWT and reads its principal.
+    /// Verifies a JWT and reads its principal: one Gatehouse issued, or
+    /// one a registered service signed with a key of the registry.
     pub async fn authenticate(token: &str) -> Result<Principal, Problem> {
         let conn = db::open().await?;
         let now = unix_now();
         let keys = published_keys(&conn, now).await?;
+        let kid = tokens_core::key_id(token).unwrap_or_default();
+        if !keys.iter().any(|k| k.kid == kid) {
+            return service_token(&conn, token, &kid, now).await;
+        }
         let issuer = issuer().await;
         let expect = Expectations {
             issuer: &issuer,
@@ -126,6 +134,61 @@ mod store {
             refused()
         })?;
         principal_from_claims(&claims).ok_or_else(refused)
+    }
+
+    /// A token a registered service signed: its `iss` is the service's
+    /// name, its `aud` names Gatehouse, it lives at most
+    /// [`MAX_SERVICE_TOKEN_SECONDS`](super::MAX_SERVICE_TOKEN_SECONDS), and
+    /// its key is not revoked (checked on every request).
+    async fn service_token(
+        conn: &Connection,
+        token: &str,
+        kid: &str,
+        now: i64,
+    ) -> Result<Principal, Problem> {
+        let rows = db::query(
+            conn,
+            "SELECT k.public_jwk, s.name, s.org_id, s.permissions FROM service_keys k JOIN services s ON s.service_id = k.service_id
+             WHERE k.kid = ? AND k.revoked_at IS NULL",
+            vec![db::text(kid)],
+        )
+        .await?;
+        let row = rows.first().ok_or_else(|| {
+            eprintln!("auth: JWT refused: UnknownKey");
+            refused()
+        })?;
+        let jwk: Jwk =
+            serde_json::from_str(&db::get_text(row, 0)).map_err(|_| Problem::internal())?;
+        let name = db::get_text(row, 1);
+        let expect = Expectations {
+            issuer: &name,
+            audiences: &[AUDIENCE],
+            now,
+            leeway: LEEWAY_SECONDS,
+        };
+        let claims =
+            tokens_core::verify(token, std::slice::from_ref(&jwk), &expect).map_err(|why| {
+                eprintln!("auth: service JWT refused: {why:?}");
+                refused()
+            })?;
+        let exp = claims
+            .get("exp")
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(i64::MAX);
+        if exp - now > super::MAX_SERVICE_TOKEN_SECONDS + LEEWAY_SECONDS {
+            eprintln!("auth: service JWT refused: lives too long");
+            return Err(refused());
+        }
+        Ok(Principal {
+            subject: Subject::Service { name },
+            org_id: Some(db::get_text(row, 2)),
+            org_role: None,
+            team_ids: Vec::new(),
+            roles: Vec::new(),
+            permissions: serde_json::from_str(&db::get_text(row, 3)).unwrap_or_default(),
+            acting_as: None,
+            credential: Credential::Jwt,
+        })
     }
 }
 

@@ -403,6 +403,8 @@ pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Respons
         .collect();
     // Children first: deployments may run SQLite without foreign keys.
     for sql in [
+        "DELETE FROM service_keys WHERE org_id = ?1",
+        "DELETE FROM services WHERE org_id = ?1",
         "DELETE FROM api_key_windows WHERE key_id IN (SELECT key_id FROM api_keys WHERE org_id = ?1)",
         "DELETE FROM api_key_secrets WHERE org_id = ?1",
         "DELETE FROM api_keys WHERE org_id = ?1",

@@ -68,6 +68,31 @@ pub struct Jwk {
 }
 
 impl Jwk {
+    /// A public key someone else holds the private half of, checked: an
+    /// Ed25519 key of 32 bytes, or a point on P-256. Its `kid` is the RFC
+    /// 7638 thumbprint, whatever the submitter called it.
+    pub fn from_public(kty: &str, crv: &str, x: &str, y: Option<&str>) -> Result<Jwk, InvalidKey> {
+        let alg = match (kty, crv, y) {
+            ("OKP", "Ed25519", None) => Algorithm::EdDSA,
+            ("EC", "P-256", Some(_)) => Algorithm::ES256,
+            _ => return Err(InvalidKey),
+        };
+        let jwk = Jwk {
+            kid: thumbprint(kty, crv, x, y),
+            kty: kty.into(),
+            crv: crv.into(),
+            x: x.into(),
+            y: y.map(str::to_string),
+            alg: alg.as_str().into(),
+            key_use: "sig".into(),
+        };
+        // A key that cannot check a signature is refused now, not at use.
+        match check_signature(&jwk, b"", &[0u8; 64]) {
+            Err(Refusal::UnknownKey) | Err(Refusal::Algorithm) => Err(InvalidKey),
+            _ => Ok(jwk),
+        }
+    }
+
     fn algorithm(&self) -> Option<Algorithm> {
         let alg = Algorithm::parse(&self.alg)?;
         match (alg, self.kty.as_str(), self.crv.as_str()) {

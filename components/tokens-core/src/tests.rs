@@ -184,3 +184,29 @@ fn claims_are_checked_with_leeway() {
         "exp is required"
     );
 }
+
+#[test]
+fn public_keys_from_others_are_checked_and_named_by_thumbprint() {
+    let ours = rfc_key().jwk();
+    let theirs = Jwk::from_public("OKP", "Ed25519", &ours.x, None);
+    assert_eq!(theirs.map(|k| k.kid), Ok(ours.kid));
+    let es = es256_key().jwk();
+    assert!(Jwk::from_public("EC", "P-256", &es.x, es.y.as_deref()).is_ok());
+    assert_eq!(
+        Jwk::from_public("OKP", "Ed25519", "AAAA", None),
+        Err(InvalidKey)
+    );
+    assert_eq!(
+        Jwk::from_public("EC", "P-256", &es.x, Some(&es.x)),
+        Err(InvalidKey),
+        "not on the curve"
+    );
+    assert_eq!(
+        Jwk::from_public("RSA", "P-256", &es.x, es.y.as_deref()),
+        Err(InvalidKey)
+    );
+    assert_eq!(
+        Jwk::from_public("OKP", "Ed25519", &ours.x, Some("y")),
+        Err(InvalidKey)
+    );
+}

@@ -3,6 +3,9 @@
 //! - `GET /.well-known/jwks.json`, `GET /.well-known/openid-configuration`
 //! - `POST /v1/tokens`: a session or API key for a short-lived JWT
 //! - `POST /v1/signing-keys/$rotate`: the operator rotates the signing key
+//! - `POST`/`GET /v1/services`, `GET`/`DELETE /v1/services/{name}`,
+//!   `POST`/`GET /v1/services/{name}/keys`, `DELETE …/keys/{kid}`: the
+//!   registry of services that sign their own tokens
 //!
 //! Every component accepts these tokens through `gatehouse_auth::authenticate`.
 
@@ -12,6 +15,7 @@ use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 
 mod issue;
+mod services;
 mod signing;
 
 #[http_service]
@@ -27,13 +31,26 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
     use http::Method;
     let get = req.method() == Method::GET;
     let post = req.method() == Method::POST;
+    let delete = req.method() == Method::DELETE;
     let path = req.uri().path().to_string();
     match segments(&path).as_slice() {
         [".well-known", "jwks.json"] if get => signing::jwks(id).await,
         [".well-known", "openid-configuration"] if get => signing::discovery(id).await,
         ["v1", "tokens"] if post => issue::exchange(req, id).await,
         ["v1", "signing-keys", "$rotate"] if post => signing::rotate(req, id).await,
+        ["v1", "services"] if post => services::create(req, id).await,
+        ["v1", "services"] if get => services::list(req, id).await,
+        ["v1", "services", name] if get => services::get(req, name, id).await,
+        ["v1", "services", name] if delete => services::delete(req, name, id).await,
+        ["v1", "services", name, "keys"] if post => services::add_key(req, name, id).await,
+        ["v1", "services", name, "keys"] if get => services::keys(req, name, id).await,
+        ["v1", "services", name, "keys", kid] if delete => {
+            services::revoke_key(req, name, kid, id).await
+        }
         [".well-known", "jwks.json" | "openid-configuration"] => Err(fallback(Some(&["GET"]))),
+        ["v1", "services"] | ["v1", "services", _, "keys"] => Err(fallback(Some(&["GET", "POST"]))),
+        ["v1", "services", _] => Err(fallback(Some(&["GET", "DELETE"]))),
+        ["v1", "services", _, "keys", _] => Err(fallback(Some(&["DELETE"]))),
         ["v1", "tokens"] | ["v1", "signing-keys", "$rotate"] => Err(fallback(Some(&["POST"]))),
         _ => Err(fallback(None)),
     }

@@ -1,0 +1,341 @@
+//! The service registry: an org's services and the public keys they sign
+//! their own short-lived JWTs with (`iss` = the service's name, `aud`
+//! naming `gatehouse`). Every component verifies such tokens against the
+//! registry on each request, so revoking a key stops its tokens at once.
+//! Members read the registry; org admins change it.
+
+use gatehouse_auth::db;
+use gatehouse_auth::tenant::Tenant;
+use gatehouse_http::json::{self, Validate};
+use gatehouse_http::principal::Principal;
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
+use serde::{Deserialize, Serialize};
+use spin_sdk::http::Request;
+use spin_sdk::sqlite::{Connection, RowResult};
+use tokens_core::Jwk;
+
+struct Caller {
+    principal: Principal,
+    conn: Connection,
+}
+
+impl Caller {
+    async fn of(req: &Request) -> Result<Caller, Problem> {
+        let principal = gatehouse_auth::authenticate(req).await?;
+        principal.require_org()?;
+        let conn = db::open().await?;
+        Ok(Caller { principal, conn })
+    }
+
+    fn tenant(&self) -> Result<Tenant<'_>, Problem> {
+        Tenant::for_principal(&self.conn, &self.principal)
+    }
+
+    fn require_admin(&self) -> Result<(), Problem> {
+        if self.principal.is_org_admin() {
+            Ok(())
+        } else {
+            Err(Problem::new(ErrorCode::Forbidden)
+                .detail("only an admin of this organization may change its services"))
+        }
+    }
+}
+
+fn no_service() -> Problem {
+    Problem::not_found().detail("no such service")
+}
+
+#[derive(Serialize)]
+struct Service {
+    id: String,
+    name: String,
+    description: String,
+    permissions: Vec<String>,
+    created_at: i64,
+}
+
+fn service_from(row: &RowResult) -> Service {
+    Service {
+        id: db::get_text(row, 0),
+        name: db::get_text(row, 1),
+        description: db::get_text(row, 2),
+        permissions: serde_json::from_str(&db::get_text(row, 3)).unwrap_or_default(),
+        created_at: db::get_int(row, 4).unwrap_or_default(),
+    }
+}
+
+async fn load(tenant: &Tenant<'_>, name: &str) -> Result<Service, Problem> {
+    let rows = tenant
+        .query(
+            "SELECT service_id, name, description, permissions, created_at FROM services WHERE org_id = ?1 AND name = ?",
+            vec![db::text(name)],
+        )
+        .await?;
+    rows.first().map(service_from).ok_or_else(no_service)
+}
+
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name.bytes().next().is_some_and(|b| b.is_ascii_lowercase())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateService {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    permissions: Vec<String>,
+}
+
+impl Validate for CreateService {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if !valid_name(&self.name) {
+            errors.push(FieldError::new(
+                "/name",
+                "invalid_format",
+                "name must be 1 to 64 of a-z, 0-9 and '-', starting with a letter",
+            ));
+        }
+        if self.description.chars().count() > 500 {
+            errors.push(FieldError::new(
+                "/description",
+                "invalid_length",
+                "description must have at most 500 characters",
+            ));
+        }
+        if self.permissions.len() > 100
+            || self
+                .permissions
+                .iter()
+                .any(|p| !(1..=100).contains(&p.len()) || !p.is_ascii())
+        {
+            errors.push(FieldError::new(
+                "/permissions",
+                "invalid",
+                "at most 100 permissions of 1 to 100 ASCII characters",
+            ));
+        }
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+/// `POST /v1/services`.
+pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let caller = Caller::of(&req).await?;
+    caller.require_admin()?;
+    let tenant = caller.tenant()?;
+    let body: CreateService = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let now = unix_now();
+    let mut permissions = body.permissions.clone();
+    permissions.sort();
+    permissions.dedup();
+    let inserted = tenant
+        .exec(
+            "INSERT INTO services (org_id, service_id, name, description, permissions, created_at, updated_at)
+             VALUES (?1, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            vec![
+                db::text(db::new_id("svc_")),
+                db::text(&body.name),
+                db::text(&body.description),
+                db::text(serde_json::to_string(&permissions).map_err(|_| Problem::internal())?),
+                db::int(now),
+                db::int(now),
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(Problem::new(ErrorCode::Conflict).detail("a service with this name exists"));
+    }
+    Ok(response::json(
+        201,
+        &load(&tenant, &body.name).await?,
+        request_id,
+    ))
+}
+
+/// `GET /v1/services`.
+pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let caller = Caller::of(&req).await?;
+    let tenant = caller.tenant()?;
+    let rows = tenant
+        .query(
+            "SELECT service_id, name, description, permissions, created_at FROM services WHERE org_id = ?1 ORDER BY name",
+            vec![],
+        )
+        .await?;
+    let items: Vec<Service> = rows.iter().map(service_from).collect();
+    Ok(response::json(
+        200,
+        &serde_json::json!({ "items": items }),
+        request_id,
+    ))
+}
+
+/// `GET /v1/services/{name}`.
+pub async fn get(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
+    let caller = Caller::of(&req).await?;
+    let tenant = caller.tenant()?;
+    Ok(response::json(200, &load(&tenant, name).await?, request_id))
+}
+
+/// `DELETE /v1/services/{name}`: the service and its keys go; its tokens
+/// stop at once.
+pub async fn delete(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
+    let caller = Caller::of(&req).await?;
+    caller.require_admin()?;
+    let tenant = caller.tenant()?;
+    let service = load(&tenant, name).await?;
+    for sql in [
+        "DELETE FROM service_keys WHERE org_id = ?1 AND service_id = ?",
+        "DELETE FROM services WHERE org_id = ?1 AND service_id = ?",
+    ] {
+        tenant.exec(sql, vec![db::text(&service.id)]).await?;
+    }
+    Ok(response::no_content(request_id))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PublicJwk {
+    kty: String,
+    crv: String,
+    x: String,
+    #[serde(default)]
+    y: Option<String>,
+    // Accepted and ignored: the registry names keys by thumbprint.
+    #[serde(default)]
+    #[allow(dead_code)]
+    kid: Option<String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    alg: Option<String>,
+    #[serde(default, rename = "use")]
+    #[allow(dead_code)]
+    key_use: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AddKey {
+    jwk: PublicJwk,
+}
+
+impl Validate for AddKey {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        Ok(())
+    }
+}
+
+#[derive(Serialize)]
+struct ServiceKey {
+    kid: String,
+    jwk: Jwk,
+    created_at: i64,
+    revoked_at: Option<i64>,
+}
+
+/// `POST /v1/services/{name}/keys`: registers a public key (Ed25519 or
+/// P-256) as a JWK; its `kid` is its RFC 7638 thumbprint, which the
+/// service puts in its tokens' headers.
+pub async fn add_key(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
+    let caller = Caller::of(&req).await?;
+    caller.require_admin()?;
+    let tenant = caller.tenant()?;
+    let service = load(&tenant, name).await?;
+    let body: AddKey = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let key = &body.jwk;
+    let jwk = Jwk::from_public(&key.kty, &key.crv, &key.x, key.y.as_deref()).map_err(|_| {
+        Problem::new(ErrorCode::ValidationFailed)
+            .detail("the request body has invalid fields")
+            .errors(vec![FieldError::new(
+                "/jwk",
+                "invalid_key",
+                "jwk must be an Ed25519 (OKP) or P-256 (EC) public key",
+            )])
+    })?;
+    let now = unix_now();
+    let inserted = tenant
+        .exec(
+            "INSERT INTO service_keys (org_id, kid, service_id, public_jwk, created_at) VALUES (?1, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            vec![
+                db::text(&jwk.kid),
+                db::text(&service.id),
+                db::text(serde_json::to_string(&jwk).map_err(|_| Problem::internal())?),
+                db::int(now),
+            ],
+        )
+        .await?;
+    if inserted == 0 {
+        return Err(Problem::new(ErrorCode::Conflict).detail("this key is registered already"));
+    }
+    let body = ServiceKey {
+        kid: jwk.kid.clone(),
+        jwk,
+        created_at: now,
+        revoked_at: None,
+    };
+    Ok(response::json(201, &body, request_id))
+}
+
+/// `GET /v1/services/{name}/keys`.
+pub async fn keys(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
+    let caller = Caller::of(&req).await?;
+    let tenant = caller.tenant()?;
+    let service = load(&tenant, name).await?;
+    let rows = tenant
+        .query(
+            "SELECT kid, public_jwk, created_at, revoked_at FROM service_keys WHERE org_id = ?1 AND service_id = ? ORDER BY created_at, kid",
+            vec![db::text(&service.id)],
+        )
+        .await?;
+    let items: Vec<ServiceKey> = rows
+        .iter()
+        .filter_map(|r| {
+            Some(ServiceKey {
+                kid: db::get_text(r, 0),
+                jwk: serde_json::from_str(&db::get_text(r, 1)).ok()?,
+                created_at: db::get_int(r, 2).unwrap_or_default(),
+                revoked_at: db::get_int(r, 3),
+            })
+        })
+        .collect();
+    Ok(response::json(
+        200,
+        &serde_json::json!({ "items": items }),
+        request_id,
+    ))
+}
+
+/// `DELETE /v1/services/{name}/keys/{kid}`: revokes the key; tokens it
+/// signed fail their next verification.
+pub async fn revoke_key(
+    req: Request,
+    name: &str,
+    kid: &str,
+    request_id: &str,
+) -> Result<Response, Problem> {
+    let caller = Caller::of(&req).await?;
+    caller.require_admin()?;
+    let tenant = caller.tenant()?;
+    let service = load(&tenant, name).await?;
+    let revoked = tenant
+        .exec(
+            "UPDATE service_keys SET revoked_at = ?2 WHERE org_id = ?1 AND service_id = ?3 AND kid = ?4 AND revoked_at IS NULL",
+            vec![db::int(unix_now()), db::text(&service.id), db::text(kid)],
+        )
+        .await?;
+    if revoked == 0 {
+        return Err(Problem::not_found().detail("no such live key"));
+    }
+    Ok(response::no_content(request_id))
+}
