@@ -72,24 +72,8 @@ try:
 except Exception as e:
     print(json.dumps({"error": type(e).__name__}))
 "#;
-    let mut child = Command::new("python3")
-        .args(["-c", SCRIPT])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("python3 with PyJWT is needed (pip install pyjwt cryptography)")?;
     let input = json!({"token": token, "jwks": jwks, "audience": audience, "issuer": issuer});
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(input.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    let answer: Value = serde_json::from_slice(&out.stdout)?;
+    let answer = python(SCRIPT, &input)?;
     Ok(match answer.get("ok") {
         Some(claims) => Ok(claims.clone()),
         None => Err(answer["error"].as_str().unwrap_or_default().to_string()),
@@ -454,7 +438,9 @@ fn python(script: &str, input: &Value) -> Result<Value> {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context("python3 with PyJWT and cryptography is needed")?;
+        .context(
+            "python3 with PyJWT and cryptography is needed (pip install pyjwt cryptography)",
+        )?;
     child
         .stdin
         .take()

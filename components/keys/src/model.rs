@@ -299,17 +299,12 @@ pub fn check_settings(errors: &mut Vec<FieldError>, settings: &Settings) {
 
 /// Optional settings a key has: `None` leaves one as it is, `Some(None)`
 /// (JSON `null` in an update) clears it.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Settings {
-    #[serde(default, deserialize_with = "some")]
     pub expires_at: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "some")]
     pub not_before: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "some")]
     pub ratelimit: Option<Option<RateLimitSpec>>,
-    #[serde(default, deserialize_with = "some")]
     pub remaining: Option<Option<i64>>,
-    #[serde(default, deserialize_with = "some")]
     pub metadata: Option<Option<serde_json::Value>>,
 }
 
