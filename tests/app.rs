@@ -2,7 +2,10 @@
 //! it with migrations and the development outbox, call routes as JSON,
 //! read mailed tokens, and get a signed-in user in one call.
 
-use anyhow::{Context, Result};
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::{HostConfig, Reply, TestHost, get, root, send};
@@ -138,4 +141,28 @@ pub fn call(
     }
     let bytes = body.map(|b| b.to_string().into_bytes()).unwrap_or_default();
     send(method, &host.url(path), &headers, &bytes)
+}
+
+/// Runs a Python snippet with JSON on stdin; returns its JSON output. The
+/// snippets use PyJWT and `cryptography` (`.ci/run` installs them).
+pub fn python(script: &str, input: &Value) -> Result<Value> {
+    let mut child = Command::new("python3")
+        .args(["-c", script])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context(
+            "python3 with PyJWT and cryptography is needed (pip install pyjwt cryptography)",
+        )?;
+    child
+        .stdin
+        .take()
+        .context("stdin")?
+        .write_all(input.to_string().as_bytes())?;
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        bail!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(serde_json::from_slice(&out.stdout)?)
 }

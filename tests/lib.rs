@@ -140,16 +140,27 @@ impl TestHost {
             .worker_threads(2)
             .enable_all()
             .build()?;
-        let env = Arc::new(config.env);
-        let (runtime, listener) = rt.block_on(async {
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        // Links and the issuer name the address actually served, unless
+        // the test sets them.
+        let mut env = config.env;
+        if !env
+            .iter()
+            .any(|(k, _)| k == "SPIN_VARIABLE_PUBLIC_BASE_URL")
+        {
+            env.push((
+                "SPIN_VARIABLE_PUBLIC_BASE_URL".into(),
+                format!("http://{addr}"),
+            ));
+        }
+        let env = Arc::new(env);
+        let runtime = rt.block_on(async {
             let env = env.clone();
             let lookup =
                 move |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
-            let runtime = gatehouse_host::Runtime::load(&opts, &lookup).await?;
-            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-            anyhow::Ok((runtime, listener))
+            gatehouse_host::Runtime::load(&opts, &lookup).await
         })?;
-        let addr = listener.local_addr()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let thread = std::thread::spawn(move || {
             let options = gatehouse_host::ServeOptions { quiet: true };

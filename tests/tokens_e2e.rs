@@ -5,13 +5,10 @@
 //! `alg: none` ones; narrowing works and widening is refused; rotation
 //! publishes before signing and keeps old keys until their tokens expire.
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_tests::app::{MASTER_KEY, call, expect, post, signed_in};
+use gatehouse_tests::app::{MASTER_KEY, call, expect, post, python, signed_in};
 use gatehouse_tests::{HostConfig, Reply, TestHost, root};
 use serde_json::{Value, json};
 
@@ -428,29 +425,6 @@ fn rotation_publishes_before_signing_and_keeps_old_keys_until_their_tokens_expir
     assert!(!kids.contains(&old_kid));
     assert_eq!(whoami(&host, &before)?.status, 401);
     Ok(())
-}
-
-/// Runs a Python snippet with JSON on stdin; returns its JSON output.
-fn python(script: &str, input: &Value) -> Result<Value> {
-    let mut child = Command::new("python3")
-        .args(["-c", script])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context(
-            "python3 with PyJWT and cryptography is needed (pip install pyjwt cryptography)",
-        )?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(input.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
 }
 
 /// A service's own Ed25519 key, made by Python's `cryptography`.

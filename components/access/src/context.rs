@@ -42,8 +42,10 @@ impl Caller {
         match &self.principal.subject {
             Subject::User { id } => Ok((SubjectKind::User, id)),
             Subject::ApiKey { id, .. } => Ok((SubjectKind::ApiKey, id)),
-            Subject::Service { .. } => Err(Problem::new(ErrorCode::Forbidden)
-                .detail("access routes answer members and API keys")),
+            Subject::Service { .. } | Subject::External { .. } => {
+                Err(Problem::new(ErrorCode::Forbidden)
+                    .detail("access routes answer members and API keys"))
+            }
         }
     }
 

@@ -66,7 +66,7 @@ impl Grants {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use store::{grants_of, holders_changed, user_grants_by_org};
+pub use store::{grants_of, holders_changed, role_grants_by_name, user_grants_by_org};
 
 #[cfg(target_arch = "wasm32")]
 mod store {
@@ -98,6 +98,26 @@ mod store {
                 db::text(subject.as_str()),
                 db::text(subject_id),
             ],
+        )
+        .await?;
+        Ok(Grants::from_roles(rows.iter().map(|r| pair(r, 0, 1))))
+    }
+
+    /// The grants the org's roles of these names make up (names the org
+    /// has no role of are dropped): what a token's mapped claims hold.
+    pub async fn role_grants_by_name(
+        conn: &Connection,
+        org_id: &str,
+        names: &[String],
+    ) -> Result<Grants, Problem> {
+        if names.is_empty() {
+            return Ok(Grants::default());
+        }
+        let list = serde_json::to_string(names).map_err(|_| Problem::internal())?;
+        let rows = db::query(
+            conn,
+            "SELECT name, permissions FROM roles WHERE org_id = ? AND name IN (SELECT value FROM json_each(?))",
+            vec![db::text(org_id), db::text(list)],
         )
         .await?;
         Ok(Grants::from_roles(rows.iter().map(|r| pair(r, 0, 1))))

@@ -44,7 +44,9 @@ pub async fn authenticate_session(req: &Request) -> Result<SessionAuth, Problem>
 /// Who is calling, acting in which org.
 ///
 /// A JWT Gatehouse issued (`POST /v1/tokens`) stands for what it says,
-/// verified offline against the published signing keys. A session token
+/// verified offline against the published signing keys; a JWT of an org's
+/// own identity provider stands for the member its subject is linked to,
+/// else for that subject with the roles its claims map to. A session token
 /// (`ghs_…`) stands for its user, acting in the org the
 /// `X-Org` header names (by id or handle; 404 for an org the caller is not
 /// in), else the caller's only org, else none. An API key stands for
@@ -60,11 +62,13 @@ pub async fn authenticate(req: &Request) -> Result<Principal, Problem> {
         .map(str::trim)
         .filter(|h| !h.is_empty());
     if crate::jwt::looks_like_jwt(token) {
-        let principal = crate::jwt::authenticate(token).await?;
+        let org = match header {
+            Some(reference) => Some(org_id_of(reference).await?),
+            None => None,
+        };
+        let principal = crate::jwt::authenticate(token, org.as_deref()).await?;
         // A token names its org; X-Org may only repeat it.
-        if let Some(reference) = header
-            && principal.org_id.as_deref() != Some(reference)
-        {
+        if org.is_some() && principal.org_id != org {
             return Err(membership::unknown_org());
         }
         return Ok(principal);
@@ -113,6 +117,23 @@ pub async fn authenticate(req: &Request) -> Result<Principal, Problem> {
         acting_as: None,
         credential: Credential::ApiKey,
     })
+}
+
+/// The id of the org `X-Org` names by id or handle (404 when none).
+async fn org_id_of(reference: &str) -> Result<String, Problem> {
+    if reference.starts_with("org_") {
+        return Ok(reference.to_string());
+    }
+    let conn = crate::db::open().await?;
+    let rows = crate::db::query(
+        &conn,
+        "SELECT org_id FROM orgs WHERE handle = ?",
+        vec![crate::db::text(reference.to_ascii_lowercase())],
+    )
+    .await?;
+    rows.first()
+        .map(|r| crate::db::get_text(r, 0))
+        .ok_or_else(membership::unknown_org)
 }
 
 /// The answer to a key that may not be used now.

@@ -1,8 +1,9 @@
 //! JWTs as credentials: Gatehouse's own, verified against the deployment's
-//! published signing keys, and those registered services sign with their
-//! own keys (verified against the org's registry) (algorithm allow-list, `kid` lookup, `iss`,
-//! `aud`, `exp`, `nbf`, with a small leeway), then read as a
-//! [`Principal`]. A token carries what it was issued with, and lives only
+//! published signing keys; those of an org's own identity providers (see
+//! [`crate::oidc`]); and those registered services sign with their own
+//! keys, verified against the org's registry. Each is checked
+//! (algorithm allow-list, `kid` lookup, `iss`, `aud`, `exp`, `nbf`, with a
+//! small leeway), then read as a [`Principal`]. A token carries what it was issued with, and lives only
 //! minutes: that is the bargain of offline verification.
 
 use gatehouse_http::principal::{Credential, OrgRole, Principal, Subject};
@@ -112,14 +113,19 @@ mod store {
             .header("www-authenticate", "Bearer error=\"invalid_token\"")
     }
 
-    /// Verifies a JWT and reads its principal: one Gatehouse issued, or
-    /// one a registered service signed with a key of the registry.
-    pub async fn authenticate(token: &str) -> Result<Principal, Problem> {
+    /// Verifies a JWT and reads its principal: one Gatehouse issued, one
+    /// of an org's OpenID Connect providers, or one a registered service
+    /// signed with a key of the registry. `org` is the org id `X-Org`
+    /// names, if any (it picks among providers several orgs configured).
+    pub async fn authenticate(token: &str, org: Option<&str>) -> Result<Principal, Problem> {
         let conn = db::open().await?;
         let now = unix_now();
         let keys = published_keys(&conn, now).await?;
         let kid = tokens_core::key_id(token).unwrap_or_default();
         if !keys.iter().any(|k| k.kid == kid) {
+            if let Some(principal) = crate::oidc::authenticate(&conn, token, org).await? {
+                return Ok(principal);
+            }
             return service_token(&conn, token, &kid, now).await;
         }
         let issuer = issuer().await;

@@ -14,6 +14,7 @@
 //! - [`apikey`]: API key verification with its cache, shared by the keys
 //!   component and `authenticate`.
 //! - [`jwt`]: Gatehouse's own signed tokens as credentials.
+//! - [`oidc`]: bearer tokens of an org's own OpenID Connect providers.
 //! - [`db`]: thin helpers over Spin's SQLite.
 //!
 //! The decisions (which org a request acts in, whether a cached session
@@ -27,6 +28,7 @@ pub mod access;
 pub mod apikey;
 pub mod jwt;
 pub mod membership;
+pub mod oidc;
 pub mod tenant;
 
 #[cfg(target_arch = "wasm32")]

@@ -255,6 +255,7 @@ mod store {
                     owner_user_id.clone().unwrap_or_else(|| id.clone())
                 }
                 Subject::Service { name } => name.clone(),
+                Subject::External { provider, sub } => format!("{provider}:{sub}"),
             };
             Ok(Tenant {
                 conn,

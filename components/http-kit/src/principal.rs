@@ -26,6 +26,15 @@ pub enum Subject {
         /// Service name.
         name: String,
     },
+    /// A subject of an org's own identity provider that is not a linked
+    /// member (an app's client-credentials token, say), holding only the
+    /// roles its claims map to.
+    External {
+        /// The provider's name in the org.
+        provider: String,
+        /// The token's `sub`.
+        sub: String,
+    },
 }
 
 /// A member's role in an organization.

@@ -9,6 +9,10 @@
 //! - `POST /v1/auth/password/forgot`, `POST /v1/auth/password/reset`
 //! - `GET`/`PATCH`/`DELETE /v1/me` (delete: deactivate), `GET /v1/auth/whoami` (the caller's principal)
 //! - `GET /v1/sessions`, `DELETE /v1/sessions`, `DELETE /v1/sessions/{id}`
+//! - `POST`/`GET /v1/oidc/providers`, `GET`/`PATCH`/`DELETE
+//!   /v1/oidc/providers/{name}`: the org's own OpenID Connect providers
+//! - `GET /v1/oidc/{provider}/start`, `GET /v1/oidc/{provider}/callback`:
+//!   sign-in through one of them
 //! - `GET /v1/dev/outbox` (only with the `dev_outbox` variable enabled)
 
 use gatehouse_http::router::{fallback, segments};
@@ -21,6 +25,7 @@ mod attempts;
 mod config;
 mod devices;
 mod mfa;
+mod oidc;
 mod outbox;
 mod password_reset;
 mod problems;
@@ -73,6 +78,31 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
             devices::revoke(req, &session, id).await
         }
         ["v1", "dev", "outbox"] if get => outbox::list_for_development(id).await,
+        ["v1", "oidc", "providers"] if post => oidc::create(req, id).await,
+        ["v1", "oidc", "providers"] if get => oidc::list(req, id).await,
+        ["v1", "oidc", "providers", name] if get => {
+            let name = (*name).to_string();
+            oidc::get(req, &name, id).await
+        }
+        ["v1", "oidc", "providers", name] if patch => {
+            let name = (*name).to_string();
+            oidc::update(req, &name, id).await
+        }
+        ["v1", "oidc", "providers", name] if delete => {
+            let name = (*name).to_string();
+            oidc::delete(req, &name, id).await
+        }
+        ["v1", "oidc", provider, "start"] if get => {
+            let provider = (*provider).to_string();
+            oidc::start(req, &provider, id).await
+        }
+        ["v1", "oidc", provider, "callback"] if get => {
+            let provider = (*provider).to_string();
+            oidc::callback(req, &provider, id).await
+        }
+        ["v1", "oidc", "providers"] => Err(fallback(Some(&["GET", "POST"]))),
+        ["v1", "oidc", "providers", _] => Err(fallback(Some(&["GET", "PATCH", "DELETE"]))),
+        ["v1", "oidc", _, "start" | "callback"] => Err(fallback(Some(&["GET"]))),
         [
             "v1",
             "auth",

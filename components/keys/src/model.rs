@@ -42,7 +42,7 @@ impl Access {
             Subject::ApiKey { id, owner_user_id } => {
                 (owner_user_id.clone().unwrap_or_default(), Some(id.clone()))
             }
-            Subject::Service { .. } => {
+            Subject::Service { .. } | Subject::External { .. } => {
                 return Err(
                     Problem::new(ErrorCode::Forbidden).detail("services cannot manage API keys")
                 );

@@ -51,7 +51,7 @@ impl Caller {
             Subject::ApiKey { id, owner_user_id } => {
                 (owner_user_id.clone().unwrap_or_default(), Some(id.clone()))
             }
-            Subject::Service { .. } => {
+            Subject::Service { .. } | Subject::External { .. } => {
                 return Err(
                     Problem::new(ErrorCode::Forbidden).detail("services cannot use the org routes")
                 );

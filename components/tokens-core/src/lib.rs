@@ -9,6 +9,10 @@
 //!   list (so `none` and HMAC confusion are impossible), finds the key by
 //!   `kid`, checks the signature, then [`Expectations`] on `iss`, `aud`,
 //!   `exp`, `nbf` and `iat` with a small leeway.
+//! - [`key_set`]: the usable keys of a JWK Set another issuer publishes
+//!   (an OpenID provider's `jwks_uri`): besides the two above, `RS256`
+//!   with RSA keys of at least 2048 bits, which Auth0, Okta and Entra sign
+//!   with. Gatehouse only ever signs with EdDSA or ES256.
 
 #![deny(missing_docs)]
 
@@ -18,14 +22,19 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
-/// The algorithms Gatehouse signs and accepts.
+/// The algorithms Gatehouse accepts; it signs with the first two only.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Algorithm {
     /// Ed25519 (RFC 8037).
     EdDSA,
     /// ECDSA over P-256 with SHA-256 (RFC 7518).
     ES256,
+    /// RSASSA-PKCS1-v1_5 with SHA-256 (RFC 7518), for other issuers' keys.
+    RS256,
 }
+
+/// The smallest RSA modulus accepted, in bits (RFC 7518, section 3.3).
+pub const MIN_RSA_BITS: usize = 2048;
 
 impl Algorithm {
     /// The `alg` value.
@@ -33,7 +42,14 @@ impl Algorithm {
         match self {
             Algorithm::EdDSA => "EdDSA",
             Algorithm::ES256 => "ES256",
+            Algorithm::RS256 => "RS256",
         }
+    }
+
+    /// Parses an algorithm Gatehouse signs with (EdDSA, ES256); anything
+    /// else is `None`.
+    pub fn parse_signing(alg: &str) -> Option<Algorithm> {
+        Algorithm::parse(alg).filter(|a| *a != Algorithm::RS256)
     }
 
     /// Parses an `alg` value of the allow list; anything else is `None`.
@@ -41,6 +57,7 @@ impl Algorithm {
         match alg {
             "EdDSA" => Some(Algorithm::EdDSA),
             "ES256" => Some(Algorithm::ES256),
+            "RS256" => Some(Algorithm::RS256),
             _ => None,
         }
     }
@@ -49,15 +66,24 @@ impl Algorithm {
 /// A public key as JSON Web Key.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Jwk {
-    /// `OKP` (Ed25519) or `EC` (P-256).
+    /// `OKP` (Ed25519), `EC` (P-256) or `RSA`.
     pub kty: String,
-    /// `Ed25519` or `P-256`.
+    /// `Ed25519` or `P-256`; empty for RSA.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub crv: String,
-    /// The public key (Ed25519) or its x coordinate (P-256), base64url.
+    /// The public key (Ed25519) or its x coordinate (P-256), base64url;
+    /// empty for RSA.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub x: String,
     /// The y coordinate (P-256 only), base64url.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub y: Option<String>,
+    /// The RSA modulus, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// The RSA public exponent, base64url.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
     /// The key id.
     pub kid: String,
     /// The algorithm.
@@ -83,6 +109,8 @@ impl Jwk {
             crv: crv.into(),
             x: x.into(),
             y: y.map(str::to_string),
+            n: None,
+            e: None,
             alg: alg.as_str().into(),
             key_use: "sig".into(),
         };
@@ -96,10 +124,57 @@ impl Jwk {
     fn algorithm(&self) -> Option<Algorithm> {
         let alg = Algorithm::parse(&self.alg)?;
         match (alg, self.kty.as_str(), self.crv.as_str()) {
-            (Algorithm::EdDSA, "OKP", "Ed25519") | (Algorithm::ES256, "EC", "P-256") => Some(alg),
+            (Algorithm::EdDSA, "OKP", "Ed25519")
+            | (Algorithm::ES256, "EC", "P-256")
+            | (Algorithm::RS256, "RSA", "") => Some(alg),
             _ => None,
         }
     }
+
+    /// One entry of another issuer's JWK Set, if Gatehouse can verify
+    /// with it: a signing key (`use` absent or `sig`) with a `kid`, of a
+    /// supported type, whose `alg` (when given) fits the type, that checks
+    /// a signature. The issuer's `kid` is kept.
+    pub fn from_set_entry(entry: &Value) -> Option<Jwk> {
+        let text = |name: &str| entry.get(name).and_then(Value::as_str);
+        if text("use").is_some_and(|u| u != "sig") {
+            return None;
+        }
+        let kty = text("kty")?;
+        let derived = match (kty, text("crv")) {
+            ("OKP", Some("Ed25519")) => Algorithm::EdDSA,
+            ("EC", Some("P-256")) => Algorithm::ES256,
+            ("RSA", None) => Algorithm::RS256,
+            _ => return None,
+        };
+        if text("alg").is_some_and(|a| a != derived.as_str()) {
+            return None;
+        }
+        let jwk = Jwk {
+            kty: kty.into(),
+            crv: text("crv").unwrap_or_default().into(),
+            x: text("x").unwrap_or_default().into(),
+            y: text("y").map(str::to_string),
+            n: text("n").map(str::to_string),
+            e: text("e").map(str::to_string),
+            kid: text("kid")?.into(),
+            alg: derived.as_str().into(),
+            key_use: "sig".into(),
+        };
+        match check_signature(&jwk, b"", &[0u8; 64]) {
+            Err(Refusal::UnknownKey) | Err(Refusal::Algorithm) => None,
+            _ => Some(jwk),
+        }
+    }
+}
+
+/// The keys of a JWK Set (`{"keys": [...]}`) that [`Jwk::from_set_entry`]
+/// accepts; others (encryption keys, unsupported types) are skipped.
+pub fn key_set(set: &Value) -> Vec<Jwk> {
+    set.get("keys")
+        .and_then(Value::as_array)
+        .map(|keys| keys.iter().filter_map(Jwk::from_set_entry).collect())
+        .unwrap_or_default()
 }
 
 /// The RFC 7638 thumbprint of a public key's required members, base64url.
@@ -135,6 +210,7 @@ impl SigningKey {
             Algorithm::ES256 => p256::ecdsa::SigningKey::from_bytes(secret.into())
                 .map(SigningKey::P256)
                 .map_err(|_| InvalidKey),
+            Algorithm::RS256 => Err(InvalidKey),
         }
     }
 
@@ -179,6 +255,8 @@ impl SigningKey {
             crv: crv.into(),
             x,
             y,
+            n: None,
+            e: None,
             alg: self.algorithm().as_str().into(),
             key_use: "sig".into(),
         }
@@ -295,6 +373,26 @@ fn check_signature(jwk: &Jwk, message: &[u8], signature: &[u8]) -> Result<(), Re
             let signature =
                 p256::ecdsa::Signature::from_slice(signature).map_err(|_| Refusal::Signature)?;
             key.verify(message, &signature)
+                .map_err(|_| Refusal::Signature)
+        }
+        Algorithm::RS256 => {
+            use rsa::pkcs1v15::{Signature, VerifyingKey};
+            use rsa::signature::Verifier;
+            let (n, e) = (
+                decode(jwk.n.as_deref().unwrap_or_default())?,
+                decode(jwk.e.as_deref().unwrap_or_default())?,
+            );
+            let key = rsa::RsaPublicKey::new(
+                rsa::BigUint::from_bytes_be(&n),
+                rsa::BigUint::from_bytes_be(&e),
+            )
+            .map_err(|_| Refusal::UnknownKey)?;
+            if rsa::traits::PublicKeyParts::n(&key).bits() < MIN_RSA_BITS {
+                return Err(Refusal::UnknownKey);
+            }
+            let signature = Signature::try_from(signature).map_err(|_| Refusal::Signature)?;
+            VerifyingKey::<Sha256>::new(key)
+                .verify(message, &signature)
                 .map_err(|_| Refusal::Signature)
         }
     }

@@ -210,3 +210,131 @@ fn public_keys_from_others_are_checked_and_named_by_thumbprint() {
         Err(InvalidKey)
     );
 }
+
+/// A deterministic generator, so the RSA test key is the same every run.
+struct Counter(u64);
+
+impl rand_core::RngCore for Counter {
+    fn next_u32(&mut self) -> u32 {
+        self.next_u64() as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        self.fill_bytes(&mut bytes);
+        u64::from_le_bytes(bytes)
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        for chunk in dest.chunks_mut(32) {
+            self.0 += 1;
+            let block = Sha256::digest(self.0.to_le_bytes());
+            chunk.copy_from_slice(&block[..chunk.len()]);
+        }
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.fill_bytes(dest);
+        Ok(())
+    }
+}
+
+impl rand_core::CryptoRng for Counter {}
+
+/// An RS256 token over `claims` signed by a fresh RSA key of `bits`, and
+/// that key's JWK Set entry.
+fn rs256(bits: usize, claims: &Map<String, Value>) -> (String, Value) {
+    use rsa::signature::{SignatureEncoding, Signer};
+    use rsa::traits::PublicKeyParts;
+    let private =
+        rsa::RsaPrivateKey::new(&mut Counter(bits as u64), bits).unwrap_or_else(|_| unreachable!());
+    let public = private.to_public_key();
+    let entry = serde_json::json!({
+        "kty": "RSA", "use": "sig", "kid": "idp-key-1",
+        "n": URL_SAFE_NO_PAD.encode(public.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(public.e().to_bytes_be()),
+    });
+    let header = serde_json::json!({"alg": "RS256", "typ": "JWT", "kid": "idp-key-1"});
+    let input = format!(
+        "{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(Value::Object(claims.clone()).to_string())
+    );
+    let signer = rsa::pkcs1v15::SigningKey::<Sha256>::new(private);
+    let signature = signer.sign(input.as_bytes()).to_vec();
+    (
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(signature)),
+        entry,
+    )
+}
+
+#[test]
+fn rs256_tokens_of_other_issuers_verify_against_their_key_set() -> Result<(), Refusal> {
+    let (token, entry) = rs256(2048, &claims(1000));
+    let keys = key_set(&serde_json::json!({"keys": [
+        entry,
+        {"kty": "RSA", "use": "enc", "kid": "enc-1", "n": "AQAB", "e": "AQAB"},
+        {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+        rfc_key().jwk(),
+    ]}));
+    // The encryption key and the symmetric key are not taken.
+    assert_eq!(
+        keys.iter().map(|k| k.kid.as_str()).collect::<Vec<_>>(),
+        vec!["idp-key-1", "kPrK_qmxVWaYVA9wwBF6Iuo3vVzz7TxHCTwXBygrS4k"]
+    );
+    assert_eq!(keys[0].alg, "RS256");
+    let verified = verify(&token, &keys, &expect(1000))?;
+    assert_eq!(verified.get("jti"), Some(&Value::from("j1")));
+
+    // A changed claim breaks the signature; so does a header naming
+    // another algorithm for the RSA key.
+    let mut other = claims(1000);
+    other.insert("sub".into(), "usr_2".into());
+    let forged = format!(
+        "{}.{}.{}",
+        part(&token, 0),
+        URL_SAFE_NO_PAD.encode(Value::Object(other).to_string()),
+        part(&token, 2)
+    );
+    assert_eq!(
+        verify(&forged, &keys, &expect(1000)),
+        Err(Refusal::Signature)
+    );
+    let confused = forged_header(
+        &token,
+        &serde_json::json!({"alg": "ES256", "kid": "idp-key-1"}),
+    );
+    assert_eq!(
+        verify(&confused, &keys, &expect(1000)),
+        Err(Refusal::Algorithm)
+    );
+    let hmac = forged_header(&token, &serde_json::json!({"alg": "HS256", "kid": "hmac"}));
+    assert_eq!(verify(&hmac, &keys, &expect(1000)), Err(Refusal::Algorithm));
+    Ok(())
+}
+
+#[test]
+fn short_rsa_keys_and_mismatched_algorithms_are_not_taken() {
+    let (token, entry) = rs256(1024, &claims(1000));
+    assert!(Jwk::from_set_entry(&entry).is_none());
+    // Even handed in directly, the short key verifies nothing.
+    let jwk: Jwk = serde_json::from_value(serde_json::json!({
+        "kty": "RSA", "n": entry["n"], "e": entry["e"], "kid": "idp-key-1", "alg": "RS256", "use": "sig"
+    }))
+    .unwrap_or_else(|_| unreachable!());
+    assert_eq!(
+        verify(&token, &[jwk], &expect(1000)),
+        Err(Refusal::UnknownKey)
+    );
+    let mut mislabelled = rfc_key().jwk();
+    mislabelled.alg = "RS256".into();
+    let value = serde_json::to_value(&mislabelled).unwrap_or_default();
+    assert!(Jwk::from_set_entry(&value).is_none());
+    assert!(key_set(&serde_json::json!({"nokeys": []})).is_empty());
+}
+
+#[test]
+fn gatehouse_signs_only_with_eddsa_and_es256() {
+    assert_eq!(Algorithm::parse_signing("EdDSA"), Some(Algorithm::EdDSA));
+    assert_eq!(Algorithm::parse_signing("ES256"), Some(Algorithm::ES256));
+    assert_eq!(Algorithm::parse_signing("RS256"), None);
+    assert_eq!(Algorithm::parse("RS256"), Some(Algorithm::RS256));
+    assert!(SigningKey::from_secret(Algorithm::RS256, &[1; 32]).is_err());
+}

@@ -135,6 +135,7 @@ pub async fn exchange(req: Request, request_id: &str) -> Result<Response, Proble
         Subject::User { id } => (id.clone(), None),
         Subject::ApiKey { id, owner_user_id } => (id.clone(), owner_user_id.clone()),
         Subject::Service { name } => (name.clone(), None),
+        Subject::External { provider, sub } => (format!("{provider}:{sub}"), None),
     };
     put("sub", Value::from(sub));
     if let Some(owner) = owner {

@@ -155,7 +155,7 @@ impl Validate for Rotate {
         if self
             .alg
             .as_deref()
-            .is_some_and(|a| Algorithm::parse(a).is_none())
+            .is_some_and(|a| Algorithm::parse_signing(a).is_none())
         {
             errors.push(FieldError::new(
                 "/alg",
@@ -213,7 +213,7 @@ pub async fn rotate(req: Request, request_id: &str) -> Result<Response, Problem>
     let alg = body
         .alg
         .as_deref()
-        .and_then(Algorithm::parse)
+        .and_then(Algorithm::parse_signing)
         .unwrap_or(Algorithm::EdDSA);
     let active_from = now
         + body

@@ -1,0 +1,553 @@
+//! An org's own OpenID Connect provider, end to end, against a real
+//! provider run locally: panva's `oidc-provider` from the npm registry
+//! (`tests/oidc-provider`, installed by `.ci/run`). A browser (Python's
+//! urllib with a cookie jar) goes through `/v1/oidc/{provider}/start`, the
+//! provider's own sign-in and consent pages, and back to `/callback`;
+//! client-credentials tokens the provider issues are sent to Gatehouse as
+//! bearer tokens.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use anyhow::{Context, Result, bail};
+use gatehouse_tests::app::{MASTER_KEY, call, expect, post, python, signed_in};
+use gatehouse_tests::{HostConfig, TestHost, free_port, root};
+use serde_json::{Value, json};
+
+const API: &str = "https://api.acme.test";
+const WEB_SECRET: &str = "web-client-secret-of-forty-characters-000";
+const SERVICE_SECRET: &str = "service-client-secret-of-forty-characters";
+
+/// The provider process, stopped on drop.
+struct IdentityProvider {
+    issuer: String,
+    child: Child,
+}
+
+impl Drop for IdentityProvider {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl IdentityProvider {
+    fn start(port: u16, clients: &Value, accounts: &Value) -> Result<IdentityProvider> {
+        let dir = root().join("tests/oidc-provider");
+        if !dir.join("node_modules/oidc-provider").exists() {
+            bail!("run `npm ci` in tests/oidc-provider (.ci/run does)");
+        }
+        let mut child = Command::new("node")
+            .arg("server.mjs")
+            .current_dir(&dir)
+            .env("PORT", port.to_string())
+            .env("CLIENTS", clients.to_string())
+            .env("ACCOUNTS", accounts.to_string())
+            .env("AUDIENCE", API)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("node is needed for the OpenID provider")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line)?;
+        if !line.starts_with("listening ") {
+            let _ = child.kill();
+            bail!("the provider did not start: {line}");
+        }
+        Ok(IdentityProvider {
+            issuer: format!("http://127.0.0.1:{port}"),
+            child,
+        })
+    }
+
+    /// A client-credentials access token (a JWT for the API) of `client`.
+    fn client_token(&self, client: &str, secret: &str) -> Result<String> {
+        const SCRIPT: &str = r#"
+import base64, json, sys, urllib.parse, urllib.request
+d = json.load(sys.stdin)
+body = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "api:read"}).encode()
+req = urllib.request.Request(d["url"], data=body)
+req.add_header("Authorization", "Basic " + base64.b64encode((d["client"] + ":" + d["secret"]).encode()).decode())
+print(urllib.request.urlopen(req).read().decode())
+"#;
+        let reply = python(
+            SCRIPT,
+            &json!({"url": format!("{}/token", self.issuer), "client": client, "secret": secret}),
+        )?;
+        Ok(reply["access_token"]
+            .as_str()
+            .context("access_token")?
+            .to_string())
+    }
+}
+
+/// What the browser saw at the end of a sign-in.
+struct Browsed {
+    status: u16,
+    body: Value,
+    /// The callback URL the provider sent the browser to.
+    callback: String,
+}
+
+/// A browser signing in as `account` at the provider, starting at
+/// `start_url` (with a Gatehouse session when `link` is given).
+fn browse(start_url: &str, account: &str, link: Option<&str>) -> Result<Browsed> {
+    const SCRIPT: &str = r#"
+import http.cookiejar, json, sys, urllib.error, urllib.parse, urllib.request
+d = json.load(sys.stdin)
+seen = []
+class Trace(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, req, fp, code, msg, headers, newurl):
+        seen.append(newurl)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), Trace)
+def go(req):
+    try:
+        r = opener.open(req)
+        return r.status, r.geturl(), r.read().decode()
+    except urllib.error.HTTPError as e:
+        return e.code, e.geturl(), e.read().decode()
+start = urllib.request.Request(d["start"])
+if d.get("link"):
+    # Only Gatehouse's /start gets the session, not the provider.
+    start.add_unredirected_header("Authorization", "Bearer " + d["link"])
+status, url, body = go(start)
+for prompt in ["login", "consent"]:
+    if "/interaction/" not in url:
+        break
+    form = {"prompt": prompt}
+    if prompt == "login":
+        form.update({"login": d["account"], "password": "any"})
+    status, url, body = go(urllib.request.Request(url, data=urllib.parse.urlencode(form).encode()))
+callback = next((u for u in seen if "/callback" in u), "")
+try:
+    parsed = json.loads(body)
+except ValueError:
+    parsed = {"text": body[:500]}
+print(json.dumps({"status": status, "body": parsed, "callback": callback}))
+"#;
+    let out = python(
+        SCRIPT,
+        &json!({"start": start_url, "account": account, "link": link}),
+    )?;
+    Ok(Browsed {
+        status: out["status"].as_u64().unwrap_or_default() as u16,
+        body: out["body"].clone(),
+        callback: out["callback"].as_str().unwrap_or_default().to_string(),
+    })
+}
+
+fn start_app() -> Result<TestHost> {
+    let mut config = HostConfig::new(root().join("spin.toml"));
+    config.migrations = Some(root().join("infra/migrations"));
+    config.env = vec![
+        ("SPIN_VARIABLE_DEV_OUTBOX".into(), "enabled".into()),
+        ("SPIN_VARIABLE_MASTER_KEY".into(), MASTER_KEY.into()),
+        (
+            "SPIN_VARIABLE_OIDC_OUTBOUND_HOSTS".into(),
+            "http://127.0.0.1:*".into(),
+        ),
+    ];
+    TestHost::start(config)
+}
+
+fn whoami(host: &TestHost, token: &str, org: Option<&str>) -> Result<gatehouse_tests::Reply> {
+    let headers: Vec<(&str, &str)> = org.map(|o| vec![("x-org", o)]).unwrap_or_default();
+    call(host, "GET", "/v1/auth/whoami", None, Some(token), &headers)
+}
+
+fn new_org(host: &TestHost, admin: &str, handle: &str) -> Result<String> {
+    let org = expect(
+        post(
+            host,
+            "/v1/orgs",
+            &json!({"name": handle, "handle": handle}),
+            Some(admin),
+        )?,
+        201,
+    )?;
+    Ok(org["id"].as_str().context("org id")?.to_string())
+}
+
+#[test]
+fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Result<()> {
+    let host = start_app()?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let acme = new_org(&host, &ada, "acme")?;
+    let acme_header = [("x-org", acme.as_str())];
+    expect(
+        call(
+            &host,
+            "POST",
+            "/v1/roles",
+            Some(&json!({"name": "engineer", "permissions": ["docs:read"]})),
+            Some(&ada),
+            &acme_header,
+        )?,
+        201,
+    )?;
+
+    let port = free_port()?;
+    let issuer = format!("http://127.0.0.1:{port}");
+    let created = expect(
+        call(
+            &host,
+            "POST",
+            "/v1/oidc/providers",
+            Some(&json!({
+                "name": "corp", "issuer": issuer, "client_id": "gatehouse-web",
+                "client_secret": WEB_SECRET, "scopes": "openid email profile groups",
+                "audiences": [API], "allowed_azp": ["reporting"],
+                "role_claim": "groups", "role_map": {"eng": "engineer", "sales": "seller"}
+            })),
+            Some(&ada),
+            &acme_header,
+        )?,
+        201,
+    )?;
+    assert_eq!(created["has_client_secret"], true);
+    assert!(
+        !created.to_string().contains(WEB_SECRET),
+        "the secret is never shown"
+    );
+    let redirect = created["redirect_uri"].as_str().context("redirect_uri")?;
+    let provider_id = created["id"].as_str().context("id")?;
+    assert_eq!(
+        redirect,
+        host.url(&format!("/v1/oidc/{provider_id}/callback"))
+    );
+
+    let idp = IdentityProvider::start(
+        port,
+        &json!([
+            {"client_id": "gatehouse-web", "client_secret": WEB_SECRET, "redirect_uris": [redirect],
+             "grant_types": ["authorization_code"], "response_types": ["code"],
+             "token_endpoint_auth_method": "client_secret_basic"},
+            {"client_id": "reporting", "client_secret": SERVICE_SECRET, "redirect_uris": [],
+             "response_types": [], "grant_types": ["client_credentials"]},
+            {"client_id": "other-app", "client_secret": SERVICE_SECRET, "redirect_uris": [],
+             "response_types": [], "grant_types": ["client_credentials"]}
+        ]),
+        &json!({
+            "bob": {"email": "bob@corp.test", "email_verified": true, "name": "Bob", "groups": ["eng", "unmapped"]},
+            "ada-at-corp": {"email": "ada@example.com", "email_verified": true, "name": "Ada"}
+        }),
+    )?;
+    let start = host.url(&format!("/v1/oidc/{provider_id}/start"));
+
+    // Bob has no Gatehouse account: signing in makes one, a member of acme
+    // holding the role his group maps to.
+    let first = browse(&start, "bob", None)?;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.body["user"]["email"], "bob@corp.test");
+    assert_eq!(first.body["user"]["email_verified"], true);
+    let bob = first.body["token"].as_str().context("token")?.to_string();
+    let principal = expect(whoami(&host, &bob, None)?, 200)?;
+    assert_eq!(principal["org_id"], json!(acme));
+    assert_eq!(principal["org_role"], "member");
+    assert_eq!(principal["roles"], json!(["engineer"]));
+    assert_eq!(principal["permissions"], json!(["docs:read"]));
+    let bob_id = principal["subject"]["id"].clone();
+
+    // The same subject signs in to the same account.
+    let again = browse(&start, "bob", None)?;
+    assert_eq!(again.status, 200, "{}", again.body);
+    assert_eq!(again.body["user"]["id"], bob_id);
+
+    // A callback replayed (same code, same state, the state's cookie) is
+    // refused: the sign-in is spent. Without the cookie it is refused too.
+    let query = again
+        .callback
+        .split_once('?')
+        .map(|(_, q)| q)
+        .context("query")?;
+    let state = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("state="))
+        .context("state")?;
+    let cookie = format!("gatehouse_oidc_state={state}");
+    let path = format!("/v1/oidc/{provider_id}/callback?{query}");
+    let replay = call(&host, "GET", &path, None, None, &[("cookie", &cookie)])?;
+    assert_eq!(replay.status, 401, "{}", replay.text());
+    assert_eq!(call(&host, "GET", &path, None, None, &[])?.status, 401);
+
+    // The provider's account with Ada's address does not take over her
+    // account; signed in, Ada links it, and it then signs her in.
+    let takeover = browse(&start, "ada-at-corp", None)?;
+    assert_eq!(takeover.status, 409, "{}", takeover.body);
+    let ada_id = expect(whoami(&host, &ada, None)?, 200)?["subject"]["id"].clone();
+    let linked = browse(&start, "ada-at-corp", Some(&ada))?;
+    assert_eq!(linked.status, 200, "{}", linked.body);
+    assert_eq!(linked.body["user"]["id"], ada_id);
+    let via_idp = browse(&start, "ada-at-corp", None)?;
+    assert_eq!(via_idp.body["user"]["id"], ada_id, "{}", via_idp.body);
+    // Ada stays acme's admin.
+    let ada_again = via_idp.body["token"].as_str().context("token")?;
+    assert_eq!(
+        expect(whoami(&host, ada_again, None)?, 200)?["org_role"],
+        "admin"
+    );
+
+    // Bearer tokens of the provider: the app `reporting` is allowed, as an
+    // external subject of acme; `other-app` of the same issuer is not; a
+    // token with a changed payload is not.
+    let reporting = idp.client_token("reporting", SERVICE_SECRET)?;
+    let external = expect(whoami(&host, &reporting, None)?, 200)?;
+    assert_eq!(
+        external["subject"],
+        json!({"type": "external", "provider": "corp", "sub": "reporting"})
+    );
+    assert_eq!(external["org_id"], json!(acme));
+    assert_eq!(external["credential"], "jwt");
+    assert_eq!(
+        expect(whoami(&host, &reporting, Some("acme"))?, 200)?["org_id"],
+        json!(acme)
+    );
+    let other = idp.client_token("other-app", SERVICE_SECRET)?;
+    assert_eq!(whoami(&host, &other, None)?.status, 401);
+    let mut parts: Vec<String> = reporting.split('.').map(str::to_string).collect();
+    parts[1] = parts[1].chars().rev().collect();
+    assert_eq!(whoami(&host, &parts.join("."), None)?.status, 401);
+    // An external subject may not use the member-only routes.
+    let key = call(
+        &host,
+        "POST",
+        "/v1/keys",
+        Some(&json!({"name": "mine"})),
+        Some(&reporting),
+        &[],
+    )?;
+    assert_eq!(key.status, 403, "{}", key.text());
+
+    // Another org trusting the same provider for the same app makes the
+    // token ambiguous until X-Org names one; each org sees its own.
+    let eve = signed_in(&host, "eve@example.com")?;
+    let globex = new_org(&host, &eve, "globex")?;
+    expect(
+        call(
+            &host,
+            "POST",
+            "/v1/oidc/providers",
+            Some(
+                &json!({"name": "corp", "issuer": issuer, "client_id": "globex-web", "audiences": [API]}),
+            ),
+            Some(&eve),
+            &[("x-org", globex.as_str())],
+        )?,
+        201,
+    )?;
+    let ambiguous = whoami(&host, &reporting, None)?;
+    assert_eq!(ambiguous.status, 401);
+    assert!(ambiguous.text().contains("X-Org"), "{}", ambiguous.text());
+    assert_eq!(
+        expect(whoami(&host, &reporting, Some("globex"))?, 200)?["org_id"],
+        json!(globex)
+    );
+    assert_eq!(
+        expect(whoami(&host, &reporting, Some(&acme))?, 200)?["org_id"],
+        json!(acme)
+    );
+
+    // Deleting the provider stops its sign-ins and its bearer tokens.
+    expect(
+        call(
+            &host,
+            "DELETE",
+            "/v1/oidc/providers/corp",
+            None,
+            Some(&ada),
+            &acme_header,
+        )?,
+        204,
+    )?;
+    assert_eq!(whoami(&host, &reporting, Some("acme"))?.status, 401);
+    assert_eq!(browse(&start, "bob", None)?.status, 404);
+    Ok(())
+}
+
+#[test]
+fn provider_routes_validate_and_stay_in_their_org() -> Result<()> {
+    let host = start_app()?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let acme = new_org(&host, &ada, "acme")?;
+    let acme_header = [("x-org", acme.as_str())];
+    let create = |token: &str, body: Value| {
+        call(
+            &host,
+            "POST",
+            "/v1/oidc/providers",
+            Some(&body),
+            Some(token),
+            &acme_header,
+        )
+    };
+
+    // Validation: each bad field is named.
+    let invalid = expect(
+        create(
+            &ada,
+            json!({"name": "Bad Name", "issuer": "http://idp.example.com", "client_id": "", "scopes": "email", "role_map": {"x": ""}}),
+        )?,
+        422,
+    )?;
+    let pointers: Vec<&str> = invalid["errors"]
+        .as_array()
+        .context("errors")?
+        .iter()
+        .filter_map(|e| e["pointer"].as_str())
+        .collect();
+    for field in ["/name", "/issuer", "/client_id", "/scopes", "/role_map"] {
+        assert!(pointers.contains(&field), "{field} in {invalid}");
+    }
+    let missing = expect(create(&ada, json!({"name": "corp"}))?, 422)?;
+    assert!(missing.to_string().contains("/issuer") && missing.to_string().contains("/client_id"));
+    assert_eq!(
+        create(&ada, json!({"name": "corp", "surprise": 1}))?.status,
+        422
+    );
+
+    // Credentials: none, or a bad one, is 401; a member who is not an
+    // admin reads but does not change.
+    let body = json!({"name": "corp", "issuer": "https://corp.okta.com", "client_id": "0oa1", "client_secret": "okta-secret"});
+    assert_eq!(
+        call(&host, "POST", "/v1/oidc/providers", Some(&body), None, &[])?.status,
+        401
+    );
+    assert_eq!(create("ghs_not-a-session", body.clone())?.status, 401);
+    let made = expect(create(&ada, body.clone())?, 201)?;
+    assert_eq!(made["scopes"], "openid email profile");
+    assert_eq!(create(&ada, body.clone())?.status, 409);
+
+    // PATCH changes only what it names; an empty secret makes a public client.
+    let patched = expect(
+        call(
+            &host,
+            "PATCH",
+            "/v1/oidc/providers/corp",
+            Some(&json!({"name": "okta", "client_secret": "", "allowed_azp": ["0oa1"]})),
+            Some(&ada),
+            &acme_header,
+        )?,
+        200,
+    )?;
+    assert_eq!(patched["name"], "okta");
+    assert_eq!(patched["has_client_secret"], false);
+    assert_eq!(patched["issuer"], "https://corp.okta.com");
+    assert_eq!(patched["allowed_azp"], json!(["0oa1"]));
+    assert_eq!(
+        call(
+            &host,
+            "GET",
+            "/v1/oidc/providers/corp",
+            None,
+            Some(&ada),
+            &acme_header
+        )?
+        .status,
+        404
+    );
+
+    // Another org's admin neither sees nor changes it, by name or by list.
+    let eve = signed_in(&host, "eve@example.com")?;
+    let globex = new_org(&host, &eve, "globex")?;
+    let globex_header = [("x-org", globex.as_str())];
+    let theirs = expect(
+        call(
+            &host,
+            "GET",
+            "/v1/oidc/providers",
+            None,
+            Some(&eve),
+            &globex_header,
+        )?,
+        200,
+    )?;
+    assert_eq!(theirs["items"], json!([]));
+    for method in ["GET", "DELETE"] {
+        assert_eq!(
+            call(
+                &host,
+                method,
+                "/v1/oidc/providers/okta",
+                None,
+                Some(&eve),
+                &globex_header
+            )?
+            .status,
+            404
+        );
+    }
+    assert_eq!(
+        call(
+            &host,
+            "PATCH",
+            "/v1/oidc/providers/okta",
+            Some(&json!({"client_id": "mine"})),
+            Some(&eve),
+            &globex_header
+        )?
+        .status,
+        404
+    );
+    // Naming acme in X-Org gets Eve nowhere either.
+    assert_eq!(
+        call(
+            &host,
+            "GET",
+            "/v1/oidc/providers",
+            None,
+            Some(&eve),
+            &acme_header
+        )?
+        .status,
+        404
+    );
+    let ours = expect(
+        call(
+            &host,
+            "GET",
+            "/v1/oidc/providers",
+            None,
+            Some(&ada),
+            &acme_header,
+        )?,
+        200,
+    )?;
+    assert_eq!(ours["items"].as_array().map(Vec::len), Some(1));
+
+    // Sign-in routes: an unknown provider is 404; a callback without a
+    // started sign-in is 401.
+    let unknown = call(
+        &host,
+        "GET",
+        "/v1/oidc/idp_00000000000000000000000000000000/start",
+        None,
+        None,
+        &[],
+    )?;
+    assert_eq!(unknown.status, 404);
+    let id = made["id"].as_str().context("id")?;
+    let stray = call(
+        &host,
+        "GET",
+        &format!("/v1/oidc/{id}/callback?code=x&state=y"),
+        None,
+        None,
+        &[("cookie", "gatehouse_oidc_state=y")],
+    )?;
+    assert_eq!(stray.status, 401, "{}", stray.text());
+    assert_eq!(
+        call(
+            &host,
+            "POST",
+            &format!("/v1/oidc/{id}/start"),
+            None,
+            None,
+            &[]
+        )?
+        .status,
+        405
+    );
+    Ok(())
+}
