@@ -35,6 +35,11 @@ fn unrecognised() -> Problem {
 /// memberships. Only session tokens are accepted.
 pub async fn authenticate_session(req: &Request) -> Result<SessionAuth, Problem> {
     let token = bearer_token(req).ok_or_else(missing)?;
+    if act_as_header(req).is_some() {
+        // Account routes are the caller's own: nobody acts as another here.
+        return Err(Problem::new(ErrorCode::Forbidden)
+            .detail("account routes cannot be used while acting as another member"));
+    }
     if !token.starts_with(SESSION_PREFIX) {
         return Err(unrecognised());
     }
@@ -53,7 +58,32 @@ pub async fn authenticate_session(req: &Request) -> Result<SessionAuth, Problem>
 /// itself in its own org, with its roles (or, for a key that inherits, its
 /// owner's permissions); each use counts against its rate limit and
 /// budget. An `X-Org` naming another org answers 404.
+///
+/// With `X-Act-As: <user id>`, an org admin holding `users:impersonate`
+/// acts as that member of the org (see [`crate::impersonation`]); every
+/// request made so, or with a token issued so, is written to the org's
+/// audit trail before it is served.
 pub async fn authenticate(req: &Request) -> Result<Principal, Problem> {
+    let principal = credential_principal(req).await?;
+    let principal = match act_as_header(req) {
+        Some(target) => crate::impersonation::act_as(&principal, target).await?,
+        None => principal,
+    };
+    if principal.acting_as.is_some() {
+        crate::impersonation::record(&principal, req).await?;
+    }
+    Ok(principal)
+}
+
+fn act_as_header(req: &Request) -> Option<&str> {
+    req.headers()
+        .get(crate::impersonation::ACT_AS_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+}
+
+async fn credential_principal(req: &Request) -> Result<Principal, Problem> {
     let token = bearer_token(req).ok_or_else(missing)?;
     let header = req
         .headers()

@@ -6,7 +6,7 @@
 //! small leeway), then read as a [`Principal`]. A token carries what it was issued with, and lives only
 //! minutes: that is the bargain of offline verification.
 
-use gatehouse_http::principal::{Credential, OrgRole, Principal, Subject};
+use gatehouse_http::principal::{ActingAs, Credential, OrgRole, Principal, Subject};
 use serde_json::{Map, Value};
 
 /// The audience of tokens meant for Gatehouse's own routes.
@@ -68,7 +68,14 @@ pub fn principal_from_claims(claims: &Map<String, Value>) -> Option<Principal> {
         team_ids: strings(claims, "teams"),
         roles: strings(claims, "roles"),
         permissions: strings(claims, "permissions"),
-        acting_as: None,
+        // RFC 8693: the admin who acted as `sub` when the token was issued.
+        acting_as: claims
+            .get("act")
+            .and_then(|act| act.get("sub"))
+            .and_then(Value::as_str)
+            .map(|id| ActingAs {
+                impersonator_user_id: id.to_string(),
+            }),
         credential: Credential::Jwt,
     })
 }

@@ -15,6 +15,7 @@
 //!   component and `authenticate`.
 //! - [`jwt`]: Gatehouse's own signed tokens as credentials.
 //! - [`oidc`]: bearer tokens of an org's own OpenID Connect providers.
+//! - [`impersonation`]: an admin acting as a member, audited.
 //! - [`db`]: thin helpers over Spin's SQLite.
 //!
 //! The decisions (which org a request acts in, whether a cached session
@@ -26,6 +27,7 @@
 
 pub mod access;
 pub mod apikey;
+pub mod impersonation;
 pub mod jwt;
 pub mod membership;
 pub mod oidc;

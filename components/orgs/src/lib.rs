@@ -2,6 +2,7 @@
 //!
 //! - `POST`/`GET /v1/orgs`, `GET`/`PATCH`/`DELETE /v1/orgs/{org}`
 //! - `GET /v1/orgs/{org}/members`, `PATCH`/`DELETE /v1/orgs/{org}/members/{user}`
+//! - `GET /v1/orgs/{org}/audit-events`: the audit trail, for admins
 //! - `GET`/`POST /v1/orgs/{org}/teams`, `GET`/`PATCH`/`DELETE /v1/orgs/{org}/teams/{team}`,
 //!   `GET /v1/orgs/{org}/teams/{team}/subtree`, `GET …/teams/{team}/members`,
 //!   `PUT`/`DELETE …/teams/{team}/members/{user}`
@@ -19,6 +20,7 @@ use gatehouse_http::{Problem, Response, request_id, response};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 
+mod audit;
 mod context;
 mod fields;
 mod invitations;
@@ -60,6 +62,7 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "orgs", org] if *m == delete => orgs::delete(req, org, id).await,
 
         ["v1", "orgs", org, "members"] if *m == get => members::list(req, org, id).await,
+        ["v1", "orgs", org, "audit-events"] if *m == get => audit::list(req, org, id).await,
         ["v1", "orgs", org, "members", user] if *m == patch => {
             members::change_role(req, org, user, id).await
         }
@@ -123,7 +126,7 @@ fn allowed(segments: &[&str]) -> Option<&'static [&'static str]> {
     Some(match segments {
         ["v1", "orgs"] => &["GET", "POST"],
         ["v1", "orgs", _] => &["GET", "PATCH", "DELETE"],
-        ["v1", "orgs", _, "members"] => &["GET"],
+        ["v1", "orgs", _, "members"] | ["v1", "orgs", _, "audit-events"] => &["GET"],
         ["v1", "orgs", _, "members", _] => &["PATCH", "DELETE"],
         ["v1", "orgs", _, "teams" | "invitations"] => &["GET", "POST"],
         ["v1", "orgs", _, "teams", _] => &["GET", "PATCH", "DELETE"],

@@ -176,6 +176,14 @@ pub async fn exchange(req: Request, request_id: &str) -> Result<Response, Proble
     if let Some(client) = body.client_id {
         put("azp", Value::from(client));
     }
+    // A token issued while an admin acts as the caller names both (RFC
+    // 8693 `act`); every request made with it is audited.
+    if let Some(acting) = &principal.acting_as {
+        put(
+            "act",
+            serde_json::json!({ "sub": acting.impersonator_user_id }),
+        );
+    }
     let token = tokens_core::sign(&key, &kid, &claims);
     let issued = Issued {
         access_token: token,
