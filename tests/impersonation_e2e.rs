@@ -163,12 +163,34 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
     assert_eq!(acting["acting_as"], json!({"impersonator_user_id": ada_id}));
     assert_eq!(acting["org_role"], "member");
     assert_eq!(acting["permissions"], json!(["docs:read"]));
-    // Org management and account routes act only for the signed-in person
-    // themself: X-Act-As there is refused, never silently ignored.
+    // Org routes answer as Bob: he lists members but may not read the
+    // admin-only audit trail, nor leave the org or create one.
+    let members = expect(
+        as_user(&host, &ada, &bob_id, "GET", "/v1/orgs/acme/members", None)?,
+        200,
+    )?;
+    assert_eq!(members["items"].as_array().map(Vec::len), Some(3));
     assert_eq!(
-        as_user(&host, &ada, &bob_id, "GET", "/v1/orgs/acme/members", None)?.status,
+        as_user(
+            &host,
+            &ada,
+            &bob_id,
+            "GET",
+            "/v1/orgs/acme/audit-events",
+            None
+        )?
+        .status,
         403
     );
+    let leave = as_user(
+        &host,
+        &ada,
+        &bob_id,
+        "DELETE",
+        &format!("/v1/orgs/acme/members/{bob_id}"),
+        None,
+    )?;
+    assert_eq!(leave.status, 403, "{}", leave.text());
 
     // A token issued meanwhile names both, and using it is audited too.
     let issued = expect(
@@ -256,11 +278,12 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
     )?;
     assert_eq!(cross.status, 404);
 
-    // The trail: the 5 requests made as Bob, newest first, and nothing
-    // for the refused ones.
+    // The trail: the 8 requests made as Bob, newest first (those refused
+    // for what Bob may do included), and nothing for the requests refused
+    // for what Ada may do.
     let trail = expect(audit(&host, &ada, "")?, 200)?;
     let items = trail["items"].as_array().context("items")?;
-    assert_eq!(items.len(), 5, "{trail}");
+    assert_eq!(items.len(), 8, "{trail}");
     for event in items {
         assert_eq!(event["action"], "impersonation.request");
         assert_eq!(event["actor_user_id"], json!(ada_id));
@@ -268,7 +291,7 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
     }
     let paths: Vec<&str> = items.iter().filter_map(|e| e["path"].as_str()).collect();
     assert!(
-        paths.contains(&"/v1/tokens") && paths.contains(&"/v1/auth/whoami"),
+        paths.contains(&"/v1/tokens") && paths.contains(&"/v1/orgs/acme/audit-events"),
         "{paths:?}"
     );
     let credentials: Vec<&str> = items
@@ -278,14 +301,15 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
     assert_eq!(credentials.iter().filter(|c| **c == "jwt").count(), 2);
     assert!(items.iter().any(|e| e["request_id"] == "trace-42"));
     // Pages and the action filter.
-    let first = expect(audit(&host, &ada, "?limit=4")?, 200)?;
-    assert_eq!(first["items"].as_array().map(Vec::len), Some(4));
+    let first = expect(audit(&host, &ada, "?limit=5")?, 200)?;
+    assert_eq!(first["items"].as_array().map(Vec::len), Some(5));
     let cursor = first["next_cursor"].as_str().context("next_cursor")?;
     let second = expect(
-        audit(&host, &ada, &format!("?limit=4&cursor={cursor}"))?,
+        audit(&host, &ada, &format!("?limit=5&cursor={cursor}"))?,
         200,
     )?;
-    assert_eq!(second["items"].as_array().map(Vec::len), Some(1));
+    assert_eq!(second["items"].as_array().map(Vec::len), Some(3));
+    assert!(second["next_cursor"].is_null());
     let none = expect(audit(&host, &ada, "?action=invitation.sent")?, 200)?;
     assert_eq!(none["items"], json!([]));
     assert_eq!(audit(&host, &ada, "?action=DROP%20TABLE")?.status, 400);

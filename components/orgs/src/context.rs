@@ -23,6 +23,9 @@ pub struct Caller {
     pub auth: SessionAuth,
     /// Set when the caller is an API key (its id).
     pub api_key: Option<String>,
+    /// Set when an admin acts as the user (`X-Act-As`, or a token with
+    /// an `act` claim): the admin's user id.
+    pub acting_for: Option<String>,
     /// The `default` database.
     pub conn: Connection,
 }
@@ -33,17 +36,21 @@ impl Caller {
     pub async fn of(req: &Request) -> Result<Caller, Problem> {
         let is_session = gatehouse_auth::bearer_token(req)
             .is_none_or(|t| t.starts_with(gatehouse_auth::session::SESSION_PREFIX));
-        if is_session {
+        let acting = req
+            .headers()
+            .contains_key(gatehouse_auth::impersonation::ACT_AS_HEADER);
+        if is_session && !acting {
             let auth = gatehouse_auth::authenticate_session(req).await?;
             let conn = db::open().await?;
             return Ok(Caller {
                 auth,
                 api_key: None,
+                acting_for: None,
                 conn,
             });
         }
-        // An API key or a JWT: the principal names one org, with its role
-        // and grants there.
+        // An API key, a JWT, or an admin acting as a member: the principal
+        // names one org, with its role and grants there.
         let principal = gatehouse_auth::authenticate(req).await?;
         let conn = db::open().await?;
         let (user_id, api_key) = match &principal.subject {
@@ -87,13 +94,23 @@ impl Caller {
         Ok(Caller {
             auth,
             api_key,
+            acting_for: principal
+                .acting_as
+                .as_ref()
+                .map(|a| a.impersonator_user_id.clone()),
             conn,
         })
     }
 
-    /// 403 for an API key on routes that act for a person (creating an org,
-    /// leaving one, one's own preferences).
+    /// 403 for an API key, or an admin acting as the user, on routes that
+    /// act for a person (creating an org, leaving one, one's own
+    /// preferences).
     pub fn require_person(&self) -> Result<(), Problem> {
+        if self.acting_for.is_some() {
+            return Err(Problem::new(ErrorCode::Forbidden).detail(
+                "this route acts for the signed-in person themself; not while acting as another",
+            ));
+        }
         match self.api_key {
             None => Ok(()),
             Some(_) => Err(Problem::new(ErrorCode::Forbidden)
