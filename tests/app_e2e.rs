@@ -281,3 +281,24 @@ fn migrate_command_is_idempotent_and_refuses_changed_files() -> Result<()> {
     assert!(String::from_utf8_lossy(&third.stderr).contains("changed after it was applied"));
     Ok(())
 }
+
+#[test]
+fn a_body_the_component_never_reads_does_not_cut_off_the_response() -> Result<()> {
+    // The OpenAPI document is large and its route never reads a body: the
+    // host reads small bodies before the component runs, so closing the
+    // connection never resets it with request bytes unread.
+    let host = start(true)?;
+    let body = vec![b'x'; 16 * 1024];
+    let whole = get(&host.url("/v1/openapi.json"), &[])?.body.len();
+    assert!(whole > 100_000, "{whole}");
+    for _ in 0..25 {
+        let res = send(
+            "GET",
+            &host.url("/v1/openapi.json"),
+            &[("content-type", "text/plain")],
+            &body,
+        )?;
+        assert_eq!((res.status, res.body.len()), (200, whole));
+    }
+    Ok(())
+}

@@ -33,3 +33,9 @@ pub fn internal() -> http::Response<Full<Bytes>> {
         "the request could not be completed",
     )
 }
+
+/// A request body that ended before its `Content-Length` (the body the
+/// component would have parsed was never there).
+pub fn bad_request(detail: &str) -> http::Response<Full<Bytes>> {
+    problem(400, "invalid_json", "Bad Request", detail)
+}

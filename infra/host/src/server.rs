@@ -69,6 +69,43 @@ pub async fn serve(
     Ok(())
 }
 
+/// Bodies up to this size (by `Content-Length`) are read before the guest
+/// runs.
+const BUFFERED_BODY_LIMIT: u64 = 1024 * 1024;
+
+type Body = http_body_util::combinators::BoxBody<bytes::Bytes, hyper::Error>;
+
+/// Reads a small request body in full before the guest runs, so the
+/// connection never closes with unread request bytes in the socket (which
+/// resets it, and can cut off a response still being read) when a
+/// component answers without reading the body. Larger or chunked bodies
+/// stream to the guest as they arrive.
+async fn buffer_small_body(
+    req: http::Request<hyper::body::Incoming>,
+) -> Result<http::Request<Body>, http::Response<http_body_util::Full<bytes::Bytes>>> {
+    use http_body_util::BodyExt;
+    let small = req
+        .headers()
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok())
+        .is_some_and(|n| n <= BUFFERED_BODY_LIMIT);
+    let (parts, body) = req.into_parts();
+    if !small {
+        return Ok(http::Request::from_parts(parts, body.boxed()));
+    }
+    match body.collect().await {
+        Ok(collected) => {
+            let full = http_body_util::Full::new(collected.to_bytes())
+                .map_err(|never| match never {})
+                .boxed();
+            Ok(http::Request::from_parts(parts, full))
+        }
+        // The client went away or sent less than it announced.
+        Err(_) => Err(crate::problem::bad_request("the request body could not be read")),
+    }
+}
+
 async fn respond(
     runtime: &Arc<Runtime>,
     req: http::Request<hyper::body::Incoming>,
@@ -87,6 +124,10 @@ async fn respond(
         .or_else(|| local.map(|a| a.to_string()))
         .unwrap_or_else(|| "localhost".into());
     let origin = format!("http://{authority}");
+    let req = match buffer_small_body(req).await {
+        Ok(req) => req,
+        Err(response) => return response,
+    };
     let handled = runtime.handle(req, client, &origin).await;
     if !options.quiet {
         eprintln!(
