@@ -102,7 +102,9 @@ async fn buffer_small_body(
             Ok(http::Request::from_parts(parts, full))
         }
         // The client went away or sent less than it announced.
-        Err(_) => Err(crate::problem::bad_request("the request body could not be read")),
+        Err(_) => Err(crate::problem::bad_request(
+            "the request body could not be read",
+        )),
     }
 }
 
