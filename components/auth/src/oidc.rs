@@ -357,20 +357,25 @@ mod store {
         Ok(doc)
     }
 
-    /// The provider's keys for a token naming `kid`: the cached set, or a
-    /// fresh one when the cached set is stale or lacks `kid` (at most once
-    /// a floor period).
-    pub async fn keys(jwks_uri: &str, kid: &str) -> Result<Vec<tokens_core::Jwk>, Problem> {
+    /// The issuer's keys for a token naming `kid`: the cached set (one
+    /// key-value read), or a fresh one from the `jwks_uri` its discovery
+    /// document names when the cached set is stale or lacks `kid` (at most
+    /// once a floor period).
+    pub async fn keys(issuer: &str, kid: &str) -> Result<Vec<tokens_core::Jwk>, Problem> {
         let now = unix_now();
         let store = Store::open_default().await.ok();
-        let key = cache_key("jwks", jwks_uri);
+        let key = cache_key("keys", issuer);
         let known = cached::<CachedKeys>(store.as_ref(), &key).await;
         if let Some(set) = &known
             && !set.needs_refetch(kid, now)
         {
             return Ok(set.keys.clone());
         }
-        let body = match get_json(jwks_uri, "jwks").await {
+        let fetched = match discovery(issuer).await {
+            Ok(doc) => get_json(&doc.jwks_uri, "jwks").await,
+            Err(problem) => Err(problem),
+        };
+        let body = match fetched {
             Ok(body) => body,
             // An unreachable provider leaves the keys it last published.
             Err(problem) => return known.map(|k| k.keys).ok_or(problem),
@@ -459,8 +464,7 @@ mod store {
             }
         };
         let kid = tokens_core::key_id(token).unwrap_or_default();
-        let doc = discovery(&provider.issuer).await?;
-        let keys = keys(&doc.jwks_uri, &kid).await?;
+        let keys = keys(&provider.issuer, &kid).await?;
         let audiences = provider.bearer_audiences();
         let expect = Expectations {
             issuer: &provider.issuer,

@@ -729,12 +729,11 @@ async fn redeem(
 /// Verifies the ID token (OpenID Connect Core, section 3.1.3.7).
 async fn id_token_claims(
     p: &Provider,
-    doc: &oidc::Discovery,
     id_token: &str,
     nonce: &str,
 ) -> Result<Map<String, Value>, Problem> {
     let kid = tokens_core::key_id(id_token).unwrap_or_default();
-    let keys = oidc::keys(&doc.jwks_uri, &kid).await?;
+    let keys = oidc::keys(&p.issuer, &kid).await?;
     let expect = tokens_core::Expectations {
         issuer: &p.issuer,
         audiences: &[p.client_id.as_str()],
@@ -951,7 +950,7 @@ pub async fn callback(
     let p = &stored.provider;
     let doc = oidc::discovery(&p.issuer).await?;
     let id_token = redeem(&stored, &doc, code, &login.verifier).await?;
-    let claims = id_token_claims(p, &doc, &id_token, &login.nonce).await?;
+    let claims = id_token_claims(p, &id_token, &login.nonce).await?;
     let user_id = user_for(&conn, p, &claims, login.link_user_id, now).await?;
     let user = sessions::load_user(&conn, &user_id).await?;
     if user.status != "active" {
