@@ -551,3 +551,53 @@ fn provider_routes_validate_and_stay_in_their_org() -> Result<()> {
     );
     Ok(())
 }
+
+#[test]
+fn a_rotated_provider_key_is_fetched_once_the_floor_has_passed() -> Result<()> {
+    let host = start_app()?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    new_org(&host, &ada, "acme")?;
+    let port = free_port()?;
+    expect(
+        post(
+            &host,
+            "/v1/oidc/providers",
+            &json!({"name": "corp", "issuer": format!("http://127.0.0.1:{port}"), "client_id": "web", "audiences": [API]}),
+            Some(&ada),
+        )?,
+        201,
+    )?;
+    let clients = json!([{"client_id": "reporting", "client_secret": SERVICE_SECRET, "redirect_uris": [],
+                          "response_types": [], "grant_types": ["client_credentials"]}]);
+    let first = IdentityProvider::start(port, &clients, &json!({}))?;
+    let old = first.client_token("reporting", SERVICE_SECRET)?;
+    assert_eq!(whoami(&host, &old, None)?.status, 200);
+
+    // The provider restarts with a new key (a new kid). Inside the floor
+    // the cached set is not fetched again: the new token is refused, the
+    // old one still verifies from the cache.
+    drop(first);
+    let second = IdentityProvider::start(port, &clients, &json!({}))?;
+    let new = second.client_token("reporting", SERVICE_SECRET)?;
+    assert_eq!(whoami(&host, &new, None)?.status, 401);
+    assert_eq!(whoami(&host, &old, None)?.status, 200);
+
+    // Once the floor has passed (the cached set is made older than it),
+    // the unknown kid fetches the set again: the new key verifies and the
+    // retired one no longer does.
+    let kv = rusqlite::Connection::open(
+        host.state
+            .path()
+            .join(gatehouse_host::runtime_config::DEFAULT_KV_FILE),
+    )?;
+    let aged = kv.execute(
+        "UPDATE spin_key_value SET value = CAST(json_set(CAST(value AS TEXT), '$.fetched_at',
+             json_extract(CAST(value AS TEXT), '$.fetched_at') - 61) AS BLOB)
+         WHERE key LIKE 'oidc:keys:%'",
+        [],
+    )?;
+    assert_eq!(aged, 1);
+    assert_eq!(whoami(&host, &new, None)?.status, 200);
+    assert_eq!(whoami(&host, &old, None)?.status, 401);
+    Ok(())
+}

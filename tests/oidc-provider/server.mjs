@@ -13,7 +13,7 @@
 // account's `groups`, as Auth0 issues them for an API. It prints
 // "listening <issuer>" once it accepts connections.
 
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import Provider from 'oidc-provider';
 
 const port = Number(process.env.PORT);
@@ -23,7 +23,8 @@ const accounts = JSON.parse(process.env.ACCOUNTS || '{}');
 const audience = process.env.AUDIENCE || 'https://api.example.test';
 
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const signing = { ...privateKey.export({ format: 'jwk' }), kid: 'rsa-1', use: 'sig', alg: 'RS256' };
+// A fresh key and kid each start: a restart is a key rotation.
+const signing = { ...privateKey.export({ format: 'jwk' }), kid: `rsa-${randomUUID()}`, use: 'sig', alg: 'RS256' };
 
 const provider = new Provider(issuer, {
   clients,
