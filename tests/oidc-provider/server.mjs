@@ -8,6 +8,7 @@
 //             redirect_uris, grant_types, ...)
 //   ACCOUNTS  JSON object: account id -> claims (email, name, groups, ...)
 //   AUDIENCE  the API identifier client-credentials tokens are issued for
+//   ACCESS_TOKEN_ALG  RS256 (default) or ES256, for those access tokens
 //
 // Access tokens for AUDIENCE are JWTs (RFC 9068) carrying `azp` and the
 // account's `groups`, as Auth0 issues them for an API. It prints
@@ -22,13 +23,19 @@ const clients = JSON.parse(process.env.CLIENTS || '[]');
 const accounts = JSON.parse(process.env.ACCOUNTS || '{}');
 const audience = process.env.AUDIENCE || 'https://api.example.test';
 
-const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-// A fresh key and kid each start: a restart is a key rotation.
-const signing = { ...privateKey.export({ format: 'jwk' }), kid: `rsa-${randomUUID()}`, use: 'sig', alg: 'RS256' };
+const accessTokenAlg = process.env.ACCESS_TOKEN_ALG || 'RS256';
+
+// Fresh keys and kids each start: a restart is a key rotation.
+const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey;
+const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey;
+const signing = [
+  { ...rsa.export({ format: 'jwk' }), kid: `rsa-${randomUUID()}`, use: 'sig', alg: 'RS256' },
+  { ...ec.export({ format: 'jwk' }), kid: `ec-${randomUUID()}`, use: 'sig', alg: 'ES256' },
+];
 
 const provider = new Provider(issuer, {
   clients,
-  jwks: { keys: [signing] },
+  jwks: { keys: signing },
   pkce: { required: () => true },
   // The tests read the ID token's claims without a user-info call.
   conformIdTokenClaims: false,
@@ -48,7 +55,7 @@ const provider = new Provider(issuer, {
       useGrantedResource: () => true,
       getResourceServerInfo: (ctx, resource) => {
         if (resource !== audience) throw new Error('unknown resource');
-        return { scope: 'api:read', audience, accessTokenFormat: 'jwt', jwt: { sign: { alg: 'RS256' } } };
+        return { scope: 'api:read', audience, accessTokenFormat: 'jwt', jwt: { sign: { alg: accessTokenAlg } } };
       },
     },
   },
