@@ -6,7 +6,7 @@
 //! without credentials and across tenants.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{call, expect, mailed_token, post, signed_in, start_app};
+use gatehouse_tests::app::{call, expect, join, post, signed_in, start_app, user_id};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
 
@@ -55,13 +55,6 @@ fn names(list: &Value, field: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
-fn user_id(host: &TestHost, token: &str) -> Result<String> {
-    Ok(expect(get(host, "/v1/me", token)?, 200)?["id"]
-        .as_str()
-        .context("user id")?
-        .to_string())
-}
-
 fn create_org(host: &TestHost, token: &str, handle: &str) -> Result<String> {
     let org = expect(
         post(
@@ -92,39 +85,6 @@ fn create_team(
         201,
     )?;
     Ok(team["id"].as_str().context("team id")?.to_string())
-}
-
-/// Signs `email` up and makes them a member of `org` (in `teams`);
-/// returns their session token and user id.
-fn join(
-    host: &TestHost,
-    admin: &str,
-    org: &str,
-    email: &str,
-    teams: &[&str],
-) -> Result<(String, String)> {
-    let token = signed_in(host, email)?;
-    expect(
-        post(
-            host,
-            &format!("/v1/orgs/{org}/invitations"),
-            &json!({"email": email, "role": "member", "team_ids": teams}),
-            Some(admin),
-        )?,
-        201,
-    )?;
-    let invitation = mailed_token(host, email, "invitation", "ginv_")?;
-    expect(
-        post(
-            host,
-            "/v1/invitations/accept",
-            &json!({"token": invitation}),
-            Some(&token),
-        )?,
-        200,
-    )?;
-    let id = user_id(host, &token)?;
-    Ok((token, id))
 }
 
 fn create_role(host: &TestHost, token: &str, name: &str, permissions: &[&str]) -> Result<Value> {
@@ -172,9 +132,16 @@ fn world() -> Result<World> {
     let eng = create_team(&host, &ada, "acme", "Engineering", None)?;
     let backend = create_team(&host, &ada, "acme", "Backend", Some(&eng))?;
     let sales = create_team(&host, &ada, "acme", "Sales", None)?;
-    let (bob, bob_id) = join(&host, &ada, "acme", "bob@example.com", &[])?;
-    let (carol, carol_id) = join(&host, &ada, "acme", "carol@example.com", &[&backend])?;
-    let (dave, dave_id) = join(&host, &ada, "acme", "dave@example.com", &[&sales])?;
+    let (bob, bob_id) = join(&host, &ada, "acme", "bob@example.com", "member", &[])?;
+    let (carol, carol_id) = join(
+        &host,
+        &ada,
+        "acme",
+        "carol@example.com",
+        "member",
+        &[&backend],
+    )?;
+    let (dave, dave_id) = join(&host, &ada, "acme", "dave@example.com", "member", &[&sales])?;
     Ok(World {
         host,
         org_id,

@@ -166,3 +166,43 @@ pub fn python(script: &str, input: &Value) -> Result<Value> {
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
+
+/// The signed-in user's id (`GET /v1/me`).
+pub fn user_id(host: &TestHost, token: &str) -> Result<String> {
+    let me = expect(call(host, "GET", "/v1/me", None, Some(token), &[])?, 200)?;
+    Ok(me["id"].as_str().context("id")?.to_string())
+}
+
+/// Signs `email` up and into `org` with `role` (and `teams`), invited by
+/// `admin`; returns the session token and the user id.
+pub fn join(
+    host: &TestHost,
+    admin: &str,
+    org: &str,
+    email: &str,
+    role: &str,
+    teams: &[&str],
+) -> Result<(String, String)> {
+    let token = signed_in(host, email)?;
+    expect(
+        post(
+            host,
+            &format!("/v1/orgs/{org}/invitations"),
+            &json!({"email": email, "role": role, "team_ids": teams}),
+            Some(admin),
+        )?,
+        201,
+    )?;
+    let invitation = mailed_token(host, email, "invitation", "ginv_")?;
+    expect(
+        post(
+            host,
+            "/v1/invitations/accept",
+            &json!({"token": invitation}),
+            Some(&token),
+        )?,
+        200,
+    )?;
+    let id = user_id(host, &token)?;
+    Ok((token, id))
+}

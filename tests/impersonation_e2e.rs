@@ -6,46 +6,9 @@
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_tests::app::{call, expect, mailed_token, post, signed_in, start_app};
+use gatehouse_tests::app::{call, expect, join, post, signed_in, start_app, user_id};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
-
-/// Signs `email` up and into `org` with `role`; returns (token, user id).
-fn join(
-    host: &TestHost,
-    admin: &str,
-    org: &str,
-    email: &str,
-    role: &str,
-) -> Result<(String, String)> {
-    let token = signed_in(host, email)?;
-    expect(
-        post(
-            host,
-            &format!("/v1/orgs/{org}/invitations"),
-            &json!({"email": email, "role": role}),
-            Some(admin),
-        )?,
-        201,
-    )?;
-    let invitation = mailed_token(host, email, "invitation", "ginv_")?;
-    expect(
-        post(
-            host,
-            "/v1/invitations/accept",
-            &json!({"token": invitation}),
-            Some(&token),
-        )?,
-        200,
-    )?;
-    let id = user_id(host, &token)?;
-    Ok((token, id))
-}
-
-fn user_id(host: &TestHost, token: &str) -> Result<String> {
-    let me = expect(call(host, "GET", "/v1/me", None, Some(token), &[])?, 200)?;
-    Ok(me["id"].as_str().context("id")?.to_string())
-}
 
 fn as_user(
     host: &TestHost,
@@ -90,8 +53,8 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
         201,
     )?;
     let ada_id = user_id(&host, &ada)?;
-    let (bob, bob_id) = join(&host, &ada, "acme", "bob@example.com", "member")?;
-    let (_carol, carol_id) = join(&host, &ada, "acme", "carol@example.com", "admin")?;
+    let (bob, bob_id) = join(&host, &ada, "acme", "bob@example.com", "member", &[])?;
+    let (_carol, carol_id) = join(&host, &ada, "acme", "carol@example.com", "admin", &[])?;
     let eve = signed_in(&host, "eve@example.com")?;
     expect(
         post(

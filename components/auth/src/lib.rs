@@ -36,6 +36,8 @@ pub mod tenant;
 #[cfg(target_arch = "wasm32")]
 mod authenticate;
 #[cfg(target_arch = "wasm32")]
+pub mod caller;
+#[cfg(target_arch = "wasm32")]
 pub mod db;
 pub mod session;
 

@@ -219,7 +219,10 @@ impl CachedKeys {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use store::{authenticate, discovery, get_json, keys, post_form, providers_of_issuer};
+pub use store::{
+    PROVIDER_COLUMNS, authenticate, discovery, get_json, keys, post_form, provider_from,
+    providers_of_issuer,
+};
 
 #[cfg(target_arch = "wasm32")]
 mod store {
@@ -389,7 +392,9 @@ mod store {
         Ok(fresh.keys)
     }
 
-    fn provider_from(row: &RowResult) -> Provider {
+    /// A provider from the first columns of a row that starts with
+    /// [`PROVIDER_COLUMNS`].
+    pub fn provider_from(row: &RowResult) -> Provider {
         let list = |i: usize| serde_json::from_str(&db::get_text(row, i)).unwrap_or_default();
         Provider {
             provider_id: db::get_text(row, 0),

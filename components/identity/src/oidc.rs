@@ -13,11 +13,12 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::oidc::{self, Provider};
 use gatehouse_auth::session::Cache;
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::json::{self, Validate};
-use gatehouse_http::principal::{OrgRole, Principal};
+use gatehouse_http::principal::OrgRole;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::sealed::SealingKey;
 use identity_core::{random, token};
@@ -55,33 +56,6 @@ async fn sealing_key() -> Result<SealingKey, Problem> {
 // Configuration
 // ---------------------------------------------------------------------------
 
-struct Caller {
-    principal: Principal,
-    conn: Connection,
-}
-
-impl Caller {
-    async fn of(req: &Request) -> Result<Caller, Problem> {
-        let principal = gatehouse_auth::authenticate(req).await?;
-        principal.require_org()?;
-        let conn = db::open().await?;
-        Ok(Caller { principal, conn })
-    }
-
-    fn tenant(&self) -> Result<Tenant<'_>, Problem> {
-        Tenant::for_principal(&self.conn, &self.principal)
-    }
-
-    fn require_admin(&self) -> Result<(), Problem> {
-        if self.principal.is_org_admin() {
-            Ok(())
-        } else {
-            Err(Problem::new(ErrorCode::Forbidden)
-                .detail("only an admin of this organization may change its identity providers"))
-        }
-    }
-}
-
 /// A provider as the API shows it.
 #[derive(Serialize)]
 struct View {
@@ -104,7 +78,13 @@ struct View {
     updated_at: i64,
 }
 
-const COLUMNS: &str = "provider_id, org_id, name, issuer, client_id, audiences, allowed_azp, tenant_id, role_claim, role_map, client_secret, scopes, created_at, updated_at";
+/// The shared provider columns, then what only this component reads.
+fn columns() -> String {
+    format!(
+        "{}, client_secret, scopes, created_at, updated_at",
+        oidc::PROVIDER_COLUMNS
+    )
+}
 
 struct Stored {
     provider: Provider,
@@ -115,20 +95,8 @@ struct Stored {
 }
 
 fn stored_from(row: &RowResult) -> Stored {
-    let list = |i: usize| serde_json::from_str(&db::get_text(row, i)).unwrap_or_default();
     Stored {
-        provider: Provider {
-            provider_id: db::get_text(row, 0),
-            org_id: db::get_text(row, 1),
-            name: db::get_text(row, 2),
-            issuer: db::get_text(row, 3),
-            client_id: db::get_text(row, 4),
-            audiences: list(5),
-            allowed_azp: list(6),
-            tenant_id: db::get_opt_text(row, 7),
-            role_claim: db::get_text(row, 8),
-            role_map: serde_json::from_str(&db::get_text(row, 9)).unwrap_or_default(),
-        },
+        provider: oidc::provider_from(row),
         client_secret: db::get_opt_text(row, 10),
         scopes: db::get_text(row, 11),
         created_at: db::get_int(row, 12).unwrap_or_default(),
@@ -165,7 +133,10 @@ async fn view(stored: Stored) -> View {
 async fn load(tenant: &Tenant<'_>, name: &str) -> Result<Stored, Problem> {
     let rows = tenant
         .query(
-            &format!("SELECT {COLUMNS} FROM oidc_providers WHERE org_id = ?1 AND name = ?"),
+            &format!(
+                "SELECT {} FROM oidc_providers WHERE org_id = ?1 AND name = ?",
+                columns()
+            ),
             vec![db::text(name)],
         )
         .await?;
@@ -355,8 +326,8 @@ fn json_text<T: Serialize>(value: &T) -> Result<String, Problem> {
 
 /// `POST /v1/oidc/providers`.
 pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
-    caller.require_admin()?;
+    let caller = OrgCaller::of(&req).await?;
+    caller.require_admin("identity providers")?;
     let tenant = caller.tenant()?;
     let body: Fields = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let mut missing = Vec::new();
@@ -411,11 +382,14 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
 
 /// `GET /v1/oidc/providers`.
 pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
+    let caller = OrgCaller::of(&req).await?;
     let tenant = caller.tenant()?;
     let rows = tenant
         .query(
-            &format!("SELECT {COLUMNS} FROM oidc_providers WHERE org_id = ?1 ORDER BY name"),
+            &format!(
+                "SELECT {} FROM oidc_providers WHERE org_id = ?1 ORDER BY name",
+                columns()
+            ),
             vec![],
         )
         .await?;
@@ -432,7 +406,7 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
 
 /// `GET /v1/oidc/providers/{name}`.
 pub async fn get(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
+    let caller = OrgCaller::of(&req).await?;
     let tenant = caller.tenant()?;
     let stored = load(&tenant, name).await?;
     Ok(response::json(200, &view(stored).await, request_id))
@@ -440,8 +414,8 @@ pub async fn get(req: Request, name: &str, request_id: &str) -> Result<Response,
 
 /// `PATCH /v1/oidc/providers/{name}`.
 pub async fn update(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
-    caller.require_admin()?;
+    let caller = OrgCaller::of(&req).await?;
+    caller.require_admin("identity providers")?;
     let tenant = caller.tenant()?;
     let current = load(&tenant, name).await?;
     let body: Fields = json::read_json(req, json::DEFAULT_LIMIT).await?;
@@ -484,8 +458,8 @@ pub async fn update(req: Request, name: &str, request_id: &str) -> Result<Respon
 /// `DELETE /v1/oidc/providers/{name}`: its links and sign-ins in flight
 /// go with it; its bearer tokens stop at once. Roles it granted stay.
 pub async fn delete(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
-    caller.require_admin()?;
+    let caller = OrgCaller::of(&req).await?;
+    caller.require_admin("identity providers")?;
     let tenant = caller.tenant()?;
     let stored = load(&tenant, name).await?;
     for sql in [
@@ -509,7 +483,10 @@ pub async fn delete(req: Request, name: &str, request_id: &str) -> Result<Respon
 async fn by_id(conn: &Connection, provider_id: &str) -> Result<Stored, Problem> {
     let rows = db::query(
         conn,
-        &format!("SELECT {COLUMNS} FROM oidc_providers WHERE provider_id = ?"),
+        &format!(
+            "SELECT {} FROM oidc_providers WHERE provider_id = ?",
+            columns()
+        ),
         vec![db::text(provider_id)],
     )
     .await?;

@@ -4,42 +4,15 @@
 //! registry on each request, so revoking a key stops its tokens at once.
 //! Members read the registry; org admins change it.
 
+use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::json::{self, Validate};
-use gatehouse_http::principal::Principal;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
-use spin_sdk::sqlite::{Connection, RowResult};
+use spin_sdk::sqlite::RowResult;
 use tokens_core::Jwk;
-
-struct Caller {
-    principal: Principal,
-    conn: Connection,
-}
-
-impl Caller {
-    async fn of(req: &Request) -> Result<Caller, Problem> {
-        let principal = gatehouse_auth::authenticate(req).await?;
-        principal.require_org()?;
-        let conn = db::open().await?;
-        Ok(Caller { principal, conn })
-    }
-
-    fn tenant(&self) -> Result<Tenant<'_>, Problem> {
-        Tenant::for_principal(&self.conn, &self.principal)
-    }
-
-    fn require_admin(&self) -> Result<(), Problem> {
-        if self.principal.is_org_admin() {
-            Ok(())
-        } else {
-            Err(Problem::new(ErrorCode::Forbidden)
-                .detail("only an admin of this organization may change its services"))
-        }
-    }
-}
 
 fn no_service() -> Problem {
     Problem::not_found().detail("no such service")
@@ -131,8 +104,8 @@ impl Validate for CreateService {
 
 /// `POST /v1/services`.
 pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
-    caller.require_admin()?;
+    let caller = OrgCaller::of(&req).await?;
+    caller.require_admin("services")?;
     let tenant = caller.tenant()?;
     let body: CreateService = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let now = unix_now();
@@ -165,7 +138,7 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
 
 /// `GET /v1/services`.
 pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
+    let caller = OrgCaller::of(&req).await?;
     let tenant = caller.tenant()?;
     let rows = tenant
         .query(
@@ -183,7 +156,7 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
 
 /// `GET /v1/services/{name}`.
 pub async fn get(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
+    let caller = OrgCaller::of(&req).await?;
     let tenant = caller.tenant()?;
     Ok(response::json(200, &load(&tenant, name).await?, request_id))
 }
@@ -191,8 +164,8 @@ pub async fn get(req: Request, name: &str, request_id: &str) -> Result<Response,
 /// `DELETE /v1/services/{name}`: the service and its keys go; its tokens
 /// stop at once.
 pub async fn delete(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
-    caller.require_admin()?;
+    let caller = OrgCaller::of(&req).await?;
+    caller.require_admin("services")?;
     let tenant = caller.tenant()?;
     let service = load(&tenant, name).await?;
     for sql in [
@@ -248,8 +221,8 @@ struct ServiceKey {
 /// P-256) as a JWK; its `kid` is its RFC 7638 thumbprint, which the
 /// service puts in its tokens' headers.
 pub async fn add_key(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
-    caller.require_admin()?;
+    let caller = OrgCaller::of(&req).await?;
+    caller.require_admin("services")?;
     let tenant = caller.tenant()?;
     let service = load(&tenant, name).await?;
     let body: AddKey = json::read_json(req, json::DEFAULT_LIMIT).await?;
@@ -289,7 +262,7 @@ pub async fn add_key(req: Request, name: &str, request_id: &str) -> Result<Respo
 
 /// `GET /v1/services/{name}/keys`.
 pub async fn keys(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
+    let caller = OrgCaller::of(&req).await?;
     let tenant = caller.tenant()?;
     let service = load(&tenant, name).await?;
     let rows = tenant
@@ -324,8 +297,8 @@ pub async fn revoke_key(
     kid: &str,
     request_id: &str,
 ) -> Result<Response, Problem> {
-    let caller = Caller::of(&req).await?;
-    caller.require_admin()?;
+    let caller = OrgCaller::of(&req).await?;
+    caller.require_admin("services")?;
     let tenant = caller.tenant()?;
     let service = load(&tenant, name).await?;
     let revoked = tenant

@@ -1,0 +1,46 @@
+//! The caller of an org-scoped route: the authenticated principal, which
+//! must act in an org, and an open database, with the tenant context of
+//! that org.
+
+use gatehouse_http::principal::Principal;
+use gatehouse_http::{ErrorCode, Problem};
+use spin_sdk::http::Request;
+use spin_sdk::sqlite::Connection;
+
+use crate::tenant::Tenant;
+
+/// An authenticated caller acting in an org.
+pub struct OrgCaller {
+    /// Who is calling, in which org.
+    pub principal: Principal,
+    /// The `default` database.
+    pub conn: Connection,
+}
+
+impl OrgCaller {
+    /// Authenticates the request (403 when it acts in no org) and opens
+    /// the database.
+    pub async fn of(req: &Request) -> Result<OrgCaller, Problem> {
+        let principal = crate::authenticate(req).await?;
+        principal.require_org()?;
+        let conn = crate::db::open().await?;
+        Ok(OrgCaller { principal, conn })
+    }
+
+    /// The tenant context of the caller's org.
+    pub fn tenant(&self) -> Result<Tenant<'_>, Problem> {
+        Tenant::for_principal(&self.conn, &self.principal)
+    }
+
+    /// 403 unless the caller administers the org; `what` completes "only
+    /// an admin of this organization may change its …".
+    pub fn require_admin(&self, what: &str) -> Result<(), Problem> {
+        if self.principal.is_org_admin() {
+            Ok(())
+        } else {
+            Err(Problem::new(ErrorCode::Forbidden).detail(format!(
+                "only an admin of this organization may change its {what}"
+            )))
+        }
+    }
+}
