@@ -11,7 +11,7 @@
 use anyhow::{Context, Result};
 use gatehouse_host::runtime_config::{DEFAULT_DB_FILE, DEFAULT_KV_FILE};
 use gatehouse_tests::TestHost;
-use gatehouse_tests::app::{call, expect, mailed_token, post, signed_in, start_app};
+use gatehouse_tests::app::{call, expect, join, post, signed_in, start_app, user_id};
 use serde_json::{Value, json};
 
 fn now() -> i64 {
@@ -72,15 +72,6 @@ struct Org {
     admin_id: String,
 }
 
-fn user_id(host: &TestHost, token: &str) -> Result<String> {
-    Ok(
-        expect(call(host, "GET", "/v1/me", None, Some(token), &[])?, 200)?["id"]
-            .as_str()
-            .context("id")?
-            .to_string(),
-    )
-}
-
 /// An org whose admin signs in as `email`.
 fn org(host: &TestHost, email: &str, handle: &str) -> Result<Org> {
     let admin = signed_in(host, email)?;
@@ -102,28 +93,7 @@ fn org(host: &TestHost, email: &str, handle: &str) -> Result<Org> {
 
 /// A member of `org` (invited and accepted), returns (token, user id).
 fn member(host: &TestHost, org: &Org, email: &str) -> Result<(String, String)> {
-    let token = signed_in(host, email)?;
-    expect(
-        post(
-            host,
-            &format!("/v1/orgs/{}/invitations", org.id),
-            &json!({"email": email}),
-            Some(&org.admin),
-        )?,
-        201,
-    )?;
-    let invitation = mailed_token(host, email, "invitation", "ginv_")?;
-    expect(
-        post(
-            host,
-            "/v1/invitations/accept",
-            &json!({"token": invitation}),
-            Some(&token),
-        )?,
-        200,
-    )?;
-    let id = user_id(host, &token)?;
-    Ok((token, id))
+    join(host, &org.admin, &org.id, email, "member", &[])
 }
 
 fn create(host: &TestHost, token: &str, body: Value) -> Result<Value> {
