@@ -206,3 +206,16 @@ pub fn join(
     let id = user_id(host, &token)?;
     Ok((token, id))
 }
+
+/// An authenticator app: the TOTP code for `secret` (base32) at `offset`
+/// steps from now.
+pub fn totp_code(secret: &str, offset: i64) -> Result<String> {
+    use identity_core::totp;
+    let raw = totp::base32_decode(secret).context("base32 secret")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or_default();
+    let at = now.saturating_add_signed(offset * totp::STEP_SECONDS as i64);
+    Ok(totp::code_at(&raw, at))
+}

@@ -218,6 +218,23 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
         as_user(&host, &jwt, &bob_id, "GET", "/v1/auth/whoami", None)?.status,
         403
     );
+    // Only a session starts it: Ada's own token cannot, and API keys cannot
+    // be made (or used) while acting.
+    let own = expect(post(&host, "/v1/tokens", &json!({}), Some(&ada))?, 200)?;
+    let own = own["access_token"].as_str().context("token")?;
+    assert_eq!(
+        as_user(&host, own, &bob_id, "GET", "/v1/auth/whoami", None)?.status,
+        403
+    );
+    let key = as_user(
+        &host,
+        &ada,
+        &bob_id,
+        "POST",
+        "/v1/keys",
+        Some(&json!({"name": "bobs"})),
+    )?;
+    assert_eq!(key.status, 403, "{}", key.text());
     assert_eq!(
         as_user(&host, &bob, &ada_id, "GET", "/v1/auth/whoami", None)?.status,
         403
@@ -241,12 +258,12 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
     )?;
     assert_eq!(cross.status, 404);
 
-    // The trail: the 8 requests made as Bob, newest first (those refused
+    // The trail: the 9 requests made as Bob, newest first (those refused
     // for what Bob may do included), and nothing for the requests refused
     // for what Ada may do.
     let trail = expect(audit(&host, &ada, "")?, 200)?;
     let items = trail["items"].as_array().context("items")?;
-    assert_eq!(items.len(), 8, "{trail}");
+    assert_eq!(items.len(), 9, "{trail}");
     for event in items {
         assert_eq!(event["action"], "impersonation.request");
         assert_eq!(event["actor_user_id"], json!(ada_id));
@@ -271,7 +288,7 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
         audit(&host, &ada, &format!("?limit=5&cursor={cursor}"))?,
         200,
     )?;
-    assert_eq!(second["items"].as_array().map(Vec::len), Some(3));
+    assert_eq!(second["items"].as_array().map(Vec::len), Some(4));
     assert!(second["next_cursor"].is_null());
     let none = expect(audit(&host, &ada, "?action=invitation.sent")?, 200)?;
     assert_eq!(none["items"], json!([]));

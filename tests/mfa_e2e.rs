@@ -5,23 +5,15 @@
 //! revocation, password reset).
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{PASSWORD, call, expect, mailed_token, post, signed_in, start_app};
+use gatehouse_tests::app::{
+    PASSWORD, call, expect, mailed_token, post, signed_in, start_app, totp_code,
+};
 use gatehouse_tests::{HostConfig, Reply, TestHost, root};
-use identity_core::totp;
 use serde_json::json;
-
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or_default()
-}
 
 /// The authenticator app: the code for `secret` (base32) at `offset` steps from now.
 fn code(secret: &str, offset: i64) -> Result<String> {
-    let raw = totp::base32_decode(secret).context("base32 secret")?;
-    let at = now().saturating_add_signed(offset * totp::STEP_SECONDS as i64);
-    Ok(totp::code_at(&raw, at))
+    totp_code(secret, offset)
 }
 
 /// A six-digit code that matches no step in the window around now.

@@ -10,7 +10,9 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
-use gatehouse_tests::app::{MASTER_KEY, call, expect, post, python, signed_in};
+use gatehouse_tests::app::{
+    MASTER_KEY, PASSWORD, call, expect, mailed_token, post, python, signed_in, totp_code,
+};
 use gatehouse_tests::{HostConfig, TestHost, free_port, root};
 use serde_json::{Value, json};
 
@@ -241,7 +243,8 @@ fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Resu
     let first = browse(&start, "bob", None)?;
     assert_eq!(first.status, 200, "{}", first.body);
     assert_eq!(first.body["user"]["email"], "bob@corp.test");
-    assert_eq!(first.body["user"]["email_verified"], true);
+    // The provider's word does not verify an address beyond its org.
+    assert_eq!(first.body["user"]["email_verified"], false);
     let bob = first.body["token"].as_str().context("token")?.to_string();
     let principal = expect(whoami(&host, &bob, None)?, 200)?;
     assert_eq!(principal["org_id"], json!(acme));
@@ -320,8 +323,9 @@ fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Resu
     )?;
     assert_eq!(key.status, 403, "{}", key.text());
 
-    // Another org trusting the same provider for the same app makes the
-    // token ambiguous until X-Org names one; each org sees its own.
+    // Another org trusting the same tenant loosely (any app) does not take
+    // acme's token: the provider naming the app wins. Naming the same app
+    // makes the token ambiguous until X-Org names one; each org sees its own.
     let eve = signed_in(&host, "eve@example.com")?;
     let globex = new_org(&host, &eve, "globex")?;
     expect(
@@ -336,6 +340,23 @@ fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Resu
             &[("x-org", globex.as_str())],
         )?,
         201,
+    )?;
+    assert_eq!(
+        expect(whoami(&host, &reporting, None)?, 200)?["org_id"],
+        json!(acme)
+    );
+    let named = json!({"allowed_azp": ["reporting"]});
+    let globex_header = [("x-org", globex.as_str())];
+    expect(
+        call(
+            &host,
+            "PATCH",
+            "/v1/oidc/providers/corp",
+            Some(&named),
+            Some(&eve),
+            &globex_header,
+        )?,
+        200,
     )?;
     let ambiguous = whoami(&host, &reporting, None)?;
     assert_eq!(ambiguous.status, 401);
@@ -361,7 +382,12 @@ fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Resu
         )?,
         204,
     )?;
-    assert_eq!(whoami(&host, &reporting, Some("acme"))?.status, 401);
+    // The token now stands only for globex: acme does not take it.
+    assert_eq!(whoami(&host, &reporting, Some("acme"))?.status, 404);
+    assert_eq!(
+        expect(whoami(&host, &reporting, None)?, 200)?["org_id"],
+        json!(globex)
+    );
     assert_eq!(browse(&start, "bob", None)?.status, 404);
     Ok(())
 }
@@ -591,13 +617,159 @@ fn a_rotated_provider_key_is_fetched_once_the_floor_has_passed() -> Result<()> {
             .join(gatehouse_host::runtime_config::DEFAULT_KV_FILE),
     )?;
     let aged = kv.execute(
-        "UPDATE spin_key_value SET value = CAST(json_set(CAST(value AS TEXT), '$.fetched_at',
-             json_extract(CAST(value AS TEXT), '$.fetched_at') - 61) AS BLOB)
+        "UPDATE spin_key_value SET value = CAST(json_set(CAST(value AS TEXT),
+             '$.fetched_at', json_extract(CAST(value AS TEXT), '$.fetched_at') - 61,
+             '$.attempted_at', json_extract(CAST(value AS TEXT), '$.attempted_at') - 61) AS BLOB)
          WHERE key LIKE 'oidc:keys:%'",
         [],
     )?;
     assert_eq!(aged, 1);
     assert_eq!(whoami(&host, &new, None)?.status, 200);
     assert_eq!(whoami(&host, &old, None)?.status, 401);
+    Ok(())
+}
+
+#[test]
+fn a_provider_vouches_for_nothing_beyond_its_org() -> Result<()> {
+    let host = start_app()?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    new_org(&host, &ada, "acme")?;
+    let port = free_port()?;
+    let created = expect(
+        post(
+            &host,
+            "/v1/oidc/providers",
+            &json!({"name": "corp", "issuer": format!("http://127.0.0.1:{port}"), "client_id": "gatehouse-web",
+                    "client_secret": WEB_SECRET, "audiences": [API]}),
+            Some(&ada),
+        )?,
+        201,
+    )?;
+    let provider_id = created["id"].as_str().context("id")?;
+    let redirect = created["redirect_uri"].as_str().context("redirect_uri")?;
+    let idp = IdentityProvider::start(
+        port,
+        &json!([
+            {"client_id": "gatehouse-web", "client_secret": WEB_SECRET, "redirect_uris": [redirect],
+             "grant_types": ["authorization_code"], "response_types": ["code"]},
+            {"client_id": "reporting", "client_secret": SERVICE_SECRET, "redirect_uris": [],
+             "response_types": [], "grant_types": ["client_credentials"]}
+        ]),
+        &json!({"bob": {"email": "bob@corp.test", "email_verified": true, "name": "Bob"}}),
+    )?;
+    let start = host.url(&format!("/v1/oidc/{provider_id}/start"));
+    let bob_id = browse(&start, "bob", None)?.body["user"]["id"].clone();
+    assert!(bob_id.is_string());
+
+    // The address's owner proves it by reset: the provider's link goes, so
+    // the provider no longer signs in to the account...
+    post(
+        &host,
+        "/v1/auth/password/forgot",
+        &json!({"email": "bob@corp.test"}),
+        None,
+    )?;
+    let reset = mailed_token(&host, "bob@corp.test", "reset_password", "grt_")?;
+    expect(
+        post(
+            &host,
+            "/v1/auth/password/reset",
+            &json!({"token": reset, "password": PASSWORD}),
+            None,
+        )?,
+        200,
+    )?;
+    assert_eq!(browse(&start, "bob", None)?.status, 409);
+    // ...until the owner, signed in, links it again.
+    let login = post(
+        &host,
+        "/v1/auth/login",
+        &json!({"email": "bob@corp.test", "password": PASSWORD}),
+        None,
+    )?;
+    let bob = expect(login, 200)?["token"]
+        .as_str()
+        .context("token")?
+        .to_string();
+    assert_eq!(
+        browse(&start, "bob", Some(&bob))?.body["user"]["id"],
+        bob_id
+    );
+    assert_eq!(browse(&start, "bob", None)?.body["user"]["id"], bob_id);
+
+    // With a second factor on, the provider's sign-in ends in its challenge.
+    let enrolment = expect(
+        post(&host, "/v1/auth/mfa/totp", &json!({}), Some(&bob))?,
+        201,
+    )?;
+    let secret = enrolment["secret"].as_str().context("secret")?;
+    expect(
+        post(
+            &host,
+            "/v1/auth/mfa/totp/confirm",
+            &json!({"code": totp_code(secret, 0)?}),
+            Some(&bob),
+        )?,
+        200,
+    )?;
+    let challenged = browse(&start, "bob", None)?;
+    assert_eq!(challenged.status, 202, "{}", challenged.body);
+    assert_eq!(challenged.body["status"], "mfa_required");
+    assert!(challenged.body.get("token").is_none());
+
+    // Pointed at another client, the provider's links are dropped.
+    let links = || -> Result<i64> {
+        let db = rusqlite::Connection::open(
+            host.state
+                .path()
+                .join(gatehouse_host::runtime_config::DEFAULT_DB_FILE),
+        )?;
+        Ok(db.query_row("SELECT count(*) FROM oidc_identities", [], |r| r.get(0))?)
+    };
+    assert_eq!(links()?, 1);
+    let same = json!({"client_id": "gatehouse-web"});
+    expect(
+        call(
+            &host,
+            "PATCH",
+            "/v1/oidc/providers/corp",
+            Some(&same),
+            Some(&ada),
+            &[],
+        )?,
+        200,
+    )?;
+    assert_eq!(links()?, 1, "an unchanged client keeps them");
+    let other = json!({"client_id": "another-app"});
+    expect(
+        call(
+            &host,
+            "PATCH",
+            "/v1/oidc/providers/corp",
+            Some(&other),
+            Some(&ada),
+            &[],
+        )?,
+        200,
+    )?;
+    assert_eq!(links()?, 0);
+
+    // The provider's own subjects do not read the org's configuration, and
+    // an unknown X-Org tells an unverified token nothing.
+    let reporting = idp.client_token("reporting", SERVICE_SECRET)?;
+    assert_eq!(
+        expect(whoami(&host, &reporting, None)?, 200)?["subject"]["type"],
+        "external"
+    );
+    for path in ["/v1/services", "/v1/oidc/providers"] {
+        assert_eq!(
+            call(&host, "GET", path, None, Some(&reporting), &[])?.status,
+            403,
+            "{path}"
+        );
+    }
+    assert_eq!(whoami(&host, "a.b.c", Some("no-such-org"))?.status, 401);
+    assert_eq!(whoami(&host, "a.b.c", Some("acme"))?.status, 401);
+    assert_eq!(whoami(&host, &reporting, Some("no-such-org"))?.status, 404);
     Ok(())
 }

@@ -149,7 +149,9 @@ async fn credential_principal(req: &Request) -> Result<Principal, Problem> {
     })
 }
 
-/// The id of the org `X-Org` names by id or handle (404 when none).
+/// The id of the org `X-Org` names by id or handle; an unknown handle
+/// stays as it is (it matches no org, so a verified token answers 404, and
+/// an unverified one 401: nobody learns which handles exist unverified).
 async fn org_id_of(reference: &str) -> Result<String, Problem> {
     if reference.starts_with("org_") {
         return Ok(reference.to_string());
@@ -161,9 +163,9 @@ async fn org_id_of(reference: &str) -> Result<String, Problem> {
         vec![crate::db::text(reference.to_ascii_lowercase())],
     )
     .await?;
-    rows.first()
-        .map(|r| crate::db::get_text(r, 0))
-        .ok_or_else(membership::unknown_org)
+    Ok(rows
+        .first()
+        .map_or_else(|| reference.to_string(), |r| crate::db::get_text(r, 0)))
 }
 
 /// The answer to a key that may not be used now.

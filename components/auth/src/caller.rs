@@ -18,11 +18,16 @@ pub struct OrgCaller {
 }
 
 impl OrgCaller {
-    /// Authenticates the request (403 when it acts in no org) and opens
-    /// the database.
+    /// Authenticates the request (403 when it acts in no org, or for a
+    /// subject of an identity provider that is not a linked member) and
+    /// opens the database.
     pub async fn of(req: &Request) -> Result<OrgCaller, Problem> {
         let principal = crate::authenticate(req).await?;
         principal.require_org()?;
+        if let gatehouse_http::principal::Subject::External { .. } = principal.subject {
+            return Err(Problem::new(ErrorCode::Forbidden)
+                .detail("an identity provider's own subjects cannot use these routes"));
+        }
         let conn = crate::db::open().await?;
         Ok(OrgCaller { principal, conn })
     }

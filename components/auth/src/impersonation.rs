@@ -10,7 +10,7 @@
 //! same 404 as a target that does not exist), an admin target (an admin
 //! never acts as a peer or a superior), and oneself.
 
-use gatehouse_http::principal::{OrgRole, Principal, Subject};
+use gatehouse_http::principal::{Credential, OrgRole, Principal, Subject};
 use gatehouse_http::{ErrorCode, Problem};
 
 /// The permission that allows impersonation (besides being an org admin).
@@ -21,8 +21,10 @@ pub const ACT_AS_HEADER: &str = "x-act-as";
 /// Whether `actor` may act as a member of its org whose role is
 /// `target_role`; the reason when not.
 pub fn check(actor: &Principal, target_user_id: &str, target_role: OrgRole) -> Result<(), Problem> {
-    let Subject::User { id } = &actor.subject else {
-        return Err(refused("only a signed-in admin may act as another member"));
+    let (Subject::User { id }, Credential::Session) = (&actor.subject, actor.credential) else {
+        return Err(refused(
+            "only a signed-in admin (a session) may act as another member",
+        ));
     };
     if actor.acting_as.is_some() {
         return Err(refused(
@@ -148,7 +150,7 @@ mod store {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gatehouse_http::principal::{ActingAs, Credential};
+    use gatehouse_http::principal::ActingAs;
 
     fn admin(permissions: &[&str]) -> Principal {
         Principal {
@@ -190,6 +192,11 @@ mod tests {
             owner_user_id: Some("usr_admin".into()),
         };
         assert_eq!(status(&key), Err(403));
+        // An admin's token (or a provider's token linked to an admin) is
+        // not a session: it cannot start acting as someone.
+        let mut token = admin(&[IMPERSONATE_PERMISSION]);
+        token.credential = Credential::Jwt;
+        assert_eq!(status(&token), Err(403));
     }
 
     #[test]

@@ -37,7 +37,8 @@ pub struct Provider {
     /// The client Gatehouse signs users in as.
     pub client_id: String,
     /// Audiences a bearer token may carry (an API identifier); empty means
-    /// the client id.
+    /// the provider's tokens are not accepted as bearer credentials (an ID
+    /// token, whose audience is the client id, never is).
     pub audiences: Vec<String>,
     /// Apps whose bearer tokens are accepted; empty means any.
     pub allowed_azp: Vec<String>,
@@ -52,11 +53,14 @@ pub struct Provider {
 impl Provider {
     /// The audiences bearer tokens must name one of.
     pub fn bearer_audiences(&self) -> Vec<&str> {
-        if self.audiences.is_empty() {
-            vec![self.client_id.as_str()]
-        } else {
-            self.audiences.iter().map(String::as_str).collect()
-        }
+        self.audiences.iter().map(String::as_str).collect()
+    }
+
+    /// Whether the provider names the token's app or tenant itself, rather
+    /// than accepting any app of the issuer.
+    fn names(&self, claims: &Map<String, Value>) -> bool {
+        let party = authorized_party(claims);
+        self.tenant_id.is_some() || party.is_some_and(|p| self.allowed_azp.iter().any(|a| a == p))
     }
 
     /// Whether a token's unverified claims are meant for this provider's
@@ -127,14 +131,20 @@ pub fn choose<'a>(
     claims: &Map<String, Value>,
     org: Option<&str>,
 ) -> Result<&'a Provider, NoProvider> {
-    let mut taking = candidates
+    let taking: Vec<&Provider> = candidates
         .iter()
         .filter(|p| org.is_none_or(|o| o == p.org_id))
-        .filter(|p| p.accepts_bearer(claims));
-    match (taking.next(), taking.next()) {
-        (Some(p), None) => Ok(p),
-        (None, _) => Err(NoProvider::None),
-        (Some(_), Some(_)) => Err(NoProvider::Ambiguous),
+        .filter(|p| p.accepts_bearer(claims))
+        .collect();
+    // A provider that names the token's app or tenant wins over those that
+    // take any app of the issuer: another org cannot make an org's tokens
+    // ambiguous by trusting the same tenant loosely.
+    let naming: Vec<&Provider> = taking.iter().copied().filter(|p| p.names(claims)).collect();
+    let pool = if naming.is_empty() { taking } else { naming };
+    match pool.as_slice() {
+        [p] => Ok(p),
+        [] => Err(NoProvider::None),
+        _ => Err(NoProvider::Ambiguous),
     }
 }
 
@@ -174,12 +184,19 @@ pub fn parse_discovery(body: &[u8], expected_issuer: &str) -> Result<Discovery, 
             doc.issuer
         ));
     }
+    // Endpoints use the issuer's scheme: an https issuer never sends the
+    // client secret or fetches keys in clear.
+    let scheme = if expected_issuer.starts_with("https://") {
+        "https://"
+    } else {
+        "http://"
+    };
     for url in [
         &doc.authorization_endpoint,
         &doc.token_endpoint,
         &doc.jwks_uri,
     ] {
-        if !(url.starts_with("https://") || url.starts_with("http://")) {
+        if !url.starts_with(scheme) {
             return Err(format!("the discovery document has a bad endpoint: {url}"));
         }
     }
@@ -199,22 +216,27 @@ pub fn unverified_claims(token: &str) -> Option<Map<String, Value>> {
     }
 }
 
-/// A cached JWK Set and when it was fetched.
+/// A cached JWK Set, when it was fetched, and when a fetch was last tried.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CachedKeys {
     /// The usable keys.
     pub keys: Vec<tokens_core::Jwk>,
     /// Unix seconds.
     pub fetched_at: i64,
+    /// Unix seconds; a failed fetch counts too, so a provider that is down
+    /// is not asked again before the floor has passed.
+    #[serde(default)]
+    pub attempted_at: i64,
 }
 
 impl CachedKeys {
     /// Whether the set must be fetched again for a token naming `kid`:
-    /// when it is too old, or lacks `kid` and the floor has passed.
+    /// when it is too old, or lacks `kid` — and, either way, no fetch was
+    /// tried within the floor.
     pub fn needs_refetch(&self, kid: &str, now: i64) -> bool {
         let age = now - self.fetched_at;
-        age >= METADATA_MAX_AGE_SECONDS
-            || (!self.keys.iter().any(|k| k.kid == kid) && age >= JWKS_REFETCH_FLOOR_SECONDS)
+        let wanted = age >= METADATA_MAX_AGE_SECONDS || !self.keys.iter().any(|k| k.kid == kid);
+        wanted && now - self.attempted_at.max(self.fetched_at) >= JWKS_REFETCH_FLOOR_SECONDS
     }
 }
 
@@ -378,15 +400,30 @@ mod store {
             Ok(doc) => get_json(&doc.jwks_uri, "jwks").await,
             Err(problem) => Err(problem),
         };
-        let body = match fetched {
-            Ok(body) => body,
-            // An unreachable provider leaves the keys it last published.
-            Err(problem) => return known.map(|k| k.keys).ok_or(problem),
+        let fresh = fetched.and_then(|body| {
+            serde_json::from_slice::<Value>(&body).map_err(|_| unavailable("jwks"))
+        });
+        let value = match fresh {
+            Ok(value) => value,
+            Err(problem) => {
+                // An unreachable provider leaves the keys it last published,
+                // and is not asked again before the floor has passed.
+                let keep = CachedKeys {
+                    keys: known.as_ref().map(|k| k.keys.clone()).unwrap_or_default(),
+                    fetched_at: known.as_ref().map_or(0, |k| k.fetched_at),
+                    attempted_at: now,
+                };
+                put(store.as_ref(), &key, &keep).await;
+                return match known {
+                    Some(k) => Ok(k.keys),
+                    None => Err(problem),
+                };
+            }
         };
-        let value: Value = serde_json::from_slice(&body).map_err(|_| unavailable("jwks"))?;
         let fresh = CachedKeys {
             keys: tokens_core::key_set(&value),
             fetched_at: now,
+            attempted_at: now,
         };
         put(store.as_ref(), &key, &fresh).await;
         Ok(fresh.keys)
@@ -454,7 +491,14 @@ mod store {
         if candidates.is_empty() {
             return Ok(None);
         }
-        let provider = match choose(&candidates, &unverified, org) {
+        // A token that X-Org's org does not take is still checked against
+        // the provider that does take it, so that a valid token for another
+        // org answers as any such token does (404), not as a bad one.
+        let chosen = match choose(&candidates, &unverified, org) {
+            Err(NoProvider::None) if org.is_some() => choose(&candidates, &unverified, None),
+            other => other,
+        };
+        let provider = match chosen {
             Ok(p) => p,
             Err(NoProvider::None) => {
                 eprintln!(
@@ -587,6 +631,21 @@ mod tests {
     }
 
     #[test]
+    fn a_provider_naming_the_app_wins_over_one_taking_any_app() {
+        let providers = [provider("org_a", &["app-a"]), provider("org_b", &[])];
+        let token = claims(serde_json::json!({"aud": "https://api.acme.test", "azp": "app-a"}));
+        assert_eq!(
+            choose(&providers, &token, None).map(|p| p.org_id.as_str()),
+            Ok("org_a")
+        );
+        // Without audiences a provider takes no bearer token at all (an ID
+        // token's audience is the client id).
+        let mut no_api = provider("org_a", &[]);
+        no_api.audiences.clear();
+        assert!(!no_api.accepts_bearer(&claims(serde_json::json!({"aud": "web-app"}))));
+    }
+
+    #[test]
     fn providers_accepting_any_app_are_ambiguous_without_an_org() {
         let providers = [provider("org_a", &[]), provider("org_b", &[])];
         let token = claims(serde_json::json!({"aud": "https://api.acme.test", "client_id": "x"}));
@@ -611,7 +670,7 @@ mod tests {
     fn an_entra_provider_takes_only_its_tenant() {
         let mut entra = provider("org_a", &[]);
         entra.tenant_id = Some("9188040d-6c67-4c5b-b112-36a304b66dad".into());
-        entra.audiences.clear();
+        entra.audiences = vec!["web-app".into()];
         let ours = claims(
             serde_json::json!({"aud": "web-app", "tid": "9188040d-6c67-4c5b-b112-36a304b66dad"}),
         );
@@ -650,6 +709,10 @@ mod tests {
             Ok("https://idp.test/jwks".to_string())
         );
         assert!(parse_discovery(&bytes, "https://evil.test").is_err());
+        let downgraded = doc
+            .to_string()
+            .replace("https://idp.test/token", "http://idp.test/token");
+        assert!(parse_discovery(downgraded.as_bytes(), "https://idp.test").is_err());
         assert!(parse_discovery(b"{}", "https://idp.test").is_err());
         assert_eq!(
             discovery_url("https://idp.test/"),
@@ -665,11 +728,20 @@ mod tests {
         let set = CachedKeys {
             keys: vec![key.clone()],
             fetched_at: 1000,
+            attempted_at: 1000,
         };
         assert!(!set.needs_refetch(&key.kid, 1001));
         assert!(!set.needs_refetch("new-kid", 1000 + JWKS_REFETCH_FLOOR_SECONDS - 1));
         assert!(set.needs_refetch("new-kid", 1000 + JWKS_REFETCH_FLOOR_SECONDS));
         assert!(set.needs_refetch(&key.kid, 1000 + METADATA_MAX_AGE_SECONDS));
+        // A failed fetch holds the next one off for the floor too.
+        let failed = CachedKeys {
+            keys: Vec::new(),
+            fetched_at: 0,
+            attempted_at: 5000,
+        };
+        assert!(!failed.needs_refetch("kid", 5000 + JWKS_REFETCH_FLOOR_SECONDS - 1));
+        assert!(failed.needs_refetch("kid", 5000 + JWKS_REFETCH_FLOOR_SECONDS));
         assert!(unverified_claims("a.eyJpc3MiOiJ4In0.c").is_some_and(|c| c["iss"] == "x"));
         assert!(unverified_claims("a.!!.c").is_none());
     }

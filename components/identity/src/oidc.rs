@@ -420,6 +420,9 @@ pub async fn update(req: Request, name: &str, request_id: &str) -> Result<Respon
     let current = load(&tenant, name).await?;
     let body: Fields = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let p = current.provider;
+    let changes_identity = body.issuer.as_ref().is_some_and(|i| *i != p.issuer)
+        || body.client_id.as_ref().is_some_and(|c| *c != p.client_id);
+    let p_id = p.provider_id.clone();
     let secret = match body.client_secret.as_deref() {
         None => current.client_secret,
         Some("") => None,
@@ -450,6 +453,16 @@ pub async fn update(req: Request, name: &str, request_id: &str) -> Result<Respon
         return Err(
             Problem::new(ErrorCode::Conflict).detail("an identity provider with this name exists")
         );
+    }
+    // Pointed at another issuer or client, the provider's subjects are
+    // someone else's: the links made so far go.
+    if changes_identity {
+        tenant
+            .exec(
+                "DELETE FROM oidc_identities WHERE org_id = ?1 AND provider_id = ?",
+                vec![db::text(&p_id)],
+            )
+            .await?;
     }
     let stored = load(&tenant, &new_name).await?;
     Ok(response::json(200, &view(stored).await, request_id))
@@ -793,8 +806,10 @@ async fn user_for(
     Ok(user_id)
 }
 
-/// A new account for a provider subject: active, its email verified when
-/// the provider says so, and no password (one can be set by reset).
+/// A new account for a provider subject: active, without a password (one
+/// can be set by reset), and with its address unverified whatever the
+/// provider says: a provider configured by one org vouches for nothing
+/// beyond it. Proving the address by reset drops the link.
 async fn create_user(
     conn: &Connection,
     claims: &Map<String, Value>,
@@ -809,7 +824,6 @@ async fn create_user(
                 "the identity provider shared no email address (ask for the email scope)",
             )
         })?;
-    let verified = claims.get("email_verified").and_then(Value::as_bool) == Some(true);
     let name = claims
         .get("name")
         .and_then(Value::as_str)
@@ -821,13 +835,12 @@ async fn create_user(
     let inserted = db::exec(
         conn,
         "INSERT INTO users (id, email, email_normalized, display_name, password_hash, status, email_verified_at, created_at, updated_at)
-         VALUES (?, ?, ?, ?, '!external', 'active', ?, ?, ?) ON CONFLICT (email_normalized) DO NOTHING",
+         VALUES (?, ?, ?, ?, '!external', 'active', NULL, ?, ?) ON CONFLICT (email_normalized) DO NOTHING",
         vec![
             db::text(&user_id),
             db::text(email),
             db::text(identity_core::email::normalize_email(email)),
             db::text(name),
-            if verified { db::int(now) } else { db::opt_text(None) },
             db::int(now),
             db::int(now),
         ],
@@ -934,9 +947,14 @@ pub async fn callback(
         return Err(Problem::new(ErrorCode::Forbidden).detail("this account is inactive"));
     }
     join_and_sync_roles(&conn, p, &user_id, &claims, now).await?;
-    let email = user.email.clone();
-    let mut res =
-        sessions::start_session(&conn, user, Device::of(&req), &email, now, request_id).await?;
+    // An account with a second factor completes it here too: the provider
+    // stands for the password only.
+    let mut res = if crate::mfa::enabled(&conn, &user_id).await? {
+        crate::mfa::challenge(&conn, &user, &Device::of(&req), now, request_id).await?
+    } else {
+        let email = user.email.clone();
+        sessions::start_session(&conn, user, Device::of(&req), &email, now, request_id).await?
+    };
     let base = crate::config::public_base_url().await;
     if let Ok(value) = http::HeaderValue::from_str(&state_cookie(&base, provider_id, "", 0)) {
         res.headers_mut().insert("set-cookie", value);

@@ -165,6 +165,15 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
     if spent == 0 {
         return Err(invalid_token());
     }
+    // Identity-provider links made before the address was proven (an
+    // account a provider created) do not survive its owner proving it:
+    // the provider could have claimed an address it does not own.
+    db::exec(
+        &conn,
+        "DELETE FROM oidc_identities WHERE user_id = ? AND EXISTS (SELECT 1 FROM users WHERE id = ? AND email_verified_at IS NULL)",
+        vec![db::text(&user_id), db::text(&user_id)],
+    )
+    .await?;
     db::exec(
         &conn,
         "UPDATE users SET password_hash = ?, status = 'active', email_verified_at = COALESCE(email_verified_at, ?), updated_at = ? WHERE id = ?",

@@ -37,6 +37,12 @@ impl Access {
     /// From an authenticated principal acting in an org.
     pub fn of(principal: Principal) -> Result<Access, Problem> {
         principal.require_org()?;
+        // A key made while acting as a member would outlive the acting and
+        // its uses would not be audited.
+        if principal.acting_as.is_some() {
+            return Err(Problem::new(ErrorCode::Forbidden)
+                .detail("API keys cannot be used or managed while acting as another member"));
+        }
         let (user_id, calling_key) = match &principal.subject {
             Subject::User { id } => (id.clone(), None),
             Subject::ApiKey { id, owner_user_id } => {
