@@ -37,6 +37,13 @@ fn health_reports_database_and_migrations_ok() -> Result<()> {
         health["checks"]["migrations"]["applied"],
         health["checks"]["migrations"]["expected"]
     );
+    // The build knows every migration of this checkout (a stale list would
+    // call a database current that lacks the newest ones).
+    let files = std::fs::read_dir(root().join("infra/migrations"))?
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().extension().is_some_and(|x| x == "sql"))
+        .count();
+    assert_eq!(health["checks"]["migrations"]["expected"], files);
     Ok(())
 }
 

@@ -4,7 +4,11 @@
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../infra/migrations");
+    // Read at run time, not baked in when the script is compiled: a build
+    // script binary reused from another checkout (a shared target dir)
+    // must still read and watch this checkout's migrations.
+    let manifest_dir = std::env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest_dir).join("../../infra/migrations");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut migrations: Vec<(u32, String)> = std::fs::read_dir(&dir)
         .expect("infra/migrations exists")
