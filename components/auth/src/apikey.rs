@@ -167,7 +167,8 @@ mod store {
     use super::{Code, KeyRecord, REFRESH_SECONDS, RateLimit, Verification};
     use crate::access::{Grants, SubjectType, grants_of};
     use crate::db::{self, Lazy};
-    use gatehouse_http::{ErrorCode, Problem};
+    use crate::session;
+    use gatehouse_http::Problem;
     use serde::{Deserialize, Serialize};
     use spin_sdk::key_value::Store;
     use spin_sdk::sqlite::{Connection, RowResult};
@@ -192,39 +193,24 @@ mod store {
     }
 
     async fn version(store: &Store, key_id: &str) -> Option<String> {
-        match store.get(version_key(key_id)).await {
-            Ok(Some(v)) => String::from_utf8(v).ok(),
-            Ok(None) => Some("0".to_string()),
-            Err(_) => None,
-        }
+        session::read_version(store, &version_key(key_id)).await
     }
 
-    async fn owner_version(key: &KeyRecord) -> Option<String> {
-        crate::session::Cache::open()
-            .await
-            .version(&key.owner_user_id)
-            .await
+    /// The owner's version, read on the store already open.
+    async fn owner_version(store: &Store, owner_user_id: &str) -> Option<String> {
+        session::read_version(store, &session::user_version_key(owner_user_id)).await
     }
 
     /// Makes every cached verification of the key stale. Call after the
     /// database change; fails (503) when the store cannot be written, so
     /// the caller retries instead of trusting a change caches missed.
     pub async fn invalidate(key_id: &str) -> Result<(), Problem> {
-        let fresh: String = identity_core::random::bytes::<16>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        let unavailable = || {
-            eprintln!("auth: could not invalidate cached verifications of {key_id}");
-            Problem::new(ErrorCode::Unavailable).detail(
-                "the change is saved but could not take effect everywhere yet; retry the request",
-            )
-        };
-        let store = Store::open_default().await.map_err(|_| unavailable())?;
-        store
-            .set(version_key(key_id), fresh.as_bytes())
-            .await
-            .map_err(|_| unavailable())
+        session::bump_version(
+            None,
+            &version_key(key_id),
+            &format!("verifications of {key_id}"),
+        )
+        .await
     }
 
     const KEY_COLUMNS: &str =
@@ -312,7 +298,7 @@ mod store {
         if now >= entry.refresh_after || version(store, &entry.key.key_id).await? != entry.version {
             return None;
         }
-        if owner_version(&entry.key).await? != entry.owner_version {
+        if owner_version(store, &entry.key.owner_user_id).await? != entry.owner_version {
             return None;
         }
         Some((entry.key, entry.grants))
@@ -330,15 +316,22 @@ mod store {
             return Ok(Some(hit));
         }
         let db = conn.get().await?;
-        let Some((key, _)) = load(db, digest).await? else {
-            return Ok(None);
-        };
         let Some(store) = store else {
             return load(db, digest).await;
         };
-        // Versions, then the database again: see the module docs for why.
-        let current = version(&store, &key.key_id).await;
-        let owner = owner_version(&key).await;
+        // Which key and owner the digest names (for their versions)...
+        let rows = db::query(
+            db,
+            "SELECT k.key_id, k.owner_user_id FROM api_key_secrets s JOIN api_keys k ON k.key_id = s.key_id WHERE s.digest = ?",
+            vec![db::text(digest)],
+        )
+        .await?;
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        // ...their versions, then the full read: see the module docs for why.
+        let current = version(&store, &db::get_text(row, 0)).await;
+        let owner = owner_version(&store, &db::get_text(row, 1)).await;
         let fresh = load(db, digest).await?;
         // Either version unknown: answer from the database, cache nothing.
         if let (Some(version), Some(owner), Some((key, grants))) = (current, owner, &fresh) {

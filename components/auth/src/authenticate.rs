@@ -92,11 +92,12 @@ async fn credential_principal(req: &Request) -> Result<Principal, Problem> {
         .map(str::trim)
         .filter(|h| !h.is_empty());
     if crate::jwt::looks_like_jwt(token) {
+        let conn = crate::db::open().await?;
         let org = match header {
-            Some(reference) => Some(org_id_of(reference).await?),
+            Some(reference) => Some(org_id_of(&conn, reference).await?),
             None => None,
         };
-        let principal = crate::jwt::authenticate(token, org.as_deref()).await?;
+        let principal = crate::jwt::authenticate(&conn, token, org.as_deref()).await?;
         // A token names its org; X-Org may only repeat it.
         if org.is_some() && principal.org_id != org {
             return Err(membership::unknown_org());
@@ -152,13 +153,15 @@ async fn credential_principal(req: &Request) -> Result<Principal, Problem> {
 /// The id of the org `X-Org` names by id or handle; an unknown handle
 /// stays as it is (it matches no org, so a verified token answers 404, and
 /// an unverified one 401: nobody learns which handles exist unverified).
-async fn org_id_of(reference: &str) -> Result<String, Problem> {
+async fn org_id_of(
+    conn: &spin_sdk::sqlite::Connection,
+    reference: &str,
+) -> Result<String, Problem> {
     if reference.starts_with("org_") {
         return Ok(reference.to_string());
     }
-    let conn = crate::db::open().await?;
     let rows = crate::db::query(
-        &conn,
+        conn,
         "SELECT org_id FROM orgs WHERE handle = ?",
         vec![crate::db::text(reference.to_ascii_lowercase())],
     )

@@ -114,6 +114,21 @@ mod store {
             .collect())
     }
 
+    /// The published key a token names by `kid`, if it is published now
+    /// (the verify path reads that one row, not the whole set).
+    async fn published_key(conn: &Connection, kid: &str, now: i64) -> Result<Vec<Jwk>, Problem> {
+        let rows = db::query(
+            conn,
+            "SELECT public_jwk FROM signing_keys WHERE kid = ? AND (published_until IS NULL OR published_until > ?)",
+            vec![db::text(kid), db::int(now)],
+        )
+        .await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| serde_json::from_str(&db::get_text(r, 0)).ok())
+            .collect())
+    }
+
     fn refused() -> Problem {
         Problem::new(ErrorCode::Unauthenticated)
             .detail("the credentials are invalid or expired")
@@ -124,24 +139,24 @@ mod store {
     /// of an org's OpenID Connect providers, or one a registered service
     /// signed with a key of the registry. `org` is the org id `X-Org`
     /// names, if any (it picks among providers several orgs configured).
-    pub async fn authenticate(token: &str, org: Option<&str>) -> Result<Principal, Problem> {
-        let conn = db::open().await?;
+    pub async fn authenticate(
+        conn: &Connection,
+        token: &str,
+        org: Option<&str>,
+    ) -> Result<Principal, Problem> {
         let now = unix_now();
         let issuer = issuer().await;
         let kid = tokens_core::key_id(token).unwrap_or_default();
         // The unverified `iss` only picks where to look for the key.
-        let claimed = crate::oidc::unverified_claims(token);
-        let iss = claimed
-            .as_ref()
-            .and_then(|c| c.get("iss"))
-            .and_then(serde_json::Value::as_str);
+        let claimed = crate::oidc::unverified_claims(token).unwrap_or_default();
+        let iss = claimed.get("iss").and_then(serde_json::Value::as_str);
         if iss != Some(issuer.as_str()) {
-            if let Some(principal) = crate::oidc::authenticate(&conn, token, org).await? {
+            if let Some(principal) = crate::oidc::authenticate(conn, token, &claimed, org).await? {
                 return Ok(principal);
             }
-            return service_token(&conn, token, &kid, now).await;
+            return service_token(conn, token, &kid, now).await;
         }
-        let keys = published_keys(&conn, now).await?;
+        let keys = published_key(conn, &kid, now).await?;
         let expect = Expectations {
             issuer: &issuer,
             audiences: &[AUDIENCE],

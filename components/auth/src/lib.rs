@@ -39,6 +39,8 @@ mod authenticate;
 pub mod caller;
 #[cfg(target_arch = "wasm32")]
 pub mod db;
+#[cfg(target_arch = "wasm32")]
+pub mod sealing;
 pub mod session;
 
 #[cfg(target_arch = "wasm32")]

@@ -241,26 +241,21 @@ impl CachedKeys {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use store::{
-    PROVIDER_COLUMNS, authenticate, discovery, get_json, keys, post_form, provider_from,
-    providers_of_issuer,
-};
+pub use store::{PROVIDER_COLUMNS, authenticate, discovery, keys, post_form, provider_from};
 
 #[cfg(target_arch = "wasm32")]
 mod store {
-    use super::{CachedKeys, Discovery, NoProvider, Provider, choose, unverified_claims};
+    use super::{CachedKeys, Discovery, NoProvider, Provider, choose};
     use crate::db;
     use crate::jwt::LEEWAY_SECONDS;
     use bytes::Bytes;
     use gatehouse_http::principal::{Credential, Principal, Subject};
     use gatehouse_http::{ErrorCode, Problem, idempotency::unix_now};
     use http_body_util::{BodyExt, Limited};
-    use serde_json::Value;
+    use serde_json::{Map, Value};
     use spin_sdk::http::FullBody;
     use spin_sdk::key_value::Store;
     use spin_sdk::sqlite::{Connection, RowResult};
-    use spin_sdk::wasip3::http::types::RequestOptions;
-    use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
     use tokens_core::Expectations;
 
     const MAX_BODY_BYTES: usize = 512 * 1024;
@@ -271,21 +266,13 @@ mod store {
         ))
     }
 
-    fn options() -> RequestOptions {
-        let options = RequestOptions::new();
-        let _ = options.set_connect_timeout(Some(3_000_000_000));
-        let _ = options.set_first_byte_timeout(Some(8_000_000_000));
-        let _ = options.set_between_bytes_timeout(Some(3_000_000_000));
-        options
-    }
-
     async fn send(
         req: http::Request<FullBody<Bytes>>,
         what: &str,
     ) -> Result<(u16, Vec<u8>), Problem> {
         let mut req = req;
         req.extensions_mut()
-            .insert(RequestOptionsExtension(options()));
+            .insert(gatehouse_http::outbound::timeouts());
         let res = spin_sdk::http::send(req).await.map_err(|e| {
             eprintln!("oidc: {what} failed: {e:?}");
             unavailable(what)
@@ -302,7 +289,7 @@ mod store {
 
     /// `GET url` as JSON; a non-2xx answer or a body that is not JSON is
     /// the provider being unavailable.
-    pub async fn get_json(url: &str, what: &str) -> Result<Vec<u8>, Problem> {
+    async fn get_json(url: &str, what: &str) -> Result<Vec<u8>, Problem> {
         let req = http::Request::get(url)
             .header("accept", "application/json")
             .body(FullBody::new(Bytes::new()))
@@ -452,7 +439,7 @@ mod store {
 
     /// Every org's providers for one issuer. Deliberately across orgs: the
     /// token says nothing else about whose it is until one is chosen.
-    pub async fn providers_of_issuer(
+    async fn providers_of_issuer(
         conn: &Connection,
         issuer: &str,
     ) -> Result<Vec<Provider>, Problem> {
@@ -474,16 +461,15 @@ mod store {
     }
 
     /// A bearer JWT from one of the orgs' providers, if its issuer is one;
-    /// `Ok(None)` when no provider has that issuer. `org` is the org id
-    /// `X-Org` names, if any.
+    /// `Ok(None)` when no provider has that issuer. `unverified` are the
+    /// token's claims before any check (they pick the provider); `org` is
+    /// the org id `X-Org` names, if any.
     pub async fn authenticate(
         conn: &Connection,
         token: &str,
+        unverified: &Map<String, Value>,
         org: Option<&str>,
     ) -> Result<Option<Principal>, Problem> {
-        let Some(unverified) = unverified_claims(token) else {
-            return Ok(None);
-        };
         let Some(issuer) = unverified.get("iss").and_then(Value::as_str) else {
             return Ok(None);
         };
@@ -494,8 +480,8 @@ mod store {
         // A token that X-Org's org does not take is still checked against
         // the provider that does take it, so that a valid token for another
         // org answers as any such token does (404), not as a bad one.
-        let chosen = match choose(&candidates, &unverified, org) {
-            Err(NoProvider::None) if org.is_some() => choose(&candidates, &unverified, None),
+        let chosen = match choose(&candidates, unverified, org) {
+            Err(NoProvider::None) if org.is_some() => choose(&candidates, unverified, None),
             other => other,
         };
         let provider = match chosen {

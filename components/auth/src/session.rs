@@ -90,7 +90,9 @@ impl Entry {
 }
 
 #[cfg(target_arch = "wasm32")]
-pub use store::{Cache, idle_ttl, lookup, memberships, user_from};
+pub use store::{
+    Cache, bump_version, idle_ttl, lookup, memberships, read_version, user_from, user_version_key,
+};
 
 #[cfg(target_arch = "wasm32")]
 mod store {
@@ -112,8 +114,46 @@ mod store {
         format!("identity:session:{digest}")
     }
 
-    fn version_key(user_id: &str) -> String {
+    /// The key of a user's version counter: bumped on every change that
+    /// cached sessions and API key verifications of the user must not
+    /// outlive.
+    pub fn user_version_key(user_id: &str) -> String {
         format!("identity:user-version:{user_id}")
+    }
+
+    /// A version counter ("0" before any change); `None` when the store
+    /// cannot say, which means: do not cache.
+    pub async fn read_version(store: &Store, key: &str) -> Option<String> {
+        match store.get(key).await {
+            Ok(Some(v)) => String::from_utf8(v).ok(),
+            Ok(None) => Some("0".to_string()),
+            Err(_) => None,
+        }
+    }
+
+    /// Sets a version counter to a fresh value, making every cache entry
+    /// stamped with the old one stale. Fails (503) when the store cannot be
+    /// written, so the caller retries rather than trusting a change the
+    /// cache may not have seen; `what` names the entries for the log.
+    pub async fn bump_version(store: Option<&Store>, key: &str, what: &str) -> Result<(), Problem> {
+        let fresh: String = identity_core::random::bytes::<16>()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        let unavailable = || {
+            eprintln!("auth: could not invalidate cached {what}");
+            Problem::new(ErrorCode::Unavailable).detail(
+                "the change is saved but could not take effect everywhere yet; retry the request",
+            )
+        };
+        let store = match store {
+            Some(store) => store,
+            None => &Store::open_default().await.map_err(|_| unavailable())?,
+        };
+        store
+            .set(key, fresh.as_bytes())
+            .await
+            .map_err(|_| unavailable())
     }
 
     impl Cache {
@@ -127,12 +167,7 @@ mod store {
         /// The user's current version ("0" before any change); `None` when
         /// the store cannot say, which means: do not cache.
         pub async fn version(&self, user_id: &str) -> Option<String> {
-            let store = self.store.as_ref()?;
-            match store.get(version_key(user_id)).await {
-                Ok(Some(v)) => String::from_utf8(v).ok(),
-                Ok(None) => Some("0".to_string()),
-                Err(_) => None,
-            }
+            read_version(self.store.as_ref()?, &user_version_key(user_id)).await
         }
 
         /// The cached entry for a token digest, if any.
@@ -153,24 +188,12 @@ mod store {
         /// so the caller retries rather than trusting a change the cache may
         /// not have seen.
         pub async fn invalidate_user(&self, user_id: &str) -> Result<(), Problem> {
-            let fresh: String = identity_core::random::bytes::<16>()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect();
-            let unavailable = || {
-                eprintln!("auth: could not invalidate cached sessions of {user_id}");
-                Problem::new(ErrorCode::Unavailable).detail(
-                    "the change is saved but could not take effect everywhere yet; retry the request",
-                )
-            };
-            let store = match &self.store {
-                Some(store) => store,
-                None => &Store::open_default().await.map_err(|_| unavailable())?,
-            };
-            store
-                .set(version_key(user_id), fresh.as_bytes())
-                .await
-                .map_err(|_| unavailable())
+            bump_version(
+                self.store.as_ref(),
+                &user_version_key(user_id),
+                &format!("sessions of {user_id}"),
+            )
+            .await
         }
     }
 

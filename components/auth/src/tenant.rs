@@ -72,7 +72,8 @@ fn depths(flat: &str) -> Vec<i32> {
 /// Whether the comparison `org_id = ?1` ending at `at` filters its
 /// clause: it follows `WHERE` or `AND` (not `ON`, `OR`, `NOT`, `SELECT`…)
 /// and no `OR` stands beside it at the same depth of the same clause.
-fn filters(flat: &str, depth: &[i32], start: usize) -> bool {
+/// `upper` is `flat` in upper case.
+fn filters(flat: &str, upper: &str, depth: &[i32], start: usize) -> bool {
     let before = flat[..start].trim_end();
     let word = before
         .rsplit(' ')
@@ -83,7 +84,6 @@ fn filters(flat: &str, depth: &[i32], start: usize) -> bool {
         return false;
     }
     let level = depth[start];
-    let upper = flat.to_ascii_uppercase();
     // The clause: from its WHERE at this depth to where the depth drops.
     let clause_start = upper[..start]
         .match_indices("WHERE ")
@@ -133,6 +133,7 @@ pub fn is_scoped(sql: &str) -> bool {
         return false;
     }
     let depth = depths(&flat);
+    let upper = flat.to_ascii_uppercase();
     let compared = org_params.iter().any(|&i| {
         flat[..i].strip_suffix("org_id = ").is_some_and(|head| {
             let column_start = head
@@ -140,10 +141,10 @@ pub fn is_scoped(sql: &str) -> bool {
                 .map_or(0, |p| p + 1);
             let column = &head[column_start..];
             // `org_id` itself, or `alias.org_id`.
-            (column.is_empty() || column.ends_with('.')) && filters(&flat, &depth, column_start)
+            (column.is_empty() || column.ends_with('.'))
+                && filters(&flat, &upper, &depth, column_start)
         })
     });
-    let upper = flat.to_ascii_uppercase();
     let inserted = upper[..first].starts_with("INSERT INTO ")
         && upper[..first].ends_with("VALUES (")
         && flat

@@ -19,6 +19,8 @@
 
 pub mod idempotency;
 pub mod json;
+#[cfg(target_arch = "wasm32")]
+pub mod outbound;
 pub mod pagination;
 pub mod principal;
 pub mod problem;

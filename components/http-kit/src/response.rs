@@ -52,6 +52,12 @@ pub fn no_content(request_id: &str) -> Response {
     build(204, None, request_id, Vec::new(), &[])
 }
 
+/// A route's outcome as the response: the response, or its problem
+/// document naming the request.
+pub fn answer(outcome: Result<Response, Problem>, request_id: &str) -> Response {
+    outcome.unwrap_or_else(|problem| self::problem(problem, request_id))
+}
+
 /// A problem document, naming the request as its `instance`.
 pub fn problem(problem: Problem, request_id: &str) -> Response {
     let problem = problem.instance(request_id);

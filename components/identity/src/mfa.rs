@@ -35,14 +35,11 @@ const MAX_CHALLENGE_ATTEMPTS: i64 = 5;
 const ISSUER: &str = "Gatehouse";
 
 async fn sealing_key() -> Result<SealingKey, Problem> {
-    let master = spin_sdk::variables::get("master_key")
-        .await
-        .unwrap_or_default();
-    SealingKey::derive(&master, "totp").map_err(|_| {
-        eprintln!("identity: the master_key variable is not 32 bytes of base64");
-        Problem::new(ErrorCode::Unavailable)
-            .detail("multi-factor authentication is not configured on this deployment")
-    })
+    gatehouse_auth::sealing::sealing_key(
+        "totp",
+        "multi-factor authentication is not configured on this deployment",
+    )
+    .await
 }
 
 fn code_errors(pointer: &str, code: &str) -> Vec<FieldError> {

@@ -42,14 +42,11 @@ fn no_provider() -> Problem {
 }
 
 async fn sealing_key() -> Result<SealingKey, Problem> {
-    let master = spin_sdk::variables::get("master_key")
-        .await
-        .unwrap_or_default();
-    SealingKey::derive(&master, "oidc-client-secret").map_err(|_| {
-        eprintln!("identity: the master_key variable is not 32 bytes of base64");
-        Problem::new(ErrorCode::Unavailable)
-            .detail("identity providers with a client secret need the master_key variable set")
-    })
+    gatehouse_auth::sealing::sealing_key(
+        "oidc-client-secret",
+        "identity providers with a client secret need the master_key variable set",
+    )
+    .await
 }
 
 // ---------------------------------------------------------------------------

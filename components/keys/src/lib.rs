@@ -28,10 +28,7 @@ mod verify;
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
-    Ok(match route(req, &id).await {
-        Ok(res) => res,
-        Err(problem) => response::problem(problem, &id),
-    })
+    Ok(response::answer(route(req, &id).await, &id))
 }
 
 async fn route(req: Request, id: &str) -> Result<Response, Problem> {

@@ -5,8 +5,6 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use spin_sdk::http::FullBody;
 use spin_sdk::sqlite::Connection;
-use spin_sdk::wasip3::http::types::RequestOptions;
-use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
 
 use crate::provider::{ConfigError, Outcome, Outgoing, ProviderRequest, Settings};
 use crate::schedule::{self, Next};
@@ -14,12 +12,6 @@ use crate::{Delivery, MailError, MailId, outbox};
 
 /// The most of a provider's reply that is read.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
-/// Outbound timeouts, in nanoseconds: a provider that does not answer
-/// delays the user's request by about ten seconds at most (the batch stops
-/// at the first such failure).
-const CONNECT_TIMEOUT_NS: u64 = 3_000_000_000;
-const FIRST_BYTE_TIMEOUT_NS: u64 = 8_000_000_000;
-const BETWEEN_BYTES_TIMEOUT_NS: u64 = 3_000_000_000;
 
 /// Sends the mails `queued` (as returned by [`enqueue`](crate::enqueue))
 /// and then up to [`RETRIES_PER_DELIVERY`](schedule::RETRIES_PER_DELIVERY)
@@ -139,8 +131,10 @@ async fn post(request: ProviderRequest) -> Result<(u16, Vec<u8>), String> {
     let mut req = builder
         .body(FullBody::new(Bytes::from(request.body)))
         .map_err(|_| "the request could not be built".to_string())?;
+    // A provider that does not answer delays the request by about ten
+    // seconds at most (the batch stops at the first such failure).
     req.extensions_mut()
-        .insert(RequestOptionsExtension(timeouts()));
+        .insert(gatehouse_http::outbound::timeouts());
     let res = spin_sdk::http::send(req).await.map_err(|code| {
         let code = format!("{code:?}");
         code.trim_start_matches("ErrorCode::").to_string()
@@ -154,13 +148,4 @@ async fn post(request: ProviderRequest) -> Result<(u16, Vec<u8>), String> {
         .map(|b| b.to_bytes().to_vec())
         .unwrap_or_default();
     Ok((status, body))
-}
-
-fn timeouts() -> RequestOptions {
-    let options = RequestOptions::new();
-    // A host that does not support a timeout keeps its own default.
-    let _ = options.set_connect_timeout(Some(CONNECT_TIMEOUT_NS));
-    let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
-    let _ = options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS));
-    options
 }

@@ -6,7 +6,7 @@
 use gatehouse_auth::db;
 use gatehouse_auth::jwt::{AUDIENCE, issuer};
 use gatehouse_http::json::{self, Validate};
-use gatehouse_http::principal::{Credential, OrgRole, Subject};
+use gatehouse_http::principal::{Credential, Subject};
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -150,23 +150,13 @@ pub async fn exchange(req: Request, request_id: &str) -> Result<Response, Proble
     put("iat", Value::from(now));
     put("nbf", Value::from(now));
     put("exp", Value::from(now + ttl));
-    let jti: String = identity_core::random::bytes::<16>()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    put("jti", Value::from(jti));
+    put("jti", Value::from(db::new_id("")));
     if let Some(org) = &principal.org_id {
         put("org", Value::from(org.clone()));
     }
     if let Some(role) = principal.org_role {
-        put(
-            "org_role",
-            Value::from(if role == OrgRole::Admin {
-                "admin"
-            } else {
-                "member"
-            }),
-        );
+        // `admin` or `member`, as the role serializes everywhere.
+        put("org_role", serde_json::json!(role));
     }
     if !principal.team_ids.is_empty() {
         put("teams", Value::from(principal.team_ids.clone()));

@@ -31,14 +31,11 @@ pub async fn max_ttl() -> i64 {
 }
 
 async fn sealing_key() -> Result<SealingKey, Problem> {
-    let master = spin_sdk::variables::get("master_key")
-        .await
-        .unwrap_or_default();
-    SealingKey::derive(&master, "signing-keys").map_err(|_| {
-        eprintln!("tokens: the master_key variable is not 32 bytes of base64");
-        Problem::new(ErrorCode::Unavailable)
-            .detail("token signing is not configured on this deployment")
-    })
+    gatehouse_auth::sealing::sealing_key(
+        "signing-keys",
+        "token signing is not configured on this deployment",
+    )
+    .await
 }
 
 fn new_key(alg: Algorithm) -> SigningKey {
