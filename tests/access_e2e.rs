@@ -1763,3 +1763,51 @@ fn an_api_key_asks_with_its_roles_and_loses_them_with_the_role() -> Result<()> {
     assert_eq!(own["allowed"], false);
     Ok(())
 }
+
+#[test]
+fn a_keys_group_management_ends_when_its_owner_loses_the_group_role() -> Result<()> {
+    let w = world()?;
+    let (host, ada) = (&w.host, &w.ada);
+    create_role(host, ada, "mygroup:admin", &["add-user", "remove-user"])?;
+    create_role(host, ada, "mygroup:write", &["write"])?;
+    // Bob manages the group and gives his key the same role.
+    expect(grant_role(host, ada, "mygroup:admin", &w.bob_id)?, 204)?;
+    let created = expect(
+        post(
+            host,
+            "/v1/keys",
+            &json!({"name": "bob-bot", "roles": ["mygroup:admin"]}),
+            Some(&w.bob),
+        )?,
+        201,
+    )?;
+    let key = created["key"].as_str().context("key")?.to_string();
+    expect(grant_role(host, &key, "mygroup:write", &w.carol_id)?, 204)?;
+    // Bob loses the role: key verification drops it from the key, and so
+    // does the manager check, though the key's own grant row remains.
+    expect(
+        delete(
+            host,
+            &format!("/v1/roles/mygroup:admin/members/{}", w.bob_id),
+            ada,
+        )?,
+        204,
+    )?;
+    let verified = expect(
+        post(host, "/v1/keys/verify", &json!({"key": key}), Some(ada))?,
+        200,
+    )?;
+    assert_eq!(verified["roles"], json!([]), "{verified}");
+    let refused = grant_role(host, &key, "mygroup:write", &w.dave_id)?;
+    assert_eq!(
+        (refused.status, code(&refused)),
+        (403, "forbidden".to_string())
+    );
+    let refused = delete(
+        host,
+        &format!("/v1/roles/mygroup:write/members/{}", w.carol_id),
+        &key,
+    )?;
+    assert_eq!(refused.status, 403);
+    Ok(())
+}

@@ -144,17 +144,29 @@ pub fn call(
 }
 
 /// Runs a Python snippet with JSON on stdin; returns its JSON output. The
-/// snippets use PyJWT and `cryptography` (`.ci/run` installs them).
+/// snippets use PyJWT and `cryptography`, which scripts/test installs into
+/// a virtualenv (target/py) and names in `GATEHOUSE_PYTHON`; without that
+/// variable the virtualenv is used when it exists, else `python3`.
 pub fn python(script: &str, input: &Value) -> Result<Value> {
-    let mut child = Command::new("python3")
+    let interpreter = std::env::var_os("GATEHOUSE_PYTHON")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            let venv = crate::target_dir().join("py/bin/python");
+            venv.exists().then_some(venv)
+        })
+        .unwrap_or_else(|| "python3".into());
+    let mut child = Command::new(&interpreter)
         .args(["-c", script])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .context(
-            "python3 with PyJWT and cryptography is needed (pip install pyjwt cryptography)",
-        )?;
+        .with_context(|| {
+            format!(
+                "cannot run {}: scripts/test installs PyJWT and cryptography into target/py",
+                interpreter.display()
+            )
+        })?;
     child
         .stdin
         .take()
@@ -162,7 +174,11 @@ pub fn python(script: &str, input: &Value) -> Result<Value> {
         .write_all(input.to_string().as_bytes())?;
     let out = child.wait_with_output()?;
     if !out.status.success() {
-        bail!("python3 failed: {}", String::from_utf8_lossy(&out.stderr));
+        bail!(
+            "{} failed: {}",
+            interpreter.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     Ok(serde_json::from_slice(&out.stdout)?)
 }
@@ -218,4 +234,47 @@ pub fn totp_code(secret: &str, offset: i64) -> Result<String> {
         .unwrap_or_default();
     let at = now.saturating_add_signed(offset * totp::STEP_SECONDS as i64);
     Ok(totp::code_at(&raw, at))
+}
+
+/// The app's `default` database file, opened beside the running host (to
+/// read what was stored, or to move recorded times back as if they had
+/// passed).
+pub fn database(host: &TestHost) -> Result<rusqlite::Connection> {
+    let path = host
+        .state
+        .path()
+        .join(gatehouse_host::runtime_config::DEFAULT_DB_FILE);
+    Ok(rusqlite::Connection::open(path)?)
+}
+
+/// Forgot → mailed link → reset: sets `email`'s password to `password`.
+pub fn reset_password(host: &TestHost, email: &str, password: &str) -> Result<()> {
+    expect(
+        post(
+            host,
+            "/v1/auth/password/forgot",
+            &json!({"email": email}),
+            None,
+        )?,
+        202,
+    )?;
+    let reset = mailed_token(host, email, "reset_password", "grt_")?;
+    expect(
+        post(
+            host,
+            "/v1/auth/password/reset",
+            &json!({"token": reset, "password": password}),
+            None,
+        )?,
+        200,
+    )?;
+    Ok(())
+}
+
+/// The seconds a `429`'s `Retry-After` asks for.
+pub fn retry_after(reply: &Reply) -> Result<i64> {
+    Ok(reply
+        .header("retry-after")
+        .context("retry-after")?
+        .parse()?)
 }

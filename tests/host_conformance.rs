@@ -648,3 +648,133 @@ fn concurrent_claims_of_one_key_have_exactly_one_winner() -> Result<()> {
     );
     Ok(())
 }
+
+/// The command line follows `spin up`: its flags, the connection limits
+/// and the instance settings are all documented in `--help`.
+#[test]
+fn help_lists_spin_up_flags_and_the_host_limits() -> Result<()> {
+    let out = Command::new(host_binary()?).arg("--help").output()?;
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "--help failed: {stdout}");
+    for flag in [
+        "--listen",
+        "--runtime-config-file",
+        "-f, --from",
+        "--state-dir",
+        "-e, --env <KEY=VALUE>",
+        "--max-instance-reuse-count",
+        "--max-instance-concurrent-reuse-count",
+        "--idle-instance-timeout",
+        "--request-timeout",
+        "--header-read-timeout",
+        "--idle-timeout",
+        "--body-timeout",
+        "--max-connections",
+        "migrate",
+    ] {
+        ensure!(
+            stdout.contains(flag),
+            "--help does not list {flag}:\n{stdout}"
+        );
+    }
+    Ok(())
+}
+
+/// A misspelt flag must stop the host, not be ignored or swallow the next
+/// argument as its value.
+#[test]
+fn an_unknown_flag_stops_the_host_naming_the_flag() -> Result<()> {
+    for args in [
+        &["up", "--listen", "127.0.0.1:0", "--max-instance-reuse", "4"][..],
+        &["--listn", "127.0.0.1:0"][..],
+        &["migrate", "--from", "spin.toml", "--databse", "default"][..],
+    ] {
+        let out = Command::new(host_binary()?).args(args).output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let flag = args
+            .iter()
+            .find(|a| a.starts_with("--") && !["--listen", "--from"].contains(a))
+            .copied()
+            .unwrap_or_default();
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        ensure!(
+            stderr.starts_with("error: ") && stderr.contains(&format!("'{flag}'")),
+            "{args:?}: {stderr}"
+        );
+    }
+    Ok(())
+}
+
+/// Each instance setting takes a value or a range `a..b`, as Spin's do; an
+/// empty range or a zero count is refused at start, naming the flag.
+#[test]
+fn instance_flags_take_a_value_or_a_range_and_refuse_nonsense() -> Result<()> {
+    for (flag, value) in [
+        ("--max-instance-reuse-count", "0"),
+        ("--max-instance-reuse-count", "9..3"),
+        ("--max-instance-concurrent-reuse-count", "many"),
+        ("--idle-instance-timeout", "2s..1s"),
+        ("--request-timeout", "0s"),
+        ("--request-timeout", "5 parsecs"),
+    ] {
+        let out = Command::new(host_binary()?)
+            .args(["up", "--listen", "127.0.0.1:0", "--migrations", "none"])
+            .args([flag, value])
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
+        ensure!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+    use gatehouse_host::instances::{Spread, parse_count_spread, parse_duration_spread};
+    use std::time::Duration;
+    assert_eq!(parse_count_spread("16").ok(), Some(Spread::fixed(16)));
+    let range = parse_count_spread("4..8").map_err(anyhow::Error::msg)?;
+    assert_eq!((range.low, range.high), (4, 8));
+    for _ in 0..100 {
+        let n = range.draw();
+        ensure!((4..=8).contains(&n), "{n} outside 4..8");
+    }
+    let idle = parse_duration_spread("500ms..2s").map_err(anyhow::Error::msg)?;
+    assert_eq!(
+        (idle.low, idle.high),
+        (Duration::from_millis(500), Duration::from_secs(2))
+    );
+    Ok(())
+}
+
+/// A guest that computes forever is stopped at `--request-timeout`: its
+/// client gets a problem document instead of a connection that never
+/// answers, and the host goes on serving everyone else.
+#[test]
+fn a_guest_past_the_request_timeout_is_stopped_and_the_host_serves_on() -> Result<()> {
+    wasm("probe")?;
+    let mut config = HostConfig::new(probe_app().join("spin.toml"));
+    config.runtime_config = Some(probe_app().join("runtime-config.toml"));
+    config.env = vec![("SPIN_VARIABLE_API_TOKEN".into(), "t0ken".into())];
+    config.request_timeout = Some(std::time::Duration::from_millis(300));
+    let host = TestHost::start(config)?;
+    let stuck: Vec<_> = (0..2)
+        .map(|_| {
+            let url = host.url("/probe/spin");
+            std::thread::spawn(move || get(&url, &[]))
+        })
+        .collect();
+    for request in stuck {
+        let reply = request
+            .join()
+            .map_err(|_| anyhow::anyhow!("client thread panicked"))??;
+        assert_eq!(
+            reply.status,
+            503,
+            "{}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(reply.json()?["code"], "unavailable");
+    }
+    assert_eq!(json_get(&host, "/probe/counter")?["calls"], 1);
+    Ok(())
+}

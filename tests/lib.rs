@@ -96,6 +96,8 @@ pub struct HostConfig {
     pub migrations: Option<PathBuf>,
     /// `SPIN_VARIABLE_*` values visible to the host.
     pub env: Vec<(String, String)>,
+    /// The host's `--request-timeout`, if any.
+    pub request_timeout: Option<Duration>,
 }
 
 impl HostConfig {
@@ -106,6 +108,7 @@ impl HostConfig {
             runtime_config: None,
             migrations: None,
             env: Vec::new(),
+            request_timeout: None,
         }
     }
 }
@@ -135,6 +138,9 @@ impl TestHost {
             runtime_config: config.runtime_config.clone(),
             state_dir: state.path().to_path_buf(),
             cache_dir: cache_dir(),
+            env: Vec::new(),
+            instances: gatehouse_host::instances::InstanceReuse::default(),
+            request_timeout: config.request_timeout,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)

@@ -6,7 +6,8 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    PASSWORD, call, expect, mailed_token, post, signed_in, start_app, totp_code,
+    PASSWORD, call, database, expect, mail, mailed_token, post, reset_password, retry_after,
+    signed_in, start_app, totp_code,
 };
 use gatehouse_tests::{HostConfig, Reply, TestHost, root};
 use serde_json::json;
@@ -53,18 +54,12 @@ fn complete(host: &TestHost, challenge: &str, field: &str, value: &str) -> Resul
     )
 }
 
-fn database(host: &TestHost) -> Result<rusqlite::Connection> {
-    let path = host
-        .state
-        .path()
-        .join(gatehouse_host::runtime_config::DEFAULT_DB_FILE);
-    Ok(rusqlite::Connection::open(path)?)
-}
-
-/// Lets the codes of the current window verify again, as if the next
-/// 30-second steps had passed.
+/// Lets the codes of the current window verify again, and a wait between
+/// wrong codes run out, as if the next 30-second steps had passed.
 fn let_time_pass(host: &TestHost) -> Result<()> {
-    database(host)?.execute("UPDATE mfa_totp SET last_used_step = NULL", [])?;
+    let db = database(host)?;
+    db.execute("UPDATE mfa_totp SET last_used_step = NULL", [])?;
+    db.execute("UPDATE mfa_guards SET next_attempt_at = 0", [])?;
     Ok(())
 }
 
@@ -183,6 +178,7 @@ fn register_verify_login_mfa_sessions_revoke_reset_journey() -> Result<()> {
     // Five wrong codes kill a challenge, even for a right code after them.
     let challenge = challenge_of(login(&host, email, PASSWORD)?)?;
     for _ in 0..5 {
+        let_time_pass(&host)?;
         assert_eq!(
             complete(&host, &challenge, "code", &wrong_code(&secret)?)?.status,
             422
@@ -462,5 +458,87 @@ fn without_a_master_key_mfa_is_unavailable_and_logins_still_work() -> Result<()>
         (503, json!("unavailable"))
     );
     expect(login(&host, "ada@example.com", PASSWORD)?, 200)?;
+    Ok(())
+}
+
+#[test]
+fn wrong_codes_count_per_user_across_challenges_then_the_factor_locks_and_the_user_is_told()
+-> Result<()> {
+    let host = start_app()?;
+    let email = "ada@example.com";
+    let token = signed_in(&host, email)?;
+    let secret = expect(
+        post(&host, "/v1/auth/mfa/totp", &json!({}), Some(&token))?,
+        201,
+    )?["secret"]
+        .as_str()
+        .context("secret")?
+        .to_string();
+    expect(
+        post(
+            &host,
+            "/v1/auth/mfa/totp/confirm",
+            &json!({"code": code(&secret, 0)?}),
+            Some(&token),
+        )?,
+        200,
+    )?;
+    let_time_pass(&host)?;
+    // Five wrong codes spread over three challenges (a new password entry
+    // each time) are five for the user, not a fresh allowance each.
+    for per_challenge in [2, 2, 1] {
+        let challenge = challenge_of(login(&host, email, PASSWORD)?)?;
+        for _ in 0..per_challenge {
+            let wrong = complete(&host, &challenge, "code", &wrong_code(&secret)?)?;
+            assert_eq!(wrong.status, 422, "{}", wrong.text());
+        }
+    }
+    let told = mail(&host, email, "mfa_failures")?;
+    assert!(
+        told["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("entered 5 wrong"),
+        "the owner hears that the password is known: {told}"
+    );
+    // The next try waits, even with the right code on a fresh challenge.
+    let challenge = challenge_of(login(&host, email, PASSWORD)?)?;
+    let waiting = complete(&host, &challenge, "code", &code(&secret, 0)?)?;
+    assert_eq!(waiting.status, 429, "{}", waiting.text());
+    assert_eq!(waiting.json()?["code"], "rate_limited");
+    let wait = retry_after(&waiting)?;
+    assert!((1..=15).contains(&wait), "{wait}");
+    // Waits grow until the tenth wrong code locks the factor.
+    for _ in 5..10 {
+        let_time_pass(&host)?;
+        let challenge = challenge_of(login(&host, email, PASSWORD)?)?;
+        assert_eq!(
+            complete(&host, &challenge, "code", &wrong_code(&secret)?)?.status,
+            422
+        );
+    }
+    let_time_pass(&host)?;
+    let challenge = challenge_of(login(&host, email, PASSWORD)?)?;
+    let locked = complete(&host, &challenge, "code", &code(&secret, 0)?)?;
+    assert_eq!(locked.status, 429, "locked: the right code is refused too");
+    let wait = retry_after(&locked)?;
+    assert!(wait > 3000, "locked for about an hour, not {wait}s");
+    assert!(locked.text().contains("locked"), "{}", locked.text());
+    let told = mail(&host, email, "mfa_failures")?;
+    assert!(
+        told["body"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("now locked"),
+        "{told}"
+    );
+    // Proving the mailbox with a password reset unlocks it.
+    let new_password = "quartz-lantern-harbor-77";
+    reset_password(&host, email, new_password)?;
+    let challenge = challenge_of(login(&host, email, new_password)?)?;
+    expect(
+        complete(&host, &challenge, "code", &code(&secret, 0)?)?,
+        200,
+    )?;
     Ok(())
 }

@@ -5,172 +5,25 @@
 //! provider's own sign-in and consent pages, and back to `/callback`;
 //! client-credentials tokens the provider issues are sent to Gatehouse as
 //! bearer tokens.
+//!
+//! `issuers` covers which issuers a deployment takes and calls;
+//! `token_types` that an ID token is never a bearer credential.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+#[path = "oidc_e2e/issuers.rs"]
+mod issuers;
+#[path = "oidc_e2e/support.rs"]
+mod support;
+#[path = "oidc_e2e/token_types.rs"]
+mod token_types;
 
-use anyhow::{Context, Result, bail};
-use gatehouse_tests::app::{
-    MASTER_KEY, PASSWORD, call, expect, mailed_token, post, python, signed_in, totp_code,
-};
-use gatehouse_tests::{HostConfig, TestHost, free_port, root};
+use anyhow::{Context, Result};
+use gatehouse_tests::app::{PASSWORD, call, expect, mailed_token, post, signed_in, totp_code};
+use gatehouse_tests::free_port;
 use serde_json::{Value, json};
-
-const API: &str = "https://api.acme.test";
-const WEB_SECRET: &str = "web-client-secret-of-forty-characters-000";
-const SERVICE_SECRET: &str = "service-client-secret-of-forty-characters";
-
-/// The provider process, stopped on drop.
-struct IdentityProvider {
-    issuer: String,
-    child: Child,
-}
-
-impl Drop for IdentityProvider {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl IdentityProvider {
-    fn start(port: u16, clients: &Value, accounts: &Value) -> Result<IdentityProvider> {
-        let dir = root().join("tests/oidc-provider");
-        if !dir.join("node_modules/oidc-provider").exists() {
-            bail!("run `npm ci` in tests/oidc-provider (.ci/run does)");
-        }
-        let mut child = Command::new("node")
-            .arg("server.mjs")
-            .current_dir(&dir)
-            .env("PORT", port.to_string())
-            .env("CLIENTS", clients.to_string())
-            .env("ACCOUNTS", accounts.to_string())
-            .env("AUDIENCE", API)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .context("node is needed for the OpenID provider")?;
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout).read_line(&mut line)?;
-        if !line.starts_with("listening ") {
-            let _ = child.kill();
-            bail!("the provider did not start: {line}");
-        }
-        Ok(IdentityProvider {
-            issuer: format!("http://127.0.0.1:{port}"),
-            child,
-        })
-    }
-
-    /// A client-credentials access token (a JWT for the API) of `client`.
-    fn client_token(&self, client: &str, secret: &str) -> Result<String> {
-        const SCRIPT: &str = r#"
-import base64, json, sys, urllib.parse, urllib.request
-d = json.load(sys.stdin)
-body = urllib.parse.urlencode({"grant_type": "client_credentials", "scope": "api:read"}).encode()
-req = urllib.request.Request(d["url"], data=body)
-req.add_header("Authorization", "Basic " + base64.b64encode((d["client"] + ":" + d["secret"]).encode()).decode())
-print(urllib.request.urlopen(req).read().decode())
-"#;
-        let reply = python(
-            SCRIPT,
-            &json!({"url": format!("{}/token", self.issuer), "client": client, "secret": secret}),
-        )?;
-        Ok(reply["access_token"]
-            .as_str()
-            .context("access_token")?
-            .to_string())
-    }
-}
-
-/// What the browser saw at the end of a sign-in.
-struct Browsed {
-    status: u16,
-    body: Value,
-    /// The callback URL the provider sent the browser to.
-    callback: String,
-}
-
-/// A browser signing in as `account` at the provider, starting at
-/// `start_url` (with a Gatehouse session when `link` is given).
-fn browse(start_url: &str, account: &str, link: Option<&str>) -> Result<Browsed> {
-    const SCRIPT: &str = r#"
-import http.cookiejar, json, sys, urllib.error, urllib.parse, urllib.request
-d = json.load(sys.stdin)
-seen = []
-class Trace(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        seen.append(newurl)
-        return super().redirect_request(req, fp, code, msg, headers, newurl)
-opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()), Trace)
-def go(req):
-    try:
-        r = opener.open(req)
-        return r.status, r.geturl(), r.read().decode()
-    except urllib.error.HTTPError as e:
-        return e.code, e.geturl(), e.read().decode()
-start = urllib.request.Request(d["start"])
-if d.get("link"):
-    # Only Gatehouse's /start gets the session, not the provider.
-    start.add_unredirected_header("Authorization", "Bearer " + d["link"])
-status, url, body = go(start)
-for prompt in ["login", "consent"]:
-    if "/interaction/" not in url:
-        break
-    form = {"prompt": prompt}
-    if prompt == "login":
-        form.update({"login": d["account"], "password": "any"})
-    status, url, body = go(urllib.request.Request(url, data=urllib.parse.urlencode(form).encode()))
-callback = next((u for u in seen if "/callback" in u), "")
-try:
-    parsed = json.loads(body)
-except ValueError:
-    parsed = {"text": body[:500]}
-print(json.dumps({"status": status, "body": parsed, "callback": callback}))
-"#;
-    let out = python(
-        SCRIPT,
-        &json!({"start": start_url, "account": account, "link": link}),
-    )?;
-    Ok(Browsed {
-        status: out["status"].as_u64().unwrap_or_default() as u16,
-        body: out["body"].clone(),
-        callback: out["callback"].as_str().unwrap_or_default().to_string(),
-    })
-}
-
-fn start_app() -> Result<TestHost> {
-    let mut config = HostConfig::new(root().join("spin.toml"));
-    config.migrations = Some(root().join("infra/migrations"));
-    config.env = vec![
-        ("SPIN_VARIABLE_DEV_OUTBOX".into(), "enabled".into()),
-        ("SPIN_VARIABLE_MASTER_KEY".into(), MASTER_KEY.into()),
-        (
-            "SPIN_VARIABLE_OIDC_OUTBOUND_HOSTS".into(),
-            "http://127.0.0.1:*".into(),
-        ),
-    ];
-    TestHost::start(config)
-}
-
-fn whoami(host: &TestHost, token: &str, org: Option<&str>) -> Result<gatehouse_tests::Reply> {
-    let headers: Vec<(&str, &str)> = org.map(|o| vec![("x-org", o)]).unwrap_or_default();
-    call(host, "GET", "/v1/auth/whoami", None, Some(token), &headers)
-}
-
-fn new_org(host: &TestHost, admin: &str, handle: &str) -> Result<String> {
-    let org = expect(
-        post(
-            host,
-            "/v1/orgs",
-            &json!({"name": handle, "handle": handle}),
-            Some(admin),
-        )?,
-        201,
-    )?;
-    Ok(org["id"].as_str().context("org id")?.to_string())
-}
+use support::{
+    API, IdentityProvider, SERVICE_SECRET, WEB_SECRET, browse, new_org, start_app, start_app_with,
+    whoami,
+};
 
 #[test]
 fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Result<()> {
@@ -394,7 +247,7 @@ fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Resu
 
 #[test]
 fn provider_routes_validate_and_stay_in_their_org() -> Result<()> {
-    let host = start_app()?;
+    let host = start_app_with(Some("https://*:443"), None)?;
     let ada = signed_in(&host, "ada@example.com")?;
     let acme = new_org(&host, &ada, "acme")?;
     let acme_header = [("x-org", acme.as_str())];
@@ -435,7 +288,7 @@ fn provider_routes_validate_and_stay_in_their_org() -> Result<()> {
 
     // Credentials: none, or a bad one, is 401; a member who is not an
     // admin reads but does not change.
-    let body = json!({"name": "corp", "issuer": "https://corp.okta.com", "client_id": "0oa1", "client_secret": "okta-secret"});
+    let body = json!({"name": "corp", "issuer": "https://corp.okta.test", "client_id": "0oa1", "client_secret": "okta-secret"});
     assert_eq!(
         call(&host, "POST", "/v1/oidc/providers", Some(&body), None, &[])?.status,
         401
@@ -459,7 +312,7 @@ fn provider_routes_validate_and_stay_in_their_org() -> Result<()> {
     )?;
     assert_eq!(patched["name"], "okta");
     assert_eq!(patched["has_client_secret"], false);
-    assert_eq!(patched["issuer"], "https://corp.okta.com");
+    assert_eq!(patched["issuer"], "https://corp.okta.test");
     assert_eq!(patched["allowed_azp"], json!(["0oa1"]));
     assert_eq!(
         call(

@@ -8,7 +8,7 @@
 use anyhow::{Context, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use gatehouse_tests::app::{MASTER_KEY, call, expect, post, python, signed_in};
+use gatehouse_tests::app::{MASTER_KEY, call, expect, join, post, python, signed_in};
 use gatehouse_tests::{HostConfig, Reply, TestHost, root};
 use serde_json::{Value, json};
 
@@ -427,86 +427,163 @@ fn rotation_publishes_before_signing_and_keeps_old_keys_until_their_tokens_expir
     Ok(())
 }
 
-/// A service's own Ed25519 key, made by Python's `cryptography`.
-fn service_key() -> Result<Value> {
+/// A service's own key pair, made by Python's `cryptography`: its public
+/// JWK (as PyJWT writes it), its private key in PEM, and its algorithm.
+fn service_key_on(curve: &str) -> Result<Value> {
     python(
         r#"
-import base64, json
+import json, sys, jwt
 from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-key = Ed25519PrivateKey.generate()
-raw = key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+curve = json.load(sys.stdin)["curve"]
+if curve == "Ed25519":
+    key, alg, family = ed25519.Ed25519PrivateKey.generate(), "EdDSA", jwt.algorithms.OKPAlgorithm
+else:
+    key, alg, family = ec.generate_private_key(ec.SECP256R1()), "ES256", jwt.algorithms.ECAlgorithm
 pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
-print(json.dumps({"x": base64.urlsafe_b64encode(raw).rstrip(b"=").decode(), "pem": pem.decode()}))
+print(json.dumps({"jwk": json.loads(family.to_jwk(key.public_key())), "pem": pem.decode(), "alg": alg}))
 "#,
-        &json!({}),
+        &json!({"curve": curve}),
     )
 }
 
-/// A token the service signs itself with PyJWT.
+/// A service's own Ed25519 key.
+fn service_key() -> Result<Value> {
+    service_key_on("Ed25519")
+}
+
+/// A JWT (a token, or a proof of possession) the service signs itself
+/// with PyJWT, naming `kid` in its header.
 fn service_token(key: &Value, kid: &str, claims: Value) -> Result<String> {
     let out = python(
         r#"
 import json, sys, jwt
 data = json.load(sys.stdin)
-print(json.dumps(jwt.encode(data["claims"], data["pem"], algorithm="EdDSA", headers={"kid": data["kid"]})))
+print(json.dumps(jwt.encode(data["claims"], data["pem"], algorithm=data["alg"], headers={"kid": data["kid"]})))
 "#,
-        &json!({"pem": key["pem"], "kid": kid, "claims": claims}),
+        &json!({"pem": key["pem"], "alg": key["alg"], "kid": kid, "claims": claims}),
     )?;
     Ok(out.as_str().context("token")?.to_string())
+}
+
+/// `POST /v1/services/{service}/keys/$challenge` for `key`'s public JWK.
+fn challenge(host: &TestHost, admin: &str, service: &str, key: &Value) -> Result<Reply> {
+    post(
+        host,
+        &format!("/v1/services/{service}/keys/$challenge"),
+        &json!({"jwk": key["jwk"]}),
+        Some(admin),
+    )
+}
+
+/// The proof a client makes with PyJWT from a challenge: the claims it
+/// names, signed with `key` under the `kid` it names.
+fn proof(key: &Value, challenge: &Value) -> Result<String> {
+    service_token(
+        key,
+        challenge["kid"].as_str().context("kid")?,
+        challenge["claims"].clone(),
+    )
+}
+
+/// `POST /v1/services/{service}/keys` with `key`'s public JWK and `proof`.
+fn add_key(host: &TestHost, admin: &str, service: &str, key: &Value, proof: &str) -> Result<Reply> {
+    post(
+        host,
+        &format!("/v1/services/{service}/keys"),
+        &json!({"jwk": key["jwk"], "proof": proof}),
+        Some(admin),
+    )
+}
+
+/// Registers `key` as a holder of its private half does: a challenge,
+/// then the key with a proof over it.
+fn register_key(host: &TestHost, admin: &str, service: &str, key: &Value) -> Result<Reply> {
+    let issued = expect(challenge(host, admin, service, key)?, 201)?;
+    add_key(host, admin, service, key, &proof(key, &issued)?)
+}
+
+/// A problem document without its request id, to compare two answers.
+fn problem_of(reply: Reply) -> Result<Value> {
+    let mut body = reply.json()?;
+    body.as_object_mut().context("problem")?.remove("instance");
+    Ok(json!({"status": reply.status, "body": body}))
+}
+
+fn unix_now() -> Result<i64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs() as i64)
+}
+
+/// Claims of a service's token: `iss`, `aud`, an `exp` and more.
+fn service_claims(iss: &str, aud: &str, exp: i64, more: Value) -> Result<Value> {
+    let mut claims =
+        json!({"iss": iss, "aud": aud, "sub": "worker-1", "iat": unix_now()?, "exp": exp});
+    if let (Some(claims), Value::Object(more)) = (claims.as_object_mut(), more) {
+        claims.extend(more);
+    }
+    Ok(claims)
+}
+
+fn new_org(host: &TestHost, admin: &str, name: &str, handle: &str) -> Result<Value> {
+    expect(
+        post(
+            host,
+            "/v1/orgs",
+            &json!({"name": name, "handle": handle}),
+            Some(admin),
+        )?,
+        201,
+    )
+}
+
+fn new_service(host: &TestHost, admin: &str, name: &str, permissions: Value) -> Result<Value> {
+    expect(
+        post(
+            host,
+            "/v1/services",
+            &json!({"name": name, "permissions": permissions}),
+            Some(admin),
+        )?,
+        201,
+    )
+}
+
+fn whoami_in(host: &TestHost, credential: &str, org: &str) -> Result<Reply> {
+    call(
+        host,
+        "GET",
+        "/v1/auth/whoami",
+        None,
+        Some(credential),
+        &[("x-org", org)],
+    )
 }
 
 #[test]
 fn registered_services_sign_their_own_tokens_until_their_key_is_revoked() -> Result<()> {
     let host = start("900")?;
     let ada = signed_in(&host, "ada@example.com")?;
-    let org = expect(
-        post(
-            &host,
-            "/v1/orgs",
-            &json!({"name": "Acme", "handle": "acme"}),
-            Some(&ada),
-        )?,
-        201,
-    )?;
-    let service = expect(
-        post(
-            &host,
-            "/v1/services",
-            &json!({"name": "billing-worker", "permissions": ["invoices:write"]}),
-            Some(&ada),
-        )?,
-        201,
-    )?;
+    let org = new_org(&host, &ada, "Acme", "acme")?;
+    let service = new_service(&host, &ada, "billing-worker", json!(["invoices:write"]))?;
     assert_eq!(service["permissions"], json!(["invoices:write"]));
     let key = service_key()?;
-    let jwk = json!({"kty": "OKP", "crv": "Ed25519", "x": key["x"]});
-    let added = expect(
-        post(
-            &host,
-            "/v1/services/billing-worker/keys",
-            &json!({"jwk": jwk}),
-            Some(&ada),
-        )?,
-        201,
-    )?;
+    let added = expect(register_key(&host, &ada, "billing-worker", &key)?, 201)?;
     let kid = added["kid"].as_str().context("kid")?.to_string();
+    // Registered here already: a conflict in this org, proof or not.
     assert_eq!(
-        post(
-            &host,
-            "/v1/services/billing-worker/keys",
-            &json!({"jwk": jwk}),
-            Some(&ada)
-        )?
-        .status,
+        register_key(&host, &ada, "billing-worker", &key)?.status,
         409
     );
 
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs() as i64;
-    let claims = |iss: &str, aud: &str, exp: i64| json!({"iss": iss, "aud": aud, "sub": "worker-1", "iat": now, "exp": exp});
-    let good = service_token(&key, &kid, claims("billing-worker", "gatehouse", now + 300))?;
+    let now = unix_now()?;
+    let claims = |iss: &str, aud: &str, exp: i64| service_claims(iss, aud, exp, json!({}));
+    let good = service_token(
+        &key,
+        &kid,
+        claims("billing-worker", "gatehouse", now + 300)?,
+    )?;
     let me = expect(whoami(&host, &good)?, 200)?;
     assert_eq!(
         me["subject"],
@@ -519,22 +596,26 @@ fn registered_services_sign_their_own_tokens_until_their_key_is_revoked() -> Res
     for (why, token) in [
         (
             "another issuer",
-            service_token(&key, &kid, claims("other-service", "gatehouse", now + 300))?,
+            service_token(&key, &kid, claims("other-service", "gatehouse", now + 300)?)?,
         ),
         (
             "another audience",
-            service_token(&key, &kid, claims("billing-worker", "billing", now + 300))?,
+            service_token(&key, &kid, claims("billing-worker", "billing", now + 300)?)?,
         ),
         (
             "expired",
-            service_token(&key, &kid, claims("billing-worker", "gatehouse", now - 600))?,
+            service_token(
+                &key,
+                &kid,
+                claims("billing-worker", "gatehouse", now - 600)?,
+            )?,
         ),
         (
             "too long-lived",
             service_token(
                 &key,
                 &kid,
-                claims("billing-worker", "gatehouse", now + 86_400),
+                claims("billing-worker", "gatehouse", now + 86_400)?,
             )?,
         ),
         (
@@ -542,7 +623,15 @@ fn registered_services_sign_their_own_tokens_until_their_key_is_revoked() -> Res
             service_token(
                 &service_key()?,
                 &kid,
-                claims("billing-worker", "gatehouse", now + 300),
+                claims("billing-worker", "gatehouse", now + 300)?,
+            )?,
+        ),
+        (
+            "a proof of possession, not a token",
+            service_token(
+                &key,
+                &kid,
+                claims("billing-worker", "gatehouse:service-key-proof", now + 300)?,
             )?,
         ),
     ] {
@@ -563,18 +652,11 @@ fn registered_services_sign_their_own_tokens_until_their_key_is_revoked() -> Res
     )?;
     assert_eq!(listed["items"][0]["kid"], json!(kid));
     let gil = signed_in(&host, "gil@example.com")?;
-    expect(
-        post(
-            &host,
-            "/v1/orgs",
-            &json!({"name": "Globex", "handle": "globex"}),
-            Some(&gil),
-        )?,
-        201,
-    )?;
+    new_org(&host, &gil, "Globex", "globex")?;
     for (method, path) in [
         ("GET", "/v1/services/billing-worker"),
         ("GET", "/v1/services/billing-worker/keys"),
+        ("POST", "/v1/services/billing-worker/keys/$challenge"),
         (
             "DELETE",
             &format!("/v1/services/billing-worker/keys/{kid}") as &str,
@@ -597,16 +679,25 @@ fn registered_services_sign_their_own_tokens_until_their_key_is_revoked() -> Res
         .status,
         422
     );
-    assert_eq!(
-        post(
-            &host,
+    let not_a_key = json!({"kty": "OKP", "crv": "Ed25519", "x": "AAAA"});
+    for (path, body) in [
+        (
             "/v1/services/billing-worker/keys",
-            &json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": "AAAA"}}),
-            Some(&ada)
-        )?
-        .status,
-        422
-    );
+            json!({"jwk": not_a_key, "proof": "a.b.c"}),
+        ),
+        (
+            "/v1/services/billing-worker/keys/$challenge",
+            json!({"jwk": not_a_key}),
+        ),
+    ] {
+        let reply = post(&host, path, &body, Some(&ada))?;
+        let body = reply.json()?;
+        assert_eq!(
+            (reply.status, body["errors"][0]["pointer"].clone()),
+            (422, json!("/jwk")),
+            "{path}: {body}"
+        );
+    }
     assert_eq!(
         post(&host, "/v1/services", &json!({"name": "x"}), None)?.status,
         401
@@ -636,5 +727,577 @@ fn registered_services_sign_their_own_tokens_until_their_key_is_revoked() -> Res
         204,
     )?;
     assert_eq!(whoami(&host, &good)?.status, 401);
+    Ok(())
+}
+
+#[test]
+fn a_challenge_names_the_key_and_the_claims_to_sign_and_only_admins_get_one() -> Result<()> {
+    let host = start("900")?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    new_org(&host, &ada, "Acme", "acme")?;
+    new_service(&host, &ada, "billing-worker", json!([]))?;
+    let (bo, _) = join(&host, &ada, "acme", "bo@example.com", "member", &[])?;
+
+    for curve in ["Ed25519", "P-256"] {
+        let key = service_key_on(curve)?;
+        let issued = expect(challenge(&host, &ada, "billing-worker", &key)?, 201)?;
+        let secret = issued["challenge"].as_str().context("challenge")?;
+        assert!(secret.starts_with("gkc_"), "{issued}");
+        assert_eq!(
+            (
+                issued["alg"].clone(),
+                issued["claims"]["iss"].clone(),
+                issued["claims"]["aud"].clone(),
+                issued["claims"]["challenge"].clone(),
+                issued["claims"]["exp"].clone(),
+            ),
+            (
+                key["alg"].clone(),
+                json!("billing-worker"),
+                json!("gatehouse:service-key-proof"),
+                json!(secret),
+                issued["expires_at"].clone(),
+            )
+        );
+        // The key registers under the kid the challenge named.
+        let added = expect(
+            add_key(&host, &ada, "billing-worker", &key, &proof(&key, &issued)?)?,
+            201,
+        )?;
+        assert_eq!(added["kid"], issued["kid"]);
+        let now = unix_now()?;
+        let token = service_token(
+            &key,
+            added["kid"].as_str().context("kid")?,
+            service_claims("billing-worker", "gatehouse", now + 300, json!({}))?,
+        )?;
+        expect(whoami(&host, &token)?, 200)?;
+    }
+    // Only the challenge's digest is stored.
+    let db = rusqlite::Connection::open(
+        host.state
+            .path()
+            .join(gatehouse_host::runtime_config::DEFAULT_DB_FILE),
+    )?;
+    let issued = expect(
+        challenge(&host, &ada, "billing-worker", &service_key()?)?,
+        201,
+    )?;
+    let stored: i64 = db.query_row(
+        "SELECT COUNT(*) FROM service_key_challenges WHERE digest = ?1",
+        [identity_core::token::digest(
+            issued["challenge"].as_str().unwrap_or_default(),
+        )],
+        |r| r.get(0),
+    )?;
+    let plain: i64 = db.query_row(
+        "SELECT COUNT(*) FROM service_key_challenges WHERE digest = ?1",
+        [issued["challenge"].as_str().unwrap_or_default()],
+        |r| r.get(0),
+    )?;
+    assert_eq!((stored, plain), (1, 0));
+    // Issuing many keeps only the newest ten of the service live.
+    let many = service_key()?;
+    let mut issued = Vec::new();
+    for _ in 0..12 {
+        issued.push(expect(
+            challenge(&host, &ada, "billing-worker", &many)?,
+            201,
+        )?);
+    }
+    let live: i64 = db.query_row(
+        "SELECT COUNT(*) FROM service_key_challenges WHERE kid = ?1",
+        [issued[0]["kid"].as_str().unwrap_or_default()],
+        |r| r.get(0),
+    )?;
+    assert_eq!(live, 10);
+    let oldest = add_key(
+        &host,
+        &ada,
+        "billing-worker",
+        &many,
+        &proof(&many, &issued[0])?,
+    )?;
+    assert_eq!(
+        (oldest.status, oldest.json()?["errors"][0]["code"].clone()),
+        (422, json!("invalid_proof"))
+    );
+    expect(
+        add_key(
+            &host,
+            &ada,
+            "billing-worker",
+            &many,
+            &proof(&many, &issued[11])?,
+        )?,
+        201,
+    )?;
+
+    let key = service_key()?;
+    let path = "/v1/services/billing-worker/keys/$challenge";
+    let body = json!({"jwk": key["jwk"]});
+    assert_eq!(post(&host, path, &body, None)?.status, 401);
+    assert_eq!(
+        post(&host, path, &body, Some("ghs_not-a-session"))?.status,
+        401
+    );
+    let member = post(&host, path, &body, Some(&bo))?;
+    assert_eq!(
+        (member.status, member.json()?["code"].clone()),
+        (403, json!("forbidden"))
+    );
+    assert_eq!(challenge(&host, &ada, "no-such-service", &key)?.status, 404);
+    for (why, body) in [
+        ("no key", json!({})),
+        (
+            "a private key",
+            json!({"jwk": {"kty": "OKP", "crv": "Ed25519", "x": key["jwk"]["x"], "d": "AAAA"}}),
+        ),
+        (
+            "an RSA key",
+            json!({"jwk": {"kty": "RSA", "crv": "", "x": ""}}),
+        ),
+    ] {
+        assert_eq!(post(&host, path, &body, Some(&ada))?.status, 422, "{why}");
+    }
+    let wrong_method = call(&host, "GET", path, None, Some(&ada), &[])?;
+    assert_eq!(
+        (wrong_method.status, wrong_method.header("allow")),
+        (405, Some("POST"))
+    );
+    Ok(())
+}
+
+#[test]
+fn registration_is_refused_without_a_proof_over_a_live_challenge_of_this_org_and_service()
+-> Result<()> {
+    let host = start("900")?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    new_org(&host, &ada, "Acme", "acme")?;
+    new_service(&host, &ada, "billing-worker", json!([]))?;
+    new_service(&host, &ada, "reports", json!([]))?;
+    let gil = signed_in(&host, "gil@example.com")?;
+    new_org(&host, &gil, "Globex", "globex")?;
+    new_service(&host, &gil, "billing-worker", json!([]))?;
+    let key = service_key()?;
+    let other = service_key()?;
+    let service = "billing-worker";
+
+    // No proof at all.
+    let missing = post(
+        &host,
+        "/v1/services/billing-worker/keys",
+        &json!({"jwk": key["jwk"]}),
+        Some(&ada),
+    )?;
+    let missing = missing.json()?;
+    assert_eq!(
+        (
+            missing["status"].clone(),
+            missing["errors"][0]["pointer"].clone(),
+            missing["errors"][0]["code"].clone()
+        ),
+        (json!(422), json!("/proof"), json!("required"))
+    );
+
+    let issued = expect(challenge(&host, &ada, service, &key)?, 201)?;
+    let kid = issued["kid"].as_str().context("kid")?.to_string();
+    let claims = issued["claims"].clone();
+    let with = |change: Value| -> Value {
+        let mut c = claims.clone();
+        if let (Some(c), Value::Object(change)) = (c.as_object_mut(), change) {
+            c.extend(change);
+        }
+        c
+    };
+    let now = unix_now()?;
+    let never_issued = format!("gkc_{}", "A".repeat(43));
+    let for_reports = expect(challenge(&host, &ada, "reports", &key)?, 201)?;
+    let for_other_key = expect(challenge(&host, &ada, service, &other)?, 201)?;
+    let in_globex = expect(challenge(&host, &gil, service, &key)?, 201)?;
+    let bad_proofs = [
+        ("not a JWS", "not-a-jws".to_string()),
+        (
+            "another key's signature",
+            service_token(&other, &kid, claims.clone())?,
+        ),
+        (
+            "a challenge never issued",
+            service_token(&key, &kid, with(json!({"challenge": never_issued})))?,
+        ),
+        (
+            "no challenge",
+            service_token(
+                &key,
+                &kid,
+                json!({"iss": service, "aud": "gatehouse:service-key-proof", "exp": now + 300}),
+            )?,
+        ),
+        (
+            "Gatehouse's audience",
+            service_token(&key, &kid, with(json!({"aud": "gatehouse"})))?,
+        ),
+        (
+            "another service as issuer",
+            service_token(&key, &kid, with(json!({"iss": "reports"})))?,
+        ),
+        (
+            "an expired proof",
+            service_token(&key, &kid, with(json!({"exp": now - 600})))?,
+        ),
+        (
+            "another service's challenge",
+            service_token(
+                &key,
+                &kid,
+                with(json!({"challenge": for_reports["challenge"]})),
+            )?,
+        ),
+        (
+            "another key's challenge",
+            service_token(
+                &key,
+                &kid,
+                with(json!({"challenge": for_other_key["challenge"]})),
+            )?,
+        ),
+        (
+            "another org's challenge",
+            service_token(
+                &key,
+                &kid,
+                with(json!({"challenge": in_globex["challenge"]})),
+            )?,
+        ),
+    ];
+    let mut answers = Vec::new();
+    for (why, bad) in &bad_proofs {
+        let reply = add_key(&host, &ada, service, &key, bad)?;
+        assert_eq!(reply.status, 422, "{why}: {}", reply.text());
+        answers.push((*why, problem_of(reply)?));
+    }
+    let first = answers[0].1.clone();
+    assert_eq!(first["body"]["code"], "validation_failed");
+    assert_eq!(first["body"]["errors"][0]["code"], "invalid_proof");
+    assert_eq!(first["body"]["errors"][0]["pointer"], "/proof");
+    for (why, answer) in &answers {
+        assert_eq!(answer, &first, "{why} is answered like any bad proof");
+    }
+
+    // Expired: the challenge outlived its minutes.
+    let db = rusqlite::Connection::open(
+        host.state
+            .path()
+            .join(gatehouse_host::runtime_config::DEFAULT_DB_FILE),
+    )?;
+    let stale = expect(challenge(&host, &ada, service, &key)?, 201)?;
+    db.execute(
+        "UPDATE service_key_challenges SET expires_at = 1 WHERE digest = ?1",
+        [identity_core::token::digest(
+            stale["challenge"].as_str().unwrap_or_default(),
+        )],
+    )?;
+    let expired = add_key(&host, &ada, service, &key, &proof(&key, &stale)?)?;
+    assert_eq!(problem_of(expired)?, first, "an expired challenge");
+
+    // The good proof registers once; its challenge is then used up.
+    let good = proof(&key, &issued)?;
+    expect(add_key(&host, &ada, service, &key, &good)?, 201)?;
+    let reused = add_key(&host, &ada, service, &key, &good)?;
+    assert_eq!(problem_of(reused)?, first, "a used challenge");
+    // ...and Globex's own challenge still serves Globex.
+    expect(
+        add_key(&host, &gil, service, &key, &proof(&key, &in_globex)?)?,
+        201,
+    )?;
+    Ok(())
+}
+
+#[test]
+fn another_orgs_key_cannot_be_registered_without_its_private_key_and_its_holder_is_not_revealed()
+-> Result<()> {
+    let host = start("900")?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let acme = new_org(&host, &ada, "Acme", "acme")?;
+    new_service(&host, &ada, "billing-worker", json!(["invoices:write"]))?;
+    let key = service_key()?;
+    let kid = expect(register_key(&host, &ada, "billing-worker", &key)?, 201)?["kid"]
+        .as_str()
+        .context("kid")?
+        .to_string();
+
+    // Globex names a service like Acme's and tries Acme's public key.
+    let gil = signed_in(&host, "gil@example.com")?;
+    let globex = new_org(&host, &gil, "Globex", "globex")?;
+    new_service(&host, &gil, "billing-worker", json!(["everything"]))?;
+    let own = service_key()?;
+    let fresh = service_key()?;
+    let taken = expect(challenge(&host, &gil, "billing-worker", &key)?, 201)?;
+    let untaken = expect(challenge(&host, &gil, "billing-worker", &fresh)?, 201)?;
+    // A challenge for a held key looks like one for a fresh key.
+    assert_eq!(
+        (
+            taken.as_object().map(|o| o.len()),
+            taken["claims"]["iss"].clone()
+        ),
+        (
+            untaken.as_object().map(|o| o.len()),
+            untaken["claims"]["iss"].clone()
+        )
+    );
+    // Without the private key, the proof is signed with some other key:
+    // refused exactly as a bad proof for a key nobody holds.
+    let stolen = add_key(
+        &host,
+        &gil,
+        "billing-worker",
+        &key,
+        &service_token(&own, &kid, taken["claims"].clone())?,
+    )?;
+    let unheld = add_key(
+        &host,
+        &gil,
+        "billing-worker",
+        &fresh,
+        &service_token(
+            &own,
+            untaken["kid"].as_str().unwrap_or_default(),
+            untaken["claims"].clone(),
+        )?,
+    )?;
+    assert_eq!(stolen.status, 422);
+    assert_eq!(problem_of(stolen)?, problem_of(unheld)?);
+    // Globex's keys are its own: a key it holds registers whatever others hold.
+    expect(register_key(&host, &gil, "billing-worker", &own)?, 201)?;
+
+    // Acme's key still acts only as Acme's service.
+    let now = unix_now()?;
+    let token = service_token(
+        &key,
+        &kid,
+        service_claims("billing-worker", "gatehouse", now + 300, json!({}))?,
+    )?;
+    let me = expect(whoami(&host, &token)?, 200)?;
+    assert_eq!(
+        (me["org_id"].clone(), me["permissions"].clone()),
+        (acme["id"].clone(), json!(["invoices:write"]))
+    );
+    let globex_id = globex["id"].as_str().context("id")?;
+    assert_eq!(whoami_in(&host, &token, globex_id)?.status, 404);
+    let claiming = service_token(
+        &key,
+        &kid,
+        service_claims(
+            "billing-worker",
+            "gatehouse",
+            now + 300,
+            json!({"org": globex_id}),
+        )?,
+    )?;
+    assert_eq!(whoami(&host, &claiming)?.status, 401);
+    let listed = expect(
+        call(
+            &host,
+            "GET",
+            "/v1/services/billing-worker/keys",
+            None,
+            Some(&gil),
+            &[],
+        )?,
+        200,
+    )?;
+    assert_eq!(listed["items"].as_array().map(Vec::len), Some(1));
+    assert_ne!(listed["items"][0]["kid"], json!(kid));
+    Ok(())
+}
+
+#[test]
+fn a_key_its_holder_registered_in_two_orgs_acts_only_in_the_org_its_token_or_request_names()
+-> Result<()> {
+    let host = start("900")?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let acme = new_org(&host, &ada, "Acme", "acme")?;
+    new_service(&host, &ada, "billing-worker", json!(["acme:invoices"]))?;
+    let gil = signed_in(&host, "gil@example.com")?;
+    let globex = new_org(&host, &gil, "Globex", "globex")?;
+    new_service(&host, &gil, "billing-worker", json!(["globex:invoices"]))?;
+    let (acme_id, globex_id) = (
+        acme["id"].as_str().context("id")?,
+        globex["id"].as_str().context("id")?,
+    );
+
+    // The holder proves possession in each org.
+    let key = service_key()?;
+    let in_acme = expect(register_key(&host, &ada, "billing-worker", &key)?, 201)?;
+    let in_globex = expect(register_key(&host, &gil, "billing-worker", &key)?, 201)?;
+    assert_eq!(in_acme["kid"], in_globex["kid"]);
+    let kid = in_acme["kid"].as_str().context("kid")?;
+
+    let now = unix_now()?;
+    let signed = |more: Value| -> Result<String> {
+        service_token(
+            &key,
+            kid,
+            service_claims("billing-worker", "gatehouse", now + 300, more)?,
+        )
+    };
+    let unnamed = signed(json!({}))?;
+    let for_acme = signed(json!({"org": acme_id}))?;
+    let for_globex = signed(json!({"org": globex_id}))?;
+    let for_nobody = signed(json!({"org": "org_00000000000000000000000000000000"}))?;
+
+    // Ambiguous: refused.
+    assert_eq!(whoami(&host, &unnamed)?.status, 401);
+    assert_eq!(whoami(&host, &for_nobody)?.status, 401);
+    // The signed `org` claim picks.
+    for (token, org, permissions) in [
+        (&for_acme, acme_id, "acme:invoices"),
+        (&for_globex, globex_id, "globex:invoices"),
+    ] {
+        let me = expect(whoami(&host, token)?, 200)?;
+        assert_eq!(
+            (me["org_id"].clone(), me["permissions"].clone()),
+            (json!(org), json!([permissions]))
+        );
+    }
+    // Else the org the request names picks (by id or handle).
+    for (named, org) in [(globex_id, globex_id), ("acme", acme_id)] {
+        let me = expect(whoami_in(&host, &unnamed, named)?, 200)?;
+        assert_eq!(me["org_id"], json!(org), "{named}");
+    }
+    // The request cannot move a token that names its org.
+    assert_eq!(whoami_in(&host, &for_acme, globex_id)?.status, 404);
+
+    // Revoked in one org: its tokens for that org stop at once, the other's go on.
+    expect(
+        call(
+            &host,
+            "DELETE",
+            &format!("/v1/services/billing-worker/keys/{kid}"),
+            None,
+            Some(&ada),
+            &[],
+        )?,
+        204,
+    )?;
+    assert_eq!(whoami(&host, &for_acme)?.status, 401);
+    assert_eq!(whoami_in(&host, &unnamed, acme_id)?.status, 404);
+    assert_eq!(
+        expect(whoami(&host, &for_globex)?, 200)?["org_id"],
+        json!(globex_id)
+    );
+    Ok(())
+}
+
+#[test]
+fn a_key_registered_before_proof_was_required_gives_way_to_its_holders_proven_registration()
+-> Result<()> {
+    let host = start("900")?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let acme = new_org(&host, &ada, "Acme", "acme")?;
+    new_service(&host, &ada, "billing-worker", json!(["acme:invoices"]))?;
+    let gil = signed_in(&host, "gil@example.com")?;
+    let globex = new_org(&host, &gil, "Globex", "globex")?;
+    let globex_service = new_service(&host, &gil, "billing-worker", json!(["globex:invoices"]))?;
+
+    // Before proofs, Globex registered Acme's public key (a row as the
+    // earlier registry wrote it: no proof).
+    let key = service_key()?;
+    let issued = expect(challenge(&host, &ada, "billing-worker", &key)?, 201)?;
+    let kid = issued["kid"].as_str().context("kid")?.to_string();
+    let public = json!({
+        "kty": "OKP", "crv": "Ed25519", "x": key["jwk"]["x"], "kid": kid, "alg": "EdDSA", "use": "sig"
+    })
+    .to_string();
+    let db = rusqlite::Connection::open(
+        host.state
+            .path()
+            .join(gatehouse_host::runtime_config::DEFAULT_DB_FILE),
+    )?;
+    db.execute(
+        "INSERT INTO service_keys (org_id, kid, service_id, public_jwk, created_at) VALUES (?1, ?2, ?3, ?4, 1)",
+        [
+            globex["id"].as_str().unwrap_or_default(),
+            kid.as_str(),
+            globex_service["id"].as_str().unwrap_or_default(),
+            public.as_str(),
+        ],
+    )?;
+    let token = service_token(
+        &key,
+        &kid,
+        service_claims("billing-worker", "gatehouse", unix_now()? + 300, json!({}))?,
+    )?;
+    assert_eq!(expect(whoami(&host, &token)?, 200)?["org_id"], globex["id"]);
+
+    // Once the holder proves possession, the unproven registration stops counting.
+    expect(
+        add_key(&host, &ada, "billing-worker", &key, &proof(&key, &issued)?)?,
+        201,
+    )?;
+    let me = expect(whoami(&host, &token)?, 200)?;
+    assert_eq!(
+        (me["org_id"].clone(), me["permissions"].clone()),
+        (acme["id"].clone(), json!(["acme:invoices"]))
+    );
+    let globex_id = globex["id"].as_str().context("id")?;
+    assert_eq!(whoami_in(&host, &token, globex_id)?.status, 404);
+    Ok(())
+}
+
+/// Migration 0013 keys service keys by org and keeps every registered key
+/// (marked as registered without proof), from a database at any earlier
+/// version.
+#[test]
+fn service_keys_become_per_org_from_every_earlier_schema_version() -> Result<()> {
+    use gatehouse_host::migrate;
+    let all = migrate::load_dir(&root().join("infra/migrations"))?;
+    let ours = all
+        .iter()
+        .position(|m| m.version == 13)
+        .context("migration 0013")?;
+    let services = all
+        .iter()
+        .position(|m| m.version == 9)
+        .context("migration 0009")?;
+    for applied in 0..=ours {
+        let mut db = rusqlite::Connection::open_in_memory()?;
+        db.execute_batch("PRAGMA foreign_keys = ON;")?;
+        migrate::apply(&mut db, &all[..applied])?;
+        let had_keys = applied > services;
+        if had_keys {
+            db.execute_batch(
+                "INSERT INTO orgs (org_id, handle, name, created_by, created_at, updated_at)
+                     VALUES ('org_a', 'a', 'A', 'usr_a', 1, 1), ('org_b', 'b', 'B', 'usr_b', 1, 1);
+                 INSERT INTO services (org_id, service_id, name, created_at, updated_at)
+                     VALUES ('org_a', 'svc_a', 'billing', 1, 1), ('org_b', 'svc_b', 'billing', 1, 1);
+                 INSERT INTO service_keys (org_id, kid, service_id, public_jwk, created_at)
+                     VALUES ('org_a', 'kid_1', 'svc_a', '{}', 5);",
+            )?;
+        }
+        migrate::apply(&mut db, &all).with_context(|| format!("after {applied} migrations"))?;
+        if !had_keys {
+            continue;
+        }
+        let kept: (String, String, i64, Option<i64>) = db.query_row(
+            "SELECT org_id, service_id, created_at, proved_at FROM service_keys WHERE kid = 'kid_1'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+        )?;
+        assert_eq!(kept, ("org_a".into(), "svc_a".into(), 5, None));
+        // The same key in another org is a registration of its own; in
+        // the same org, a conflict.
+        db.execute(
+            "INSERT INTO service_keys (org_id, kid, service_id, public_jwk, created_at, proved_at) VALUES ('org_b', 'kid_1', 'svc_b', '{}', 6, 6)",
+            [],
+        )?;
+        assert!(
+            db.execute(
+                "INSERT INTO service_keys (org_id, kid, service_id, public_jwk, created_at) VALUES ('org_a', 'kid_1', 'svc_a', '{}', 7)",
+                [],
+            )
+            .is_err()
+        );
+    }
     Ok(())
 }

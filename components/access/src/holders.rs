@@ -4,7 +4,6 @@
 //! API keys get their roles through the keys component. A change reaches
 //! the member's cached sessions on their next request.
 
-use access_core::facts::SubjectKind;
 use access_core::roles::{MemberChange, manages_group_of};
 use gatehouse_auth::access::SubjectType;
 use gatehouse_auth::db;
@@ -56,21 +55,21 @@ pub async fn invalidate(holders: &[(SubjectType, String)]) -> Result<(), Problem
     Ok(())
 }
 
-/// The roles the caller holds, with their permissions.
+/// The roles the caller holds now, with their permissions: the roles its
+/// principal carries, which for an API key are those key verification
+/// kept (a role its owner no longer holds is dropped) and for a JWT those
+/// it still stands for. Raw grants are never read here, so a manager check
+/// and every other check agree on what the caller holds.
 pub async fn held_by_caller(
     caller: &Caller,
     tenant: &Tenant<'_>,
 ) -> Result<Vec<(String, Vec<String>)>, Problem> {
-    let (kind, id) = caller.subject()?;
-    let kind = match kind {
-        SubjectKind::User => SubjectType::User,
-        SubjectKind::ApiKey => SubjectType::ApiKey,
-    };
+    caller.subject()?;
+    let names = serde_json::to_string(&caller.principal.roles).map_err(|_| Problem::internal())?;
     let rows = tenant
         .query(
-            "SELECT r.name, r.permissions FROM role_grants g JOIN roles r ON r.role_id = g.role_id
-             WHERE g.org_id = ?1 AND g.subject_type = ? AND g.subject_id = ?",
-            vec![db::text(kind.as_str()), db::text(id)],
+            "SELECT name, permissions FROM roles WHERE org_id = ?1 AND name IN (SELECT value FROM json_each(?))",
+            vec![db::text(names)],
         )
         .await?;
     Ok(rows

@@ -160,6 +160,8 @@ impl Verification {
 }
 
 #[cfg(target_arch = "wasm32")]
+pub(crate) use store::version_key;
+#[cfg(target_arch = "wasm32")]
 pub use store::{invalidate, verify, verify_in_org};
 
 #[cfg(target_arch = "wasm32")]
@@ -188,7 +190,9 @@ mod store {
         format!("apikey:verify:{digest}")
     }
 
-    fn version_key(key_id: &str) -> String {
+    /// The key of an API key's version counter, replaced on every change
+    /// to the key.
+    pub(crate) fn version_key(key_id: &str) -> String {
         format!("apikey:version:{key_id}")
     }
 

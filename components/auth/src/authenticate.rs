@@ -31,6 +31,14 @@ fn unrecognised() -> Problem {
         .header("www-authenticate", "Bearer")
 }
 
+/// The answer to a valid credential that is not a session, on a route
+/// that acts for a signed-in person.
+pub fn session_required() -> Problem {
+    Problem::new(ErrorCode::SessionRequired).detail(
+        "this route acts for a signed-in person: send a session token (ghs_…), not a JWT or an API key",
+    )
+}
+
 /// The signed-in user's session behind the request, with the user's
 /// memberships. Only session tokens are accepted.
 pub async fn authenticate_session(req: &Request) -> Result<SessionAuth, Problem> {
@@ -41,7 +49,10 @@ pub async fn authenticate_session(req: &Request) -> Result<SessionAuth, Problem>
             .detail("account routes cannot be used while acting as another member"));
     }
     if !token.starts_with(SESSION_PREFIX) {
-        return Err(unrecognised());
+        // A valid JWT or API key is never called invalid: it is the wrong
+        // kind of credential for a route that acts for a signed-in person.
+        authenticate(req).await?;
+        return Err(session_required());
     }
     session::lookup(token).await
 }
@@ -85,12 +96,7 @@ fn act_as_header(req: &Request) -> Option<&str> {
 
 async fn credential_principal(req: &Request) -> Result<Principal, Problem> {
     let token = bearer_token(req).ok_or_else(missing)?;
-    let header = req
-        .headers()
-        .get(ORG_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|h| !h.is_empty());
+    let header = membership::org_reference(req.headers().get(ORG_HEADER))?;
     if crate::jwt::looks_like_jwt(token) {
         let conn = crate::db::open().await?;
         let org = match header {

@@ -86,8 +86,8 @@ pub use store::{authenticate, issuer, published_keys};
 #[cfg(target_arch = "wasm32")]
 mod store {
     use super::{AUDIENCE, LEEWAY_SECONDS, principal_from_claims};
-    use crate::db;
-    use gatehouse_http::principal::{Credential, Principal, Subject};
+    use crate::{authority, db};
+    use gatehouse_http::principal::{OrgRole, Principal, Subject};
     use gatehouse_http::{ErrorCode, Problem, idempotency::unix_now};
     use spin_sdk::sqlite::Connection;
     use tokens_core::{Expectations, Jwk};
@@ -154,7 +154,7 @@ mod store {
             if let Some(principal) = crate::oidc::authenticate(conn, token, &claimed, org).await? {
                 return Ok(principal);
             }
-            return service_token(conn, token, &kid, now).await;
+            return crate::service_token::authenticate(conn, token, &kid, &claimed, org, now).await;
         }
         let keys = published_key(conn, &kid, now).await?;
         let expect = Expectations {
@@ -167,62 +167,83 @@ mod store {
             eprintln!("auth: JWT refused: {why:?}");
             refused()
         })?;
-        principal_from_claims(&claims).ok_or_else(refused)
+        let principal = principal_from_claims(&claims).ok_or_else(refused)?;
+        standing_now(conn, principal, &claims, now).await
     }
 
-    /// A token a registered service signed: its `iss` is the service's
-    /// name, its `aud` names Gatehouse, it lives at most
-    /// [`MAX_SERVICE_TOKEN_SECONDS`](super::MAX_SERVICE_TOKEN_SECONDS), and
-    /// its key is not revoked (checked on every request).
-    async fn service_token(
+    /// A user's token held against the user's standing now: refused once
+    /// the account is inactive, the token's generation is past, or the
+    /// user left the token's org; else narrowed to what the user still
+    /// holds. A token issued while an admin acted as the user also needs
+    /// that admin to still be an admin who may impersonate.
+    async fn standing_now(
         conn: &Connection,
-        token: &str,
-        kid: &str,
+        token: Principal,
+        claims: &serde_json::Map<String, serde_json::Value>,
         now: i64,
     ) -> Result<Principal, Problem> {
-        let rows = db::query(
-            conn,
-            "SELECT k.public_jwk, s.name, s.org_id, s.permissions FROM service_keys k JOIN services s ON s.service_id = k.service_id
-             WHERE k.kid = ? AND k.revoked_at IS NULL",
-            vec![db::text(kid)],
-        )
-        .await?;
-        let row = rows.first().ok_or_else(|| {
-            eprintln!("auth: JWT refused: UnknownKey");
-            refused()
-        })?;
-        let jwk: Jwk =
-            serde_json::from_str(&db::get_text(row, 0)).map_err(|_| Problem::internal())?;
-        let name = db::get_text(row, 1);
-        let expect = Expectations {
-            issuer: &name,
-            audiences: &[AUDIENCE],
-            now,
-            leeway: LEEWAY_SECONDS,
+        let id = match &token.subject {
+            Subject::User { id } => id,
+            Subject::ApiKey { id, .. } => {
+                let id = id.clone();
+                return key_standing_now(conn, token, &id, now).await;
+            }
+            _ => return Ok(token),
         };
-        let claims =
-            tokens_core::verify(token, std::slice::from_ref(&jwk), &expect).map_err(|why| {
-                eprintln!("auth: service JWT refused: {why:?}");
+        let generation = claims
+            .get(authority::GENERATION_CLAIM)
+            .and_then(serde_json::Value::as_i64)
+            .unwrap_or(0);
+        let standing = authority::standing(conn, id, now)
+            .await?
+            .ok_or_else(refused)?;
+        let principal =
+            authority::current_principal(&token, generation, &standing).map_err(|why| {
+                eprintln!("auth: JWT refused: the user's standing changed ({why:?})");
                 refused()
             })?;
-        let exp = claims
-            .get("exp")
-            .and_then(serde_json::Value::as_i64)
-            .unwrap_or(i64::MAX);
-        if exp - now > super::MAX_SERVICE_TOKEN_SECONDS + LEEWAY_SECONDS {
-            eprintln!("auth: service JWT refused: lives too long");
+        if let (Some(acting), Some(org_id)) = (&principal.acting_as, &principal.org_id) {
+            let admin = authority::standing(conn, &acting.impersonator_user_id, now).await?;
+            let still_admin = admin.as_ref().is_some_and(|a| {
+                a.status == "active"
+                    && a.memberships.iter().any(|m| {
+                        &m.org_id == org_id
+                            && m.role == OrgRole::Admin
+                            && m.grants
+                                .permissions
+                                .iter()
+                                .any(|p| p == crate::impersonation::IMPERSONATE_PERMISSION)
+                    })
+            });
+            if !still_admin {
+                eprintln!("auth: JWT refused: the impersonating admin may no longer act");
+                return Err(refused());
+            }
+        }
+        Ok(principal)
+    }
+
+    /// A key's token stands while the key does (not revoked, not
+    /// expired) and its owner is still an active member of its org.
+    async fn key_standing_now(
+        conn: &Connection,
+        token: Principal,
+        key_id: &str,
+        now: i64,
+    ) -> Result<Principal, Problem> {
+        let key = authority::key_standing(conn, key_id, now).await?;
+        let owner = match &key {
+            Some(key) => authority::standing(conn, &key.owner_user_id, now).await?,
+            None => None,
+        };
+        let stands = key.as_ref().is_some_and(|key| {
+            authority::key_token_stands(key, token.org_id.as_deref(), owner.as_ref(), now)
+        });
+        if !stands {
+            eprintln!("auth: JWT refused: the key was revoked or expired, or its owner left");
             return Err(refused());
         }
-        Ok(Principal {
-            subject: Subject::Service { name },
-            org_id: Some(db::get_text(row, 2)),
-            org_role: None,
-            team_ids: Vec::new(),
-            roles: Vec::new(),
-            permissions: serde_json::from_str(&db::get_text(row, 3)).unwrap_or_default(),
-            acting_as: None,
-            credential: Credential::Jwt,
-        })
+        Ok(token)
     }
 }
 

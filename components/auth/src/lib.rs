@@ -14,7 +14,11 @@
 //! - [`apikey`]: API key verification with its cache, shared by the keys
 //!   component and `authenticate`.
 //! - [`jwt`]: Gatehouse's own signed tokens as credentials.
+//! - [`authority`]: a user's standing now, which every user token is held
+//!   against on Gatehouse's own routes.
 //! - [`oidc`]: bearer tokens of an org's own OpenID Connect providers.
+//! - [`service_token`]: tokens registered services sign with their own
+//!   keys, and the proof of possession that registers a key.
 //! - [`impersonation`]: an admin acting as a member, audited.
 //! - [`db`]: thin helpers over Spin's SQLite.
 //!
@@ -27,10 +31,12 @@
 
 pub mod access;
 pub mod apikey;
+pub mod authority;
 pub mod impersonation;
 pub mod jwt;
 pub mod membership;
 pub mod oidc;
+pub mod service_token;
 pub mod tenant;
 
 #[cfg(target_arch = "wasm32")]
@@ -44,4 +50,4 @@ pub mod sealing;
 pub mod session;
 
 #[cfg(target_arch = "wasm32")]
-pub use authenticate::{authenticate, authenticate_session, bearer_token};
+pub use authenticate::{authenticate, authenticate_session, bearer_token, session_required};

@@ -32,6 +32,25 @@ impl Membership {
     }
 }
 
+/// The org reference in an `X-Org` header value: `None` when absent or
+/// blank; 400 when it is not visible ASCII (no id or handle is anything
+/// else), so a malformed header is never silently taken for no header.
+pub fn org_reference(value: Option<&http::HeaderValue>) -> Result<Option<&str>, Problem> {
+    let Some(value) = value else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .ok()
+        .map(str::trim)
+        .filter(|t| t.len() <= 200 && t.bytes().all(|b| b.is_ascii_graphic()))
+        .ok_or_else(|| {
+            Problem::new(ErrorCode::InvalidHeader)
+                .detail("X-Org must name an organization by its id or handle")
+        })?;
+    Ok(Some(text).filter(|t| !t.is_empty()))
+}
+
 /// An org that is not one of the caller's: the same answer as an org that
 /// does not exist, so existence is never leaked.
 pub fn unknown_org() -> Problem {
@@ -93,6 +112,19 @@ mod tests {
             team_ids: vec![format!("team_of_{id}")],
             grants: Grants::from_roles([(format!("{handle}:viewer"), vec!["read".to_string()])]),
         }
+    }
+
+    #[test]
+    fn a_malformed_org_header_is_a_bad_request_not_a_missing_one() -> Result<(), Problem> {
+        let value = |bytes: &[u8]| http::HeaderValue::from_bytes(bytes).ok();
+        assert_eq!(org_reference(None)?, None);
+        assert_eq!(org_reference(value(b"  ").as_ref())?, None);
+        assert_eq!(org_reference(value(b" acme ").as_ref())?, Some("acme"));
+        for bad in [&b"acm\xe9"[..], b"ac me", b"acme\t1", &[b'a'; 201][..]] {
+            let problem = org_reference(value(bad).as_ref()).unwrap_err();
+            assert_eq!((problem.status, problem.code), (400, "invalid_header"));
+        }
+        Ok(())
     }
 
     #[test]

@@ -35,10 +35,32 @@ pub fn is_json(content_type: Option<&str>) -> bool {
         || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
-/// Parses `bytes` as `T`, mapping every failure to a problem.
+/// The `charset` parameter of a media type, lower-cased and unquoted.
+fn charset(content_type: &str) -> Option<String> {
+    content_type.split(';').skip(1).find_map(|param| {
+        let (name, value) = param.split_once('=')?;
+        name.trim()
+            .eq_ignore_ascii_case("charset")
+            .then(|| value.trim().trim_matches('"').to_ascii_lowercase())
+    })
+}
+
+/// Parses `bytes` as `T`, mapping every failure to a problem. JSON is
+/// UTF-8 (RFC 8259): a body declared in any other charset is refused
+/// rather than read as if it were UTF-8.
 pub fn parse<T: DeserializeOwned>(content_type: Option<&str>, bytes: &[u8]) -> Result<T, Problem> {
     if !is_json(content_type) {
         return Err(not_json());
+    }
+    if let Some(charset) = content_type.and_then(charset)
+        && charset != "utf-8"
+        && charset != "utf8"
+    {
+        return Err(
+            Problem::new(ErrorCode::UnsupportedMediaType).detail(format!(
+                "send the body as UTF-8 JSON; charset {charset} is not supported"
+            )),
+        );
     }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     let result: Result<T, _> = serde_path_to_error::deserialize(de);
@@ -255,6 +277,30 @@ mod tests {
                 .status,
             415
         );
+    }
+
+    #[test]
+    fn bodies_in_a_charset_other_than_utf8_are_unsupported() {
+        let utf16 = b"\xff\xfe{\x00}\x00";
+        for declared in [
+            "application/json; charset=utf-16",
+            "application/json;charset=\"UTF-16LE\"",
+            "application/json; Charset=latin1",
+        ] {
+            let p = parse::<Signup>(Some(declared), utf16).unwrap_err();
+            assert_eq!(
+                (p.status, p.code),
+                (415, "unsupported_media_type"),
+                "{declared}"
+            );
+        }
+        for fine in [
+            "application/json; charset=UTF-8",
+            "application/json; charset=\"utf8\"",
+        ] {
+            let p = parse::<Signup>(Some(fine), b"{}").unwrap_err();
+            assert_eq!(p.status, 422, "{fine} is read");
+        }
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! - [`problem`]: RFC 9457 problem documents with stable codes.
 //! - [`request_id`]: the id every response carries and every problem names.
 //! - [`json`]: typed, size-limited JSON bodies with field-level errors.
+//! - [`operator`]: the operator token that deployment routes take.
 //! - [`pagination`]: `limit`/`cursor` keyset pagination.
 //! - [`idempotency`]: `Idempotency-Key` for creating POSTs.
 //! - [`principal`]: who is calling, as authentication will establish it.
@@ -19,6 +20,7 @@
 
 pub mod idempotency;
 pub mod json;
+pub mod operator;
 #[cfg(target_arch = "wasm32")]
 pub mod outbound;
 pub mod pagination;

@@ -21,10 +21,15 @@ pub enum ErrorCode {
     ValidationFailed,
     /// A query parameter is wrong.
     InvalidQuery,
+    /// A request header is malformed (not visible ASCII, or not the shape the header takes).
+    InvalidHeader,
     /// No valid credentials.
     Unauthenticated,
     /// Valid credentials, insufficient rights.
     Forbidden,
+    /// Valid credentials, but the route acts for a signed-in person and
+    /// needs a session token (not a JWT or an API key).
+    SessionRequired,
     /// The request conflicts with current state.
     Conflict,
     /// The `Idempotency-Key` header is malformed.
@@ -37,6 +42,9 @@ pub enum ErrorCode {
     PreconditionFailed,
     /// Too many requests.
     RateLimited,
+    /// The request (its body, or the component's work) took longer than
+    /// the server allows.
+    RequestTimeout,
     /// An unexpected failure; details are in the server's log only.
     Internal,
     /// A dependency is unavailable; retry later.
@@ -45,7 +53,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, so documents and tests can enumerate them.
-    pub const ALL: [ErrorCode; 17] = {
+    pub const ALL: [ErrorCode; 20] = {
         use ErrorCode::*;
         [
             NotFound,
@@ -55,14 +63,17 @@ impl ErrorCode {
             PayloadTooLarge,
             ValidationFailed,
             InvalidQuery,
+            InvalidHeader,
             Unauthenticated,
             Forbidden,
+            SessionRequired,
             Conflict,
             IdempotencyKeyInvalid,
             IdempotencyKeyReused,
             IdempotencyInProgress,
             PreconditionFailed,
             RateLimited,
+            RequestTimeout,
             Internal,
             Unavailable,
         ]
@@ -79,14 +90,17 @@ impl ErrorCode {
             PayloadTooLarge => "payload_too_large",
             ValidationFailed => "validation_failed",
             InvalidQuery => "invalid_query",
+            InvalidHeader => "invalid_header",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
+            SessionRequired => "session_required",
             Conflict => "conflict",
             IdempotencyKeyInvalid => "idempotency_key_invalid",
             IdempotencyKeyReused => "idempotency_key_reused",
             IdempotencyInProgress => "idempotency_in_progress",
             PreconditionFailed => "precondition_failed",
             RateLimited => "rate_limited",
+            RequestTimeout => "request_timeout",
             Internal => "internal",
             Unavailable => "unavailable",
         }
@@ -98,15 +112,16 @@ impl ErrorCode {
         match self {
             NotFound => 404,
             MethodNotAllowed => 405,
-            InvalidJson | InvalidQuery | IdempotencyKeyInvalid => 400,
+            InvalidJson | InvalidQuery | InvalidHeader | IdempotencyKeyInvalid => 400,
             UnsupportedMediaType => 415,
             PayloadTooLarge => 413,
             ValidationFailed | IdempotencyKeyReused => 422,
             Unauthenticated => 401,
-            Forbidden => 403,
+            Forbidden | SessionRequired => 403,
             Conflict | IdempotencyInProgress => 409,
             PreconditionFailed => 412,
             RateLimited => 429,
+            RequestTimeout => 408,
             Internal => 500,
             Unavailable => 503,
         }
@@ -123,14 +138,17 @@ impl ErrorCode {
             PayloadTooLarge => "Payload Too Large",
             ValidationFailed => "Validation Failed",
             InvalidQuery => "Invalid Query",
+            InvalidHeader => "Invalid Header",
             Unauthenticated => "Unauthenticated",
             Forbidden => "Forbidden",
+            SessionRequired => "Session Required",
             Conflict => "Conflict",
             IdempotencyKeyInvalid => "Invalid Idempotency Key",
             IdempotencyKeyReused => "Idempotency Key Reused",
             IdempotencyInProgress => "Request In Progress",
             PreconditionFailed => "Precondition Failed",
             RateLimited => "Too Many Requests",
+            RequestTimeout => "Request Timeout",
             Internal => "Internal Server Error",
             Unavailable => "Service Unavailable",
         }

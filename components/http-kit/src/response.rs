@@ -29,6 +29,13 @@ fn build(
     for (name, value) in extra {
         builder = builder.header(*name, value.as_str());
     }
+    // Every response is complete, so its length is known: without it a
+    // Spin host sends the body chunked in several writes, and a keep-alive
+    // client's delayed ACK then holds the last one for tens of
+    // milliseconds. 204 and 304 carry no body and no length (RFC 9110).
+    if status != 204 && status != 304 {
+        builder = builder.header(http::header::CONTENT_LENGTH, body.len());
+    }
     builder
         .body(Full::new(Bytes::from(body)))
         .unwrap_or_else(|_| {
@@ -157,6 +164,21 @@ mod tests {
             1
         );
         Ok(())
+    }
+
+    #[test]
+    fn complete_responses_carry_their_length_and_empty_ones_none() {
+        let res = json(200, &serde_json::json!({"ok": true}), "r");
+        assert_eq!(res.headers()["content-length"], "11");
+        assert_eq!(body(res).len(), 11);
+        let res = problem(Problem::not_found(), "r");
+        let declared: usize = res.headers()["content-length"]
+            .to_str()
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_default();
+        assert_eq!(declared, body(res).len());
+        assert!(!no_content("r").headers().contains_key("content-length"));
     }
 
     #[test]

@@ -6,8 +6,9 @@ pub fn normalize_email(email: &str) -> String {
 }
 
 /// A deliberately plain check: one `@`, a non-empty local part, a domain
-/// with an inner dot, no spaces, at most 254 characters (RFC 5321's path
-/// limit). Whether the address works is proven by the verification mail.
+/// with an inner dot, no spaces or control characters (a NUL or a line
+/// break would reach mail headers), at most 254 characters (RFC 5321's
+/// path limit). Whether the address works is proven by the verification mail.
 pub fn valid_email(email: &str) -> bool {
     let email = email.trim();
     let Some((local, domain)) = email.split_once('@') else {
@@ -19,7 +20,7 @@ pub fn valid_email(email: &str) -> bool {
         && domain.contains('.')
         && !domain.starts_with('.')
         && !domain.ends_with('.')
-        && !email.chars().any(char::is_whitespace)
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
 #[cfg(test)]
@@ -40,6 +41,10 @@ mod tests {
             "ada@@example.com",
             "ada@.example.com",
             "ada@example.com.",
+            "ada\0@example.com",
+            "ada@example.com\0",
+            "ada@exa\u{7f}mple.com",
+            "ada@example.com\r\nBcc: x@example.com",
         ] {
             assert!(!valid_email(bad), "{bad}");
         }

@@ -38,14 +38,7 @@ impl Validate for Register {
                 "email must be a valid address",
             ));
         }
-        let name = self.display_name.trim().chars().count();
-        if !(1..=100).contains(&name) {
-            errors.push(FieldError::new(
-                "/display_name",
-                "invalid_length",
-                "display_name must have 1 to 100 characters",
-            ));
-        }
+        errors.extend(display_name_error(&self.display_name));
         errors.extend(password_errors(password::check(
             &self.password,
             &self.email,
@@ -56,6 +49,26 @@ impl Validate for Register {
             Err(errors)
         }
     }
+}
+
+/// What is wrong with a display name, if anything: 1 to 100 characters
+/// once trimmed, none of them control or bidirectional-override ones.
+fn display_name_error(name: &str) -> Option<FieldError> {
+    let name = name.trim();
+    if !(1..=100).contains(&name.chars().count()) {
+        return Some(FieldError::new(
+            "/display_name",
+            "invalid_length",
+            "display_name must have 1 to 100 characters",
+        ));
+    }
+    (!identity_core::text::plain(name)).then(|| {
+        FieldError::new(
+            "/display_name",
+            "invalid_characters",
+            "display_name must not contain control or bidirectional-override characters",
+        )
+    })
 }
 
 #[derive(Serialize)]
@@ -183,15 +196,9 @@ struct UpdateMe {
 
 impl Validate for UpdateMe {
     fn validate(&self) -> Result<(), Vec<FieldError>> {
-        match &self.display_name {
-            Some(name) if !(1..=100).contains(&name.trim().chars().count()) => {
-                Err(vec![FieldError::new(
-                    "/display_name",
-                    "invalid_length",
-                    "display_name must have 1 to 100 characters",
-                )])
-            }
-            _ => Ok(()),
+        match self.display_name.as_deref().and_then(display_name_error) {
+            Some(error) => Err(vec![error]),
+            None => Ok(()),
         }
     }
 }
@@ -286,6 +293,7 @@ pub async fn deactivate(req: Request, request_id: &str) -> Result<Response, Prob
         vec![db::int(now), db::text(&auth.user.id)],
     )
     .await?;
+    gatehouse_auth::authority::bump_generation(&conn, &auth.user.id).await?;
     db::exec(
         &conn,
         "UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",

@@ -1,20 +1,16 @@
 //! Login attempts: recorded, counted for throttling, and compared with a
 //! user's history to spot sign-ins from devices never seen before.
 //!
-//! Throttling counts failures per email address (whether or not it has an
-//! account, so a throttled answer reveals nothing) and per client address.
+//! Throttling (see [`identity_core::throttle`]) counts failures per email
+//! address (whether or not it has an account, so a throttled answer
+//! reveals nothing), per (email, client address) and per client address,
+//! and slows tries down rather than refusing them.
 
 use gatehouse_http::Problem;
+use identity_core::throttle::{self, Failures, Recent};
 use spin_sdk::sqlite::Connection;
 
 use crate::db;
-
-/// The window failures are counted in.
-pub const WINDOW_SECONDS: i64 = 15 * 60;
-/// Failures per email address within the window before logins pause.
-pub const MAX_FAILURES_PER_EMAIL: i64 = 5;
-/// Failures per client address within the window before logins pause.
-pub const MAX_FAILURES_PER_ADDRESS: i64 = 20;
 
 /// What one attempt came to.
 #[derive(Clone, Copy)]
@@ -80,35 +76,70 @@ pub async fn record(
     Ok(())
 }
 
-async fn count(conn: &Connection, column: &str, value: &str, since: i64) -> Result<i64, Problem> {
-    // `column` is one of two fixed names, never input.
-    let sql = format!(
-        "SELECT COUNT(*) FROM login_attempts WHERE {column} = ? AND outcome = 'bad_credentials' AND created_at > ?"
-    );
-    let rows = db::query(conn, &sql, vec![db::text(value), db::int(since)]).await?;
-    Ok(rows
-        .first()
-        .and_then(|r| db::get_int(r, 0))
-        .unwrap_or_default())
-}
-
-/// Seconds to wait when the email or the address has failed too often
-/// within the window; `None` when an attempt may proceed.
+/// Seconds to wait before this attempt may be judged (see
+/// [`identity_core::throttle`]); `None` when it may proceed now.
 pub async fn throttled(
     conn: &Connection,
     attempt: &Attempt<'_>,
     now: i64,
 ) -> Result<Option<i64>, Problem> {
-    let since = now - WINDOW_SECONDS;
-    if count(conn, "email_normalized", attempt.email, since).await? >= MAX_FAILURES_PER_EMAIL {
-        return Ok(Some(WINDOW_SECONDS));
+    let since = now - throttle::WINDOW_SECONDS;
+    // One pass over the window's failures for this email or address.
+    let rows = db::query(
+        conn,
+        "SELECT COALESCE(SUM(email_normalized = ?1 AND client_address IS ?2), 0),
+                COALESCE(MAX(CASE WHEN email_normalized = ?1 AND client_address IS ?2 THEN created_at END), 0),
+                COALESCE(SUM(email_normalized = ?1), 0),
+                COALESCE(MAX(CASE WHEN email_normalized = ?1 THEN created_at END), 0),
+                COALESCE(SUM(client_address IS ?2 AND ?2 IS NOT NULL), 0),
+                COALESCE(MAX(CASE WHEN client_address IS ?2 AND ?2 IS NOT NULL THEN created_at END), 0)
+         FROM login_attempts
+         WHERE outcome = 'bad_credentials' AND created_at > ?3 AND (email_normalized = ?1 OR client_address = ?2)",
+        vec![
+            db::text(attempt.email),
+            db::opt_text(attempt.address.map(str::to_string)),
+            db::int(since),
+        ],
+    )
+    .await?;
+    let int = |i| {
+        rows.first()
+            .and_then(|r| db::get_int(r, i))
+            .unwrap_or_default()
+    };
+    let failures = |i| Failures {
+        count: int(i),
+        last_at: int(i + 1),
+    };
+    let mut recent = Recent {
+        pair: failures(0),
+        email: failures(2),
+        address: failures(4),
+        known_device: false,
+    };
+    if throttle::wait(&recent, now).is_some() {
+        recent.known_device = known_device(conn, attempt).await?;
     }
-    if let Some(address) = attempt.address
-        && count(conn, "client_address", address, since).await? >= MAX_FAILURES_PER_ADDRESS
-    {
-        return Ok(Some(WINDOW_SECONDS));
-    }
-    Ok(None)
+    Ok(throttle::wait(&recent, now))
+}
+
+/// Whether this address and user agent signed in to the email's account
+/// before.
+async fn known_device(conn: &Connection, attempt: &Attempt<'_>) -> Result<bool, Problem> {
+    let Some(address) = attempt.address else {
+        return Ok(false);
+    };
+    let rows = db::query(
+        conn,
+        "SELECT 1 FROM login_attempts WHERE email_normalized = ? AND client_address = ? AND user_agent IS ? AND outcome = 'success' LIMIT 1",
+        vec![
+            db::text(attempt.email),
+            db::text(address),
+            db::opt_text(attempt.agent.map(str::to_string)),
+        ],
+    )
+    .await?;
+    Ok(!rows.is_empty())
 }
 
 /// Whether a successful sign-in comes from an address and agent this user

@@ -116,7 +116,8 @@ struct Revoked {
     revoked: u64,
 }
 
-/// `DELETE /v1/sessions`: signs out every session of the caller but this one.
+/// `DELETE /v1/sessions`: signs out every session of the caller but this
+/// one, and ends every JWT issued for the caller.
 pub async fn revoke_others(req: Request, request_id: &str) -> Result<Response, Problem> {
     let conn = db::open().await?;
     let auth = gatehouse_auth::authenticate_session(&req).await?;
@@ -130,6 +131,9 @@ pub async fn revoke_others(req: Request, request_id: &str) -> Result<Response, P
         ],
     )
     .await?;
+    // Tokens cannot tell which session minted them: all of them end, and
+    // this device mints new ones with its session.
+    gatehouse_auth::authority::bump_generation(&conn, &auth.user.id).await?;
     Cache::open().await.invalidate_user(&auth.user.id).await?;
     Ok(response::json(200, &Revoked { revoked }, request_id))
 }

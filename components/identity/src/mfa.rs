@@ -23,7 +23,7 @@ use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
 
 use crate::sessions::{Device, start_session};
-use crate::{db, no_content};
+use crate::{db, mfa_guard, no_content};
 
 /// Prefix of login challenges.
 const CHALLENGE_PREFIX: &str = "gmc_";
@@ -454,12 +454,16 @@ pub async fn complete(req: Request, request_id: &str) -> Result<Response, Proble
         .await?
         .filter(|f| f.confirmed)
         .ok_or_else(invalid_challenge)?;
+    // Counted per user as well as per challenge: a new challenge (the
+    // password again) buys no new guesses.
+    mfa_guard::claim(&conn, &user_id, now).await?;
     let passed = match (&body.code, &body.recovery_code) {
         (Some(code), _) => spend_code(&conn, &user_id, &factor, code).await?,
         (None, Some(recovery)) => spend_recovery_code(&conn, &user_id, recovery).await?,
         (None, None) => false,
     };
     if !passed {
+        mfa_guard::failed(&conn, &user_id, now).await?;
         return Err(if body.code.is_some() {
             wrong_code()
         } else {
@@ -481,6 +485,7 @@ pub async fn complete(req: Request, request_id: &str) -> Result<Response, Proble
     if spent == 0 {
         return Err(invalid_challenge());
     }
+    mfa_guard::passed(&conn, &user_id).await?;
     let rows = db::query(
         &conn,
         "SELECT id, email, display_name, status, email_verified_at, created_at, email_normalized FROM users WHERE id = ? AND status = 'active'",

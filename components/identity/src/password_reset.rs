@@ -128,8 +128,9 @@ struct Done {
     sessions_revoked: u64,
 }
 
-/// `POST /v1/auth/password/reset`: spends the token, sets the password,
-/// and signs the account out everywhere. Holding the mailed token proves
+/// `POST /v1/auth/password/reset`: spends the token and every other
+/// reset token of the account, sets the password, and signs the account
+/// out everywhere, ending the JWTs issued for it too. Holding the mailed token proves
 /// the address, so a pending account becomes active.
 pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> {
     let body: Reset = json::read_json(req, json::DEFAULT_LIMIT).await?;
@@ -165,6 +166,15 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
     if spent == 0 {
         return Err(invalid_token());
     }
+    // Every other reset link of the account dies with this one: a link
+    // mailed earlier (or to an inbox read by someone else) must not set
+    // the password again.
+    db::exec(
+        &conn,
+        "UPDATE user_tokens SET used_at = ? WHERE user_id = ? AND purpose = 'reset_password' AND used_at IS NULL",
+        vec![db::int(now), db::text(&user_id)],
+    )
+    .await?;
     // Identity-provider links made before the address was proven (an
     // account a provider created) do not survive its owner proving it:
     // the provider could have claimed an address it does not own.
@@ -186,6 +196,14 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
         vec![db::int(now), db::text(&user_id)],
     )
     .await?;
+    // Proving the mailbox is what a locked second factor asks for.
+    db::exec(
+        &conn,
+        "DELETE FROM mfa_guards WHERE user_id = ?",
+        vec![db::text(&user_id)],
+    )
+    .await?;
+    gatehouse_auth::authority::bump_generation(&conn, &user_id).await?;
     gatehouse_auth::session::Cache::open()
         .await
         .invalidate_user(&user_id)

@@ -19,6 +19,7 @@ use spin_sdk::sqlite::Connection;
 use gatehouse_auth::session::{Cache, SESSION_PREFIX, User, user_from};
 
 use crate::attempts::{self, Attempt, Outcome};
+use crate::client_address::{self, ClientAddress};
 use crate::{config, db, mfa, outbox};
 
 #[derive(Deserialize)]
@@ -71,15 +72,17 @@ fn bad_credentials() -> Problem {
         .header("www-authenticate", "Bearer")
 }
 
+/// The client address the router resolved (see [`crate::client_address`]);
+/// the connection's peer when it did not.
 fn client_address(req: &Request) -> Option<String> {
-    let addr = req.headers().get("spin-client-addr")?.to_str().ok()?;
-    // Drop the port; `[v6]:port` keeps its brackets off.
-    let host = addr.rsplit_once(':').map_or(addr, |(host, _)| host);
-    Some(
-        host.trim_start_matches('[')
-            .trim_end_matches(']')
-            .to_string(),
-    )
+    match req.extensions().get::<ClientAddress>() {
+        Some(resolved) => resolved.0.clone(),
+        None => client_address::peer(
+            req.headers()
+                .get("spin-client-addr")
+                .and_then(|v| v.to_str().ok()),
+        ),
+    }
 }
 
 fn user_agent(req: &Request) -> Option<String> {
@@ -255,10 +258,31 @@ pub async fn load_user(conn: &Connection, user_id: &str) -> Result<User, Problem
     rows.first().map(user_from).ok_or_else(Problem::not_found)
 }
 
-/// `GET /v1/me`.
+/// `GET /v1/me`: the signed-in user, for a session or for a user's JWT
+/// (an API key is not a person: 403 `session_required`).
 pub async fn me(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let auth = gatehouse_auth::authenticate_session(&req).await?;
-    Ok(response::json(200, &auth.user, request_id))
+    let is_session =
+        gatehouse_auth::bearer_token(&req).is_none_or(|t| t.starts_with(SESSION_PREFIX));
+    if is_session
+        || req
+            .headers()
+            .contains_key(gatehouse_auth::impersonation::ACT_AS_HEADER)
+    {
+        let auth = gatehouse_auth::authenticate_session(&req).await?;
+        return Ok(response::json(200, &auth.user, request_id));
+    }
+    let principal = gatehouse_auth::authenticate(&req).await?;
+    match principal.subject {
+        gatehouse_http::principal::Subject::User { id } if principal.acting_as.is_none() => {
+            let conn = db::open().await?;
+            Ok(response::json(
+                200,
+                &load_user(&conn, &id).await?,
+                request_id,
+            ))
+        }
+        _ => Err(gatehouse_auth::session_required()),
+    }
 }
 
 /// `GET /v1/auth/whoami`: the principal the request authenticates as,

@@ -14,15 +14,51 @@ impl Fields {
         self.0.push(FieldError::new(pointer, code, message));
     }
 
-    /// `value` must have `min..=max` characters.
+    /// `value` must have `min..=max` characters and no control or
+    /// bidirectional-override characters.
     pub fn length(&mut self, pointer: &str, value: &str, min: usize, max: usize) {
+        self.text(
+            pointer,
+            value,
+            (min, max),
+            identity_core::text::plain(value),
+            "control or bidirectional-override characters",
+        );
+    }
+
+    /// A description: `min..=max` characters, line breaks allowed, no
+    /// other control characters.
+    pub fn prose(&mut self, pointer: &str, value: &str, min: usize, max: usize) {
+        self.text(
+            pointer,
+            value,
+            (min, max),
+            identity_core::text::prose(value),
+            "control characters other than line breaks and tabs",
+        );
+    }
+
+    fn text(
+        &mut self,
+        pointer: &str,
+        value: &str,
+        (min, max): (usize, usize),
+        clean: bool,
+        refused: &str,
+    ) {
         let n = value.chars().count();
+        let name = pointer.rsplit('/').next().unwrap_or(pointer);
         if !(min..=max).contains(&n) {
-            let name = pointer.rsplit('/').next().unwrap_or(pointer);
             self.push(
                 pointer,
                 "invalid_length",
                 &format!("{name} must have {min} to {max} characters"),
+            );
+        } else if !clean {
+            self.push(
+                pointer,
+                "invalid_characters",
+                &format!("{name} must not contain {refused}"),
             );
         }
     }

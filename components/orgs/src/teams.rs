@@ -182,7 +182,7 @@ impl Validate for CreateTeam {
         let mut fields = Fields::default();
         fields.length("/name", self.name.trim(), 1, 100);
         if let Some(d) = &self.description {
-            fields.length("/description", d, 0, 500);
+            fields.prose("/description", d, 0, 500);
         }
         fields.finish()
     }
@@ -382,7 +382,7 @@ impl Validate for UpdateTeam {
             fields.length("/name", name.trim(), 1, 100);
         }
         if let Some(d) = &self.description {
-            fields.length("/description", d, 0, 500);
+            fields.prose("/description", d, 0, 500);
         }
         fields.finish()
     }

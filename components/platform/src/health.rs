@@ -9,10 +9,6 @@ use gatehouse_http::{Response, response};
 use serde::Serialize;
 use spin_sdk::sqlite::{Connection, Value};
 
-mod expected {
-    include!(concat!(env!("OUT_DIR"), "/migrations.rs"));
-}
-
 #[derive(Serialize)]
 struct Live {
     status: &'static str,
@@ -111,27 +107,28 @@ async fn applied_versions(conn: &Connection) -> Option<Vec<i64>> {
 }
 
 fn migration_check(applied: Option<&[i64]>) -> MigrationCheck {
-    let latest = expected::EXPECTED.last().map(|(_, name)| *name);
+    let latest = schema::EMBEDDED.last().map(|m| m.name);
+    let expected_count = schema::EMBEDDED.len();
     let Some(applied) = applied else {
         return MigrationCheck {
             status: "error",
             applied: 0,
-            expected: expected::EXPECTED.len(),
+            expected: expected_count,
             latest,
         };
     };
-    let present = expected::EXPECTED
+    let present = schema::EMBEDDED
         .iter()
-        .filter(|(v, _)| applied.contains(v))
+        .filter(|m| applied.contains(&i64::from(m.version)))
         .count();
     MigrationCheck {
-        status: if present == expected::EXPECTED.len() {
+        status: if present == expected_count {
             "ok"
         } else {
             "pending"
         },
         applied: present,
-        expected: expected::EXPECTED.len(),
+        expected: expected_count,
         latest,
     }
 }

@@ -1,4 +1,5 @@
-//! The `platform` component: health, the OpenAPI document, and problem
+//! The `platform` component: health, the OpenAPI document, the app's own
+//! migrations (`/v1/admin/migrations`, operator only), and problem
 //! documents for every path no other component serves (it owns the
 //! catch-all route `/...`).
 
@@ -8,6 +9,7 @@ use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 
 mod health;
+mod migrations;
 mod openapi;
 
 #[http_service]
@@ -23,6 +25,15 @@ async fn route(req: Request) -> Response {
         (true, ["v1", "health", "live"]) => health::live(&id),
         (true, ["v1", "health"]) => health::ready(&id).await,
         (true, ["v1", "openapi.json"]) => openapi::document(&req, &id),
+        (true, ["v1", "admin", "migrations"]) => {
+            response::answer(migrations::list(&req, &id).await, &id)
+        }
+        (false, ["v1", "admin", "migrations"]) if req.method() == http::Method::POST => {
+            response::answer(migrations::apply(&req, &id).await, &id)
+        }
+        (false, ["v1", "admin", "migrations"]) => {
+            response::problem(fallback(Some(&["GET", "HEAD", "POST"])), &id)
+        }
         (false, ["v1", "health", "live"] | ["v1", "health"] | ["v1", "openapi.json"]) => {
             response::problem(fallback(Some(&["GET", "HEAD"])), &id)
         }

@@ -151,6 +151,18 @@ pub async fn exchange(req: Request, request_id: &str) -> Result<Response, Proble
     put("nbf", Value::from(now));
     put("exp", Value::from(now + ttl));
     put("jti", Value::from(db::new_id("")));
+    if let Subject::User { id } = &principal.subject {
+        // The user's token generation: signing out everywhere, a new
+        // password or deactivation moves it on, and ends this token on
+        // Gatehouse's routes.
+        let standing = gatehouse_auth::authority::standing(&conn, id, now)
+            .await?
+            .ok_or_else(Problem::internal)?;
+        put(
+            gatehouse_auth::authority::GENERATION_CLAIM,
+            Value::from(standing.generation),
+        );
+    }
     if let Some(org) = &principal.org_id {
         put("org", Value::from(org.clone()));
     }

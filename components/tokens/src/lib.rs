@@ -4,8 +4,9 @@
 //! - `POST /v1/tokens`: a session or API key for a short-lived JWT
 //! - `POST /v1/signing-keys/$rotate`: the operator rotates the signing key
 //! - `POST`/`GET /v1/services`, `GET`/`DELETE /v1/services/{name}`,
-//!   `POST`/`GET /v1/services/{name}/keys`, `DELETE …/keys/{kid}`: the
-//!   registry of services that sign their own tokens
+//!   `POST`/`GET /v1/services/{name}/keys`, `POST …/keys/$challenge`,
+//!   `DELETE …/keys/{kid}`: the registry of services that sign their own
+//!   tokens, whose keys are registered with proof of possession
 //!
 //! Every component accepts these tokens through `gatehouse_auth::authenticate`.
 
@@ -15,6 +16,7 @@ use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 
 mod issue;
+mod service_keys;
 mod services;
 mod signing;
 
@@ -39,10 +41,14 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "services"] if get => services::list(req, id).await,
         ["v1", "services", name] if get => services::get(req, name, id).await,
         ["v1", "services", name] if delete => services::delete(req, name, id).await,
-        ["v1", "services", name, "keys"] if post => services::add_key(req, name, id).await,
-        ["v1", "services", name, "keys"] if get => services::keys(req, name, id).await,
+        ["v1", "services", name, "keys"] if post => service_keys::add_key(req, name, id).await,
+        ["v1", "services", name, "keys"] if get => service_keys::keys(req, name, id).await,
+        ["v1", "services", name, "keys", "$challenge"] if post => {
+            service_keys::challenge(req, name, id).await
+        }
+        ["v1", "services", _, "keys", "$challenge"] => Err(fallback(Some(&["POST"]))),
         ["v1", "services", name, "keys", kid] if delete => {
-            services::revoke_key(req, name, kid, id).await
+            service_keys::revoke_key(req, name, kid, id).await
         }
         [".well-known", "jwks.json" | "openid-configuration"] => Err(fallback(Some(&["GET"]))),
         ["v1", "services"] | ["v1", "services", _, "keys"] => Err(fallback(Some(&["GET", "POST"]))),

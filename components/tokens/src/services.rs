@@ -1,8 +1,8 @@
-//! The service registry: an org's services and the public keys they sign
-//! their own short-lived JWTs with (`iss` = the service's name, `aud`
-//! naming `gatehouse`). Every component verifies such tokens against the
-//! registry on each request, so revoking a key stops its tokens at once.
-//! Members read the registry; org admins change it.
+//! The service registry: an org's services, which sign their own
+//! short-lived JWTs (`iss` = the service's name, `aud` naming `gatehouse`)
+//! with the keys in [`crate::service_keys`]. Every component verifies such
+//! tokens against the registry on each request, so revoking a key stops
+//! its tokens at once. Members read the registry; org admins change it.
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
@@ -12,16 +12,15 @@ use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::RowResult;
-use tokens_core::Jwk;
 
 fn no_service() -> Problem {
     Problem::not_found().detail("no such service")
 }
 
 #[derive(Serialize)]
-struct Service {
-    id: String,
-    name: String,
+pub(crate) struct Service {
+    pub(crate) id: String,
+    pub(crate) name: String,
     description: String,
     permissions: Vec<String>,
     created_at: i64,
@@ -37,7 +36,7 @@ fn service_from(row: &RowResult) -> Service {
     }
 }
 
-async fn load(tenant: &Tenant<'_>, name: &str) -> Result<Service, Problem> {
+pub(crate) async fn load(tenant: &Tenant<'_>, name: &str) -> Result<Service, Problem> {
     let rows = tenant
         .query(
             "SELECT service_id, name, description, permissions, created_at FROM services WHERE org_id = ?1 AND name = ?",
@@ -169,146 +168,11 @@ pub async fn delete(req: Request, name: &str, request_id: &str) -> Result<Respon
     let tenant = caller.tenant()?;
     let service = load(&tenant, name).await?;
     for sql in [
+        "DELETE FROM service_key_challenges WHERE org_id = ?1 AND service_id = ?",
         "DELETE FROM service_keys WHERE org_id = ?1 AND service_id = ?",
         "DELETE FROM services WHERE org_id = ?1 AND service_id = ?",
     ] {
         tenant.exec(sql, vec![db::text(&service.id)]).await?;
-    }
-    Ok(response::no_content(request_id))
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct PublicJwk {
-    kty: String,
-    crv: String,
-    x: String,
-    #[serde(default)]
-    y: Option<String>,
-    // Accepted and ignored: the registry names keys by thumbprint.
-    #[serde(default)]
-    #[allow(dead_code)]
-    kid: Option<String>,
-    #[serde(default)]
-    #[allow(dead_code)]
-    alg: Option<String>,
-    #[serde(default, rename = "use")]
-    #[allow(dead_code)]
-    key_use: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AddKey {
-    jwk: PublicJwk,
-}
-
-impl Validate for AddKey {
-    fn validate(&self) -> Result<(), Vec<FieldError>> {
-        Ok(())
-    }
-}
-
-#[derive(Serialize)]
-struct ServiceKey {
-    kid: String,
-    jwk: Jwk,
-    created_at: i64,
-    revoked_at: Option<i64>,
-}
-
-/// `POST /v1/services/{name}/keys`: registers a public key (Ed25519 or
-/// P-256) as a JWK; its `kid` is its RFC 7638 thumbprint, which the
-/// service puts in its tokens' headers.
-pub async fn add_key(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = OrgCaller::of(&req).await?;
-    caller.require_admin("services")?;
-    let tenant = caller.tenant()?;
-    let service = load(&tenant, name).await?;
-    let body: AddKey = json::read_json(req, json::DEFAULT_LIMIT).await?;
-    let key = &body.jwk;
-    let jwk = Jwk::from_public(&key.kty, &key.crv, &key.x, key.y.as_deref()).map_err(|_| {
-        Problem::new(ErrorCode::ValidationFailed)
-            .detail("the request body has invalid fields")
-            .errors(vec![FieldError::new(
-                "/jwk",
-                "invalid_key",
-                "jwk must be an Ed25519 (OKP) or P-256 (EC) public key",
-            )])
-    })?;
-    let now = unix_now();
-    let inserted = tenant
-        .exec(
-            "INSERT INTO service_keys (org_id, kid, service_id, public_jwk, created_at) VALUES (?1, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            vec![
-                db::text(&jwk.kid),
-                db::text(&service.id),
-                db::text(serde_json::to_string(&jwk).map_err(|_| Problem::internal())?),
-                db::int(now),
-            ],
-        )
-        .await?;
-    if inserted == 0 {
-        return Err(Problem::new(ErrorCode::Conflict).detail("this key is registered already"));
-    }
-    let body = ServiceKey {
-        kid: jwk.kid.clone(),
-        jwk,
-        created_at: now,
-        revoked_at: None,
-    };
-    Ok(response::json(201, &body, request_id))
-}
-
-/// `GET /v1/services/{name}/keys`.
-pub async fn keys(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = OrgCaller::of(&req).await?;
-    let tenant = caller.tenant()?;
-    let service = load(&tenant, name).await?;
-    let rows = tenant
-        .query(
-            "SELECT kid, public_jwk, created_at, revoked_at FROM service_keys WHERE org_id = ?1 AND service_id = ? ORDER BY created_at, kid",
-            vec![db::text(&service.id)],
-        )
-        .await?;
-    let items: Vec<ServiceKey> = rows
-        .iter()
-        .filter_map(|r| {
-            Some(ServiceKey {
-                kid: db::get_text(r, 0),
-                jwk: serde_json::from_str(&db::get_text(r, 1)).ok()?,
-                created_at: db::get_int(r, 2).unwrap_or_default(),
-                revoked_at: db::get_int(r, 3),
-            })
-        })
-        .collect();
-    Ok(response::json(
-        200,
-        &serde_json::json!({ "items": items }),
-        request_id,
-    ))
-}
-
-/// `DELETE /v1/services/{name}/keys/{kid}`: revokes the key; tokens it
-/// signed fail their next verification.
-pub async fn revoke_key(
-    req: Request,
-    name: &str,
-    kid: &str,
-    request_id: &str,
-) -> Result<Response, Problem> {
-    let caller = OrgCaller::of(&req).await?;
-    caller.require_admin("services")?;
-    let tenant = caller.tenant()?;
-    let service = load(&tenant, name).await?;
-    let revoked = tenant
-        .exec(
-            "UPDATE service_keys SET revoked_at = ?2 WHERE org_id = ?1 AND service_id = ?3 AND kid = ?4 AND revoked_at IS NULL",
-            vec![db::int(unix_now()), db::text(&service.id), db::text(kid)],
-        )
-        .await?;
-    if revoked == 0 {
-        return Err(Problem::not_found().detail("no such live key"));
     }
     Ok(response::no_content(request_id))
 }

@@ -10,7 +10,7 @@
 use gatehouse_auth::db;
 use gatehouse_auth::jwt::{issuer, published_keys};
 use gatehouse_http::json::{self, Validate};
-use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
+use gatehouse_http::{FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::sealed::SealingKey;
 use serde::Deserialize;
 use spin_sdk::http::Request;
@@ -178,32 +178,11 @@ impl Validate for Rotate {
     }
 }
 
-/// Whether the request carries the operator token (variable
-/// `operator_token`; an empty one turns operator routes off).
-async fn require_operator(req: &Request) -> Result<(), Problem> {
-    let expected = spin_sdk::variables::get("operator_token")
-        .await
-        .unwrap_or_default();
-    let presented = gatehouse_auth::bearer_token(req).unwrap_or_default();
-    let matches = !expected.is_empty()
-        && identity_core::token::digests_equal(
-            &identity_core::token::digest(presented),
-            &identity_core::token::digest(&expected),
-        );
-    if matches {
-        Ok(())
-    } else {
-        Err(Problem::new(ErrorCode::Unauthenticated)
-            .detail("this route takes the operator token")
-            .header("www-authenticate", "Bearer"))
-    }
-}
-
 /// `POST /v1/signing-keys/$rotate` (operator): a new key, published now,
 /// signing after the lead time; the current key stays published until its
 /// last possible token expires.
 pub async fn rotate(req: Request, request_id: &str) -> Result<Response, Problem> {
-    require_operator(&req).await?;
+    gatehouse_http::operator::require(&req).await?;
     let body: Rotate = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let conn = db::open().await?;
     let now = unix_now();

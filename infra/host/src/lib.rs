@@ -12,6 +12,9 @@
 //!     runtime_config: None,
 //!     state_dir: ".spin".into(),
 //!     cache_dir: ".spin/cache".into(),
+//!     env: Vec::new(),
+//!     instances: Default::default(),
+//!     request_timeout: None,
 //! };
 //! let runtime = Runtime::load(&opts, &|name| std::env::var(name).ok()).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
@@ -21,8 +24,12 @@
 
 #![deny(missing_docs)]
 
+mod body_deadline;
+mod conn_clock;
 mod hooks;
+pub mod instances;
 pub mod kv;
+pub mod limits;
 pub mod manifest;
 pub mod migrate;
 pub mod outbound;
@@ -35,5 +42,6 @@ mod spin_apis;
 pub mod sqlite_pool;
 pub mod variables;
 
+pub use limits::ConnectionLimits;
 pub use runtime::{LoadOptions, Runtime};
-pub use server::{ServeOptions, serve};
+pub use server::{ServeOptions, serve, serve_with_limits};

@@ -1,21 +1,19 @@
 //! `gatehouse-host`: serve a Spin app, apply its migrations, or measure the
 //! host's own per-request overhead.
 //!
-//! ```text
-//! gatehouse-host up       [--manifest spin.toml] [--listen 127.0.0.1:3000] [COMMON] [--quiet]
-//! gatehouse-host migrate  [--manifest spin.toml] [COMMON] [--database default]
-//! gatehouse-host bench    [--manifest spin.toml] [COMMON] --path /v1/health/live [--requests N] [--concurrency C]
-//! COMMON: [--runtime-config-file FILE] [--state-dir .spin] [--cache-dir DIR] [--migrations DIR|none]
-//! ```
+//! `gatehouse-host --help` lists the subcommands and flags (see `cli.rs`).
+
+mod cli;
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
+use clap::Parser;
+use cli::{AppArgs, BenchArgs, Cli, Command, MigrateArgs, UpArgs};
+use gatehouse_host::instances::InstanceReuse;
 use gatehouse_host::{
-    LoadOptions, Runtime, ServeOptions, migrate, runtime_config::RuntimeConfig, serve,
+    LoadOptions, Runtime, ServeOptions, migrate, runtime_config::RuntimeConfig, serve_with_limits,
 };
-use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,75 +22,17 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-struct Args {
-    command: String,
-    flags: HashMap<String, String>,
-    switches: Vec<String>,
-}
-
-const SWITCHES: &[&str] = &["--quiet"];
-
-fn parse_args() -> Result<Args> {
-    let mut it = std::env::args().skip(1);
-    let command = it.next().unwrap_or_else(|| "up".into());
-    let mut flags = HashMap::new();
-    let mut switches = Vec::new();
-    while let Some(arg) = it.next() {
-        if SWITCHES.contains(&arg.as_str()) {
-            switches.push(arg);
-        } else if arg.starts_with("--") {
-            let value = it.next().with_context(|| format!("{arg} needs a value"))?;
-            flags.insert(arg, value);
-        } else {
-            bail!("unexpected argument `{arg}`");
-        }
-    }
-    Ok(Args {
-        command,
-        flags,
-        switches,
-    })
-}
-
-impl Args {
-    fn get(&self, name: &str) -> Option<&str> {
-        self.flags.get(name).map(String::as_str)
-    }
-
-    fn load_options(&self) -> LoadOptions {
-        let manifest = PathBuf::from(self.get("--manifest").unwrap_or("spin.toml"));
-        let state_dir = PathBuf::from(self.get("--state-dir").unwrap_or(".spin"));
-        let cache_dir = self
-            .get("--cache-dir")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| state_dir.join("cache"));
-        LoadOptions {
-            manifest,
-            runtime_config: self.get("--runtime-config-file").map(PathBuf::from),
-            state_dir,
-            cache_dir,
-        }
-    }
-
-    /// The migrations directory: `--migrations`, else `infra/migrations`
-    /// beside the manifest when it exists; `none` disables migrations.
-    fn migrations_dir(&self, manifest: &Path) -> Option<PathBuf> {
-        match self.get("--migrations") {
-            Some("none") => None,
-            Some(dir) => Some(PathBuf::from(dir)),
-            None => {
-                let dir = manifest
-                    .parent()
-                    .unwrap_or(Path::new("."))
-                    .join("infra/migrations");
-                dir.is_dir().then_some(dir)
-            }
-        }
-    }
-}
-
 fn main() {
-    let result = parse_args().and_then(|args| {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout and succeed; a usage error
+            // names the argument at fault and exits 1 like any other error.
+            let _ = e.print();
+            std::process::exit(if e.use_stderr() { 1 } else { 0 });
+        }
+    };
+    let result = Ok(cli).and_then(|args: Cli| {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()?;
@@ -105,12 +45,12 @@ fn main() {
     }
 }
 
-async fn run(args: Args) -> Result<()> {
-    match args.command.as_str() {
-        "up" => up(&args).await,
-        "migrate" => migrate_cmd(&args),
-        "bench" => bench(&args).await,
-        other => bail!("unknown command `{other}` (expected up, migrate or bench)"),
+async fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        None => up(&cli.up).await,
+        Some(Command::Up(args)) => up(&args).await,
+        Some(Command::Migrate(args)) => migrate_cmd(&args),
+        Some(Command::Bench(args)) => bench(&args).await,
     }
 }
 
@@ -118,11 +58,10 @@ fn env(name: &str) -> Option<String> {
     std::env::var(name).ok()
 }
 
-fn apply_migrations(args: &Args, opts: &LoadOptions) -> Result<()> {
-    let Some(dir) = args.migrations_dir(&opts.manifest) else {
+fn apply_migrations(args: &AppArgs, label: &str, opts: &LoadOptions) -> Result<()> {
+    let Some(dir) = args.migrations_dir() else {
         return Ok(());
     };
-    let label = args.get("--database").unwrap_or("default");
     let config = RuntimeConfig::load(opts.runtime_config.as_deref(), &opts.state_dir)?;
     let db = config
         .sqlite
@@ -142,22 +81,19 @@ fn apply_migrations(args: &Args, opts: &LoadOptions) -> Result<()> {
     Ok(())
 }
 
-fn migrate_cmd(args: &Args) -> Result<()> {
-    let opts = args.load_options();
-    if args.migrations_dir(&opts.manifest).is_none() {
+fn migrate_cmd(args: &MigrateArgs) -> Result<()> {
+    let opts = args.app.load_options(Vec::new(), InstanceReuse::default());
+    if args.app.migrations_dir().is_none() {
         bail!("no migrations directory (pass --migrations DIR)");
     }
-    apply_migrations(args, &opts)
+    apply_migrations(&args.app, &args.database, &opts)
 }
 
-async fn up(args: &Args) -> Result<()> {
+async fn up(args: &UpArgs) -> Result<()> {
     let opts = args.load_options();
-    let listen: SocketAddr = args
-        .get("--listen")
-        .unwrap_or("127.0.0.1:3000")
-        .parse()
-        .context("--listen must be an address such as 127.0.0.1:3000")?;
-    apply_migrations(args, &opts)?;
+    let limits = args.connection_limits();
+    let listen = args.listen;
+    apply_migrations(&args.app, "default", &opts)?;
     let started = Instant::now();
     let runtime = Runtime::load(&opts, &env).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -169,10 +105,8 @@ async fn up(args: &Args) -> Result<()> {
         listener.local_addr()?,
         started.elapsed().as_millis()
     );
-    let options = ServeOptions {
-        quiet: args.switches.iter().any(|s| s == "--quiet"),
-    };
-    serve(runtime, listener, options, shutdown_signal()).await?;
+    let options = ServeOptions { quiet: args.quiet };
+    serve_with_limits(runtime, listener, options, limits, shutdown_signal()).await?;
     eprintln!("stopped");
     Ok(())
 }
@@ -192,13 +126,14 @@ async fn shutdown_signal() {
 /// Drives requests through the runtime in-process (no sockets) and reports
 /// the per-request cost: instance creation, the guest's handling, and
 /// collecting the response body.
-async fn bench(args: &Args) -> Result<()> {
-    let opts = args.load_options();
-    apply_migrations(args, &opts)?;
+async fn bench(args: &BenchArgs) -> Result<()> {
+    // Reuse off: the figure is the cost of a request on a fresh instance.
+    let opts = args.app.load_options(Vec::new(), InstanceReuse::OFF);
+    apply_migrations(&args.app, "default", &opts)?;
     let runtime = Runtime::load(&opts, &env).await?;
-    let path = args.get("--path").unwrap_or("/v1/health/live").to_string();
-    let requests: usize = args.get("--requests").unwrap_or("20000").parse()?;
-    let concurrency: usize = args.get("--concurrency").unwrap_or("1").parse()?;
+    let path = args.path.clone();
+    let requests = args.requests;
+    let concurrency = args.concurrency.max(1);
     let client: SocketAddr = "127.0.0.1:9".parse()?;
 
     // Warm up: first instantiations touch fresh pool slots.

@@ -34,8 +34,36 @@ pub fn internal() -> http::Response<Full<Bytes>> {
     )
 }
 
+/// The guest ran past the request timeout and was stopped. 503 rather
+/// than 500: the app is not broken, this request was too slow.
+pub fn deadline_passed() -> http::Response<Full<Bytes>> {
+    problem(
+        503,
+        "unavailable",
+        "Service Unavailable",
+        "the request took too long to handle",
+    )
+}
+
 /// A request body that ended before its `Content-Length` (the body the
 /// component would have parsed was never there).
 pub fn bad_request(detail: &str) -> http::Response<Full<Bytes>> {
     problem(400, "invalid_json", "Bad Request", detail)
+}
+
+/// A request body that did not arrive whole within the host's body
+/// timeout. The connection is closed after it: the rest of the body may
+/// still be on its way, and reading it would be the wait just refused.
+pub fn request_timeout() -> http::Response<Full<Bytes>> {
+    let mut response = problem(
+        408,
+        "request_timeout",
+        "Request Timeout",
+        "the request body did not arrive in time",
+    );
+    response.headers_mut().insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    response
 }

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Duration;
 
 use wasmtime::component::{Component, Linker, ResourceTable};
 use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
@@ -17,6 +18,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::instances::InstanceReuse;
 use crate::kv::{KvBackend, PoolCache};
 use crate::manifest::App;
 use crate::outbound::HostPattern;
@@ -38,6 +40,13 @@ pub struct LoadOptions {
     pub state_dir: PathBuf,
     /// Where compiled components are cached.
     pub cache_dir: PathBuf,
+    /// Environment variables of every component (Spin's `--env`).
+    pub env: Vec<(String, String)>,
+    /// How many requests an instance serves, at once and in all. Carried
+    /// for Spin's flags; not applied yet: each request gets a fresh instance.
+    pub instances: InstanceReuse,
+    /// How long a guest may run for one request before it is stopped.
+    pub request_timeout: Option<Duration>,
 }
 
 /// A loaded, ready-to-serve app.
@@ -45,6 +54,8 @@ pub struct Runtime {
     components: HashMap<String, Loaded>,
     routes: Vec<(Route, String)>,
     databases: Arc<HashMap<String, Arc<Pool>>>,
+    env: Vec<(String, String)>,
+    request_timeout: Option<Duration>,
 }
 
 struct Loaded {
@@ -99,9 +110,20 @@ fn spin_view(state: &mut RequestState) -> SpinView<'_> {
     }
 }
 
+/// How often the epoch advances when a request deadline is set: the
+/// granularity of `--request-timeout`.
+const EPOCH_TICK: Duration = Duration::from_millis(10);
+
 /// The engine every component runs on: component-model async (WASI P3) and
 /// a pooling allocator sized for a development or CI machine.
 pub fn engine() -> Result<Engine> {
+    engine_with(false)
+}
+
+/// The engine, with epoch interruption when `deadlines` is set: a guest
+/// spinning in a loop never yields to the host, so only a check compiled
+/// into its code can stop it.
+pub fn engine_with(deadlines: bool) -> Result<Engine> {
     let mut pooling = PoolingAllocationConfig::default();
     pooling
         .total_component_instances(256)
@@ -120,6 +142,7 @@ pub fn engine() -> Result<Engine> {
     let mut config = Config::new();
     config
         .wasm_component_model_async(true)
+        .epoch_interruption(deadlines)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
     Ok(Engine::new(&config)?)
 }
@@ -152,7 +175,10 @@ impl Runtime {
         let kv_stores = Arc::new(kv_stores);
         let databases = Arc::new(databases);
 
-        let engine = engine()?;
+        let engine = engine_with(opts.request_timeout.is_some())?;
+        if opts.request_timeout.is_some() {
+            start_epoch_ticker(&engine);
+        }
         let mut linker: Linker<RequestState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
@@ -205,6 +231,8 @@ impl Runtime {
             components,
             routes,
             databases,
+            env: opts.env.clone(),
+            request_timeout: opts.request_timeout,
         }))
     }
 
@@ -275,11 +303,21 @@ impl Runtime {
             let matched = matched
                 .unwrap_or_else(|| internal_match(loaded.public_route.as_ref(), req.uri().path()));
             set_spin_headers(&mut req, &matched, client, &origin);
-            match self
-                .run_guest(&id, loaded, req, client, origin, depth)
-                .await
-            {
+            let run = self.run_guest(&id, loaded, req, client, origin, depth);
+            // The epoch deadline stops a guest that computes; this one stops
+            // a guest that waits (on a store, an outbound call, a timer).
+            let result = match self.request_timeout {
+                Some(limit) => tokio::time::timeout(limit, run)
+                    .await
+                    .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into())),
+                None => run.await,
+            };
+            match result {
                 Ok(response) => response,
+                Err(e) if is_deadline(&e) => {
+                    eprintln!("component `{id}` stopped: it ran past the request timeout");
+                    problem::deadline_passed()
+                }
                 Err(e) => {
                     let cause = e
                         .chain()
@@ -304,7 +342,11 @@ impl Runtime {
     ) -> Store<RequestState> {
         let state = RequestState {
             table: ResourceTable::new(),
-            wasi: WasiCtx::builder().inherit_stdout().inherit_stderr().build(),
+            wasi: WasiCtx::builder()
+                .inherit_stdout()
+                .inherit_stderr()
+                .envs(&self.env)
+                .build(),
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks {
                 runtime: self.clone(),
@@ -316,7 +358,14 @@ impl Runtime {
             },
             grants: loaded.grants.clone(),
         };
-        Store::new(loaded.pre.engine(), state)
+        let mut store = Store::new(loaded.pre.engine(), state);
+        if let Some(limit) = self.request_timeout {
+            // One tick more than the limit: the current tick is partly gone.
+            let ticks = limit.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
+            store.set_epoch_deadline(ticks);
+            store.epoch_deadline_trap();
+        }
+        store
     }
 
     /// Creates a store and an instance of `id` without calling it: the
@@ -371,6 +420,25 @@ impl Runtime {
             })
             .await?
     }
+}
+
+/// Advances the engine's epoch every [`EPOCH_TICK`] for as long as the
+/// engine lives; the thread ends with the last runtime using it.
+fn start_epoch_ticker(engine: &Engine) {
+    let engine = engine.weak();
+    std::thread::spawn(move || {
+        while let Some(engine) = engine.upgrade() {
+            engine.increment_epoch();
+            drop(engine);
+            std::thread::sleep(EPOCH_TICK);
+        }
+    });
+}
+
+/// Whether `e` is a guest stopped at its deadline.
+fn is_deadline(e: &anyhow::Error) -> bool {
+    e.chain()
+        .any(|c| c.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt))
 }
 
 /// What Spin sets for a request that reached a component without a public

@@ -37,6 +37,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         // An abort is a wasm `unreachable`: a trap, with nothing printed.
         "trap" => std::process::abort(),
         "counter" => counter(),
+        "spin" => spin_forever(),
         "json" => json_body(req).await,
         "idem" => idempotency(req).await,
         _ => echo(req).await,
@@ -156,6 +157,15 @@ async fn outbound(req: Request) -> Response<Reply> {
             reply(200, json!({"status": status, "body": body}))
         }
         Err(e) => reply(200, json!({"error": format!("{e:?}")})),
+    }
+}
+
+/// Computes forever without yielding: only the host's request timeout
+/// ends it.
+fn spin_forever() -> Response<Reply> {
+    let mut n = 0u64;
+    loop {
+        n = std::hint::black_box(n.wrapping_add(1));
     }
 }
 
