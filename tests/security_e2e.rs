@@ -423,19 +423,11 @@ fn failures_from_one_address_slow_only_that_address_with_growing_waits() -> Resu
     let host = start_behind_proxy()?;
     let email = "ada@example.com";
     signed_in(&host, email)?;
+    let from_bot = |password: &str| login_from(&host, email, password, "203.0.113.9", "bot");
     for _ in 0..5 {
-        assert_eq!(
-            status(login_from(
-                &host,
-                email,
-                "nope-nope-nope",
-                "203.0.113.9",
-                "bot"
-            )?),
-            401
-        );
+        assert_eq!(status(from_bot("nope-nope-nope")?), 401);
     }
-    let first = login_from(&host, email, PASSWORD, "203.0.113.9", "bot")?;
+    let first = from_bot(PASSWORD)?;
     assert_eq!(first.status, 429);
     let first_wait = retry_after(&first)?;
     // Another address is not slowed by this one's failures.
@@ -445,19 +437,9 @@ fn failures_from_one_address_slow_only_that_address_with_growing_waits() -> Resu
     )?;
     // Once the wait has passed (moved back in the record), one more
     // failure makes the next wait longer.
-    let db = database(&host)?;
-    db.execute("UPDATE login_attempts SET created_at = created_at - 60", [])?;
-    assert_eq!(
-        status(login_from(
-            &host,
-            email,
-            "nope-nope-nope",
-            "203.0.113.9",
-            "bot"
-        )?),
-        401
-    );
-    let second = login_from(&host, email, PASSWORD, "203.0.113.9", "bot")?;
+    database(&host)?.execute("UPDATE login_attempts SET created_at = created_at - 60", [])?;
+    assert_eq!(status(from_bot("nope-nope-nope")?), 401);
+    let second = from_bot(PASSWORD)?;
     assert_eq!(second.status, 429);
     let second_wait = retry_after(&second)?;
     assert!(second_wait > first_wait, "{second_wait} after {first_wait}");

@@ -105,7 +105,7 @@ pub async fn authenticate(
     // The header is the signed one now: its `typ` and the claims say
     // whether this is an access token at all.
     let typ = token_kind::header_type(token);
-    let kind = token_kind::kind(typ.as_deref(), &claims);
+    let kind = token_kind::kind_for_client(typ.as_deref(), &claims, &provider.client_id);
     if let Some(why) = token_kind::refusal(kind, provider.require_at_jwt_typ) {
         eprintln!("oidc: token of {issuer} refused as a bearer credential: {kind:?}");
         return Err(refused(why));

@@ -9,7 +9,10 @@
 //!   Core, section 2) no access token carries;
 //! - `auth_time` is an ID token claim too, but RFC 9068 lets access tokens
 //!   carry it (Okta's do): it marks an ID token only on a token that names
-//!   no scope (`scope`, `scp`), which ID tokens never do.
+//!   no scope (`scope`, `scp`), which ID tokens never do;
+//! - an untyped token whose audience is the client id itself must grant
+//!   something (`scope`, `scp` or `roles`), as an access token for the
+//!   app's own API does, or it is taken for an ID token.
 //!
 //! A provider may require `typ: at+jwt` of every bearer token
 //! (`require_at_jwt_typ`), the strictest rule, when it types its tokens.
@@ -61,6 +64,33 @@ pub fn kind(typ: Option<&str>, claims: &Map<String, Value>) -> TokenKind {
         TokenKind::Id
     } else {
         TokenKind::Untyped
+    }
+}
+
+/// The kind of a token for a provider whose client id is `client_id`: as
+/// [`kind`], except that an untyped token addressed to the client itself
+/// (its `aud` names the client id, as every ID token's does) that grants
+/// nothing (no `scope`, `scp` or `roles`: an access token for an app's own
+/// API carries one) is taken for an ID token, since nothing else tells the
+/// two apart.
+pub fn kind_for_client(
+    typ: Option<&str>,
+    claims: &Map<String, Value>,
+    client_id: &str,
+) -> TokenKind {
+    let found = kind(typ, claims);
+    let to_client = match claims.get("aud") {
+        Some(Value::String(aud)) => aud == client_id,
+        Some(Value::Array(auds)) => auds.iter().any(|a| a.as_str() == Some(client_id)),
+        _ => false,
+    };
+    let grants = ["scope", "scp", "roles"]
+        .iter()
+        .any(|c| claims.contains_key(*c));
+    if found == TokenKind::Untyped && to_client && !grants {
+        TokenKind::Id
+    } else {
+        found
     }
 }
 
@@ -129,6 +159,30 @@ mod tests {
         let auth0 = claims(json!({"sub": "bob", "scope": "read", "azp": "c"}));
         assert_eq!(kind(Some("JWT"), &auth0), TokenKind::Untyped);
         assert_eq!(kind(Some("at+jwt"), &id), TokenKind::Access);
+    }
+
+    #[test]
+    fn an_untyped_token_for_the_client_itself_must_grant_something() {
+        // An ID token without nonce or auth_time: only its audience, the
+        // client id, and the missing scope give it away.
+        let bare_id = claims(json!({"sub": "bob", "aud": "app-1", "iss": "i"}));
+        assert_eq!(kind(None, &bare_id), TokenKind::Untyped);
+        assert_eq!(kind_for_client(None, &bare_id, "app-1"), TokenKind::Id);
+        // Entra access tokens for the app's own API carry scp or roles.
+        let delegated = claims(json!({"sub": "bob", "aud": ["app-1"], "scp": "read"}));
+        assert_eq!(
+            kind_for_client(None, &delegated, "app-1"),
+            TokenKind::Untyped
+        );
+        let app = claims(json!({"sub": "svc", "aud": "app-1", "roles": ["Reader"]}));
+        assert_eq!(kind_for_client(None, &app, "app-1"), TokenKind::Untyped);
+        // A token for another audience is judged as before; a typed one too.
+        let api = claims(json!({"sub": "bob", "aud": "https://api.example.com"}));
+        assert_eq!(kind_for_client(None, &api, "app-1"), TokenKind::Untyped);
+        assert_eq!(
+            kind_for_client(Some("at+jwt"), &bare_id, "app-1"),
+            TokenKind::Access
+        );
     }
 
     #[test]
