@@ -39,7 +39,6 @@ pub(crate) use gatehouse_auth::db;
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
-    let req = client_address::resolve(req).await;
     let response = response::answer(route(req, &id).await, &id);
     // The request's writes are done: mail it queued goes out now. A mail
     // that cannot be sent stays queued and never changes the answer.

@@ -19,7 +19,6 @@ use spin_sdk::sqlite::Connection;
 use gatehouse_auth::session::{Cache, SESSION_PREFIX, User, user_from};
 
 use crate::attempts::{self, Attempt, Outcome};
-use crate::client_address::{self, ClientAddress};
 use crate::{config, db, mfa, outbox};
 
 #[derive(Deserialize)]
@@ -72,19 +71,6 @@ fn bad_credentials() -> Problem {
         .header("www-authenticate", "Bearer")
 }
 
-/// The client address the router resolved (see [`crate::client_address`]);
-/// the connection's peer when it did not.
-fn client_address(req: &Request) -> Option<String> {
-    match req.extensions().get::<ClientAddress>() {
-        Some(resolved) => resolved.0.clone(),
-        None => client_address::peer(
-            req.headers()
-                .get("spin-client-addr")
-                .and_then(|v| v.to_str().ok()),
-        ),
-    }
-}
-
 fn user_agent(req: &Request) -> Option<String> {
     req.headers()
         .get(http::header::USER_AGENT)
@@ -94,7 +80,7 @@ fn user_agent(req: &Request) -> Option<String> {
 
 /// `POST /v1/auth/login`.
 pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let Device { agent, address } = Device::of(&req);
+    let Device { agent, address } = Device::of(&req).await;
     let body: Login = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let email = normalize_email(&body.email);
     let now = unix_now();
@@ -170,11 +156,12 @@ pub struct Device {
 }
 
 impl Device {
-    /// The device a request comes from.
-    pub fn of(req: &Request) -> Device {
+    /// The device a request comes from: its user agent, and the client
+    /// address [`crate::client_address::of`] believes.
+    pub async fn of(req: &Request) -> Device {
         Device {
             agent: user_agent(req),
-            address: client_address(req),
+            address: crate::client_address::of(req).await,
         }
     }
 }

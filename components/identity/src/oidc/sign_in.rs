@@ -318,10 +318,11 @@ pub async fn callback(
     // An account with a second factor completes it here too: the provider
     // stands for the password only.
     let mut res = if crate::mfa::enabled(&conn, &user_id).await? {
-        crate::mfa::challenge(&conn, &user, &Device::of(&req), now, request_id).await?
+        crate::mfa::challenge(&conn, &user, &Device::of(&req).await, now, request_id).await?
     } else {
         let email = user.email.clone();
-        sessions::start_session(&conn, user, Device::of(&req), &email, now, request_id).await?
+        sessions::start_session(&conn, user, Device::of(&req).await, &email, now, request_id)
+            .await?
     };
     let base = crate::config::public_base_url().await;
     if let Ok(value) = http::HeaderValue::from_str(&state_cookie(&base, provider_id, "", 0)) {
