@@ -15,12 +15,24 @@ pub const MASTER_KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 /// The app from spin.toml, migrated, with the development outbox on.
 pub fn start_app() -> Result<TestHost> {
+    TestHost::start(app_config())
+}
+
+/// How [`start_app`] starts the app, for a test that changes one setting.
+pub fn app_config() -> HostConfig {
     let mut config = HostConfig::new(root().join("spin.toml"));
     config.migrations = Some(root().join("infra/migrations"));
     config.env = vec![
         ("SPIN_VARIABLE_DEV_OUTBOX".into(), "enabled".into()),
         ("SPIN_VARIABLE_MASTER_KEY".into(), MASTER_KEY.into()),
     ];
+    config
+}
+
+/// [`start_app`] with more `SPIN_VARIABLE_*` values.
+pub fn start_app_with(env: Vec<(String, String)>) -> Result<TestHost> {
+    let mut config = app_config();
+    config.env.extend(env);
     TestHost::start(config)
 }
 

@@ -3,12 +3,14 @@
 //! point of Spin's semantics, including every denial path.
 
 use anyhow::{Result, ensure};
+use gatehouse_host::instances::{InstanceReuse, Spread};
 use gatehouse_tests::{
     HostConfig, RedisServer, TempDir, TestHost, get, host_binary, root, send, static_server, wasm,
 };
 use serde_json::Value;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
 
 fn probe_app() -> PathBuf {
     root().join("tests/conformance/probe-app")
@@ -133,12 +135,61 @@ fn request_body_reaches_the_guest() -> Result<()> {
     Ok(())
 }
 
+/// The probe app with its instances living as `reuse` says.
+fn start_probe_app_reusing(reuse: InstanceReuse) -> Result<TestHost> {
+    wasm("probe")?;
+    let mut config = HostConfig::new(probe_app().join("spin.toml"));
+    config.runtime_config = Some(probe_app().join("runtime-config.toml"));
+    config.env = vec![("SPIN_VARIABLE_API_TOKEN".into(), "t0ken".into())];
+    config.instances = reuse;
+    TestHost::start(config)
+}
+
 #[test]
-fn every_request_gets_a_fresh_instance() -> Result<()> {
-    let host = start_probe_app(None)?;
+fn with_reuse_off_every_request_gets_a_fresh_instance() -> Result<()> {
+    let host = start_probe_app_reusing(InstanceReuse::OFF)?;
     for _ in 0..3 {
         assert_eq!(json_get(&host, "/probe/counter")?["calls"], 1);
     }
+    Ok(())
+}
+
+/// The probe counts its calls in a global: the count is how many requests
+/// its instance has served.
+#[test]
+fn an_instance_serves_at_most_its_reuse_count_and_then_a_fresh_one_takes_over() -> Result<()> {
+    let host = start_probe_app_reusing(InstanceReuse {
+        max_reuse: Spread::fixed(3),
+        max_concurrent: Spread::fixed(1),
+        idle_timeout: Spread::fixed(Duration::from_secs(30)),
+    })?;
+    let mut seen = Vec::new();
+    for _ in 0..9 {
+        seen.push(
+            json_get(&host, "/probe/counter")?["calls"]
+                .as_u64()
+                .unwrap_or(0),
+        );
+    }
+    ensure!(seen.iter().all(|n| (1..=3).contains(n)), "{seen:?}");
+    ensure!(
+        seen.contains(&3),
+        "no instance served three requests: {seen:?}"
+    );
+    Ok(())
+}
+
+#[test]
+fn an_idle_instance_is_dropped_after_the_idle_timeout() -> Result<()> {
+    let host = start_probe_app_reusing(InstanceReuse {
+        max_reuse: Spread::fixed(100),
+        max_concurrent: Spread::fixed(1),
+        idle_timeout: Spread::fixed(Duration::from_millis(100)),
+    })?;
+    assert_eq!(json_get(&host, "/probe/counter")?["calls"], 1);
+    std::thread::sleep(Duration::from_millis(600));
+    // The trapped instance is gone: a fresh one answers.
+    assert_eq!(json_get(&host, "/probe/counter")?["calls"], 1);
     Ok(())
 }
 
@@ -725,8 +776,7 @@ fn instance_flags_take_a_value_or_a_range_and_refuse_nonsense() -> Result<()> {
         assert_eq!(out.status.code(), Some(1), "{flag} {value}: {stderr}");
         ensure!(stderr.contains(flag), "{flag} {value}: {stderr}");
     }
-    use gatehouse_host::instances::{Spread, parse_count_spread, parse_duration_spread};
-    use std::time::Duration;
+    use gatehouse_host::instances::{parse_count_spread, parse_duration_spread};
     assert_eq!(parse_count_spread("16").ok(), Some(Spread::fixed(16)));
     let range = parse_count_spread("4..8").map_err(anyhow::Error::msg)?;
     assert_eq!((range.low, range.high), (4, 8));

@@ -163,16 +163,7 @@ fn read_response(stream: &mut TcpStream, within: Duration) -> Result<RawReply> {
                 .nth(1)
                 .and_then(|s| s.parse().ok())
                 .with_context(|| format!("no status line in {head:?}"))?;
-            let length: usize = head
-                .lines()
-                .find_map(|l| {
-                    let (name, value) = l.split_once(':')?;
-                    name.eq_ignore_ascii_case("content-length")
-                        .then(|| value.trim().parse().ok())?
-                })
-                .with_context(|| format!("no content-length in {head:?}"))?;
-            if data.len() >= end + 4 + length {
-                let body = data[end + 4..end + 4 + length].to_vec();
+            if let Some(body) = whole_body(&head, &data[end + 4..])? {
                 return Ok(RawReply { status, head, body });
             }
         }
@@ -186,6 +177,44 @@ fn read_response(stream: &mut TcpStream, within: Duration) -> Result<RawReply> {
             Err(e) => return Err(e.into()),
         }
         ensure!(Instant::now() < deadline, "no response within {within:?}");
+    }
+}
+
+/// The body after `head` once all of it is in `rest`: framed by
+/// `Content-Length`, or chunked (a guest that gives no length is sent
+/// chunked, as Spin sends it).
+fn whole_body(head: &str, rest: &[u8]) -> Result<Option<Vec<u8>>> {
+    let field = |wanted: &str| {
+        head.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.eq_ignore_ascii_case(wanted)
+                .then(|| value.trim().to_string())
+        })
+    };
+    if let Some(length) = field("content-length") {
+        let length: usize = length.parse()?;
+        return Ok((rest.len() >= length).then(|| rest[..length].to_vec()));
+    }
+    ensure!(
+        field("transfer-encoding").as_deref() == Some("chunked"),
+        "neither a length nor chunked in {head:?}"
+    );
+    let (mut at, mut body) = (0, Vec::new());
+    loop {
+        let Some(line_end) = rest[at..].windows(2).position(|w| w == b"\r\n") else {
+            return Ok(None);
+        };
+        let size =
+            usize::from_str_radix(std::str::from_utf8(&rest[at..at + line_end])?.trim(), 16)?;
+        let start = at + line_end + 2;
+        if rest.len() < start + size + 2 {
+            return Ok(None);
+        }
+        if size == 0 {
+            return Ok(Some(body));
+        }
+        body.extend_from_slice(&rest[start..start + size]);
+        at = start + size + 2;
     }
 }
 
@@ -468,5 +497,33 @@ fn only_resource_errors_pause_the_accept_loop() -> Result<()> {
     for kind in [ErrorKind::ConnectionAborted, ErrorKind::ConnectionReset] {
         assert!(!accept_error_needs_backoff(&kind.into()), "{kind:?}");
     }
+    Ok(())
+}
+
+/// The host frames a response as the component did, as Spin does: the
+/// component's own `Content-Length` is kept, and a response without one is
+/// sent chunked rather than buffered and measured by the host.
+#[test]
+fn responses_keep_the_components_framing() -> Result<()> {
+    let host = LimitedHost::start(&[])?;
+    let mut client = host.connect()?;
+    let sized = exchange(&mut client, "/probe/sized")?;
+    assert_eq!(sized.status, 200, "{}", sized.head);
+    let head = sized.head.to_ascii_lowercase();
+    let body = br#"{"sized":true}"#;
+    assert!(
+        head.contains(&format!("content-length: {}", body.len())),
+        "{}",
+        sized.head
+    );
+    assert!(!head.contains("transfer-encoding"), "{}", sized.head);
+    assert_eq!(sized.body, body);
+    let open = exchange(&mut client, "/probe/counter")?;
+    assert_eq!(open.status, 200, "{}", open.head);
+    let head = open.head.to_ascii_lowercase();
+    assert!(head.contains("transfer-encoding: chunked"), "{}", open.head);
+    assert!(!head.contains("content-length"), "{}", open.head);
+    let counted: serde_json::Value = serde_json::from_slice(&open.body)?;
+    assert!(counted["calls"].as_u64().is_some(), "{counted}");
     Ok(())
 }

@@ -3,6 +3,7 @@
 //! client that never treats a status as an error.
 
 pub mod app;
+pub mod fake_http;
 
 use anyhow::{Context, Result, bail};
 use std::net::{SocketAddr, TcpListener};
@@ -98,6 +99,24 @@ pub struct HostConfig {
     pub env: Vec<(String, String)>,
     /// The host's `--request-timeout`, if any.
     pub request_timeout: Option<Duration>,
+    /// Instance reuse: [`instance_reuse_from_env`] unless a test needs
+    /// one setting whatever the suite runs with.
+    pub instances: gatehouse_host::instances::InstanceReuse,
+    /// Run due background jobs this often (the host's `--jobs-every`).
+    pub jobs_every: Option<Duration>,
+}
+
+/// The instance reuse the suite runs with: `GATEHOUSE_INSTANCE_REUSE=off`
+/// gives every request a fresh instance; unset or `spin`, Spin's defaults
+/// (128 requests an instance, 16 at once, 1 s idle). `scripts/test` runs
+/// the end-to-end suites both ways.
+pub fn instance_reuse_from_env() -> gatehouse_host::instances::InstanceReuse {
+    use gatehouse_host::instances::InstanceReuse;
+    match std::env::var("GATEHOUSE_INSTANCE_REUSE").as_deref() {
+        Ok("off") => InstanceReuse::OFF,
+        Ok("spin") | Ok("") | Err(_) => InstanceReuse::default(),
+        Ok(other) => panic!("GATEHOUSE_INSTANCE_REUSE={other}: use `off` or `spin`"),
+    }
 }
 
 impl HostConfig {
@@ -109,6 +128,8 @@ impl HostConfig {
             migrations: None,
             env: Vec::new(),
             request_timeout: None,
+            instances: instance_reuse_from_env(),
+            jobs_every: None,
         }
     }
 }
@@ -119,6 +140,8 @@ pub struct TestHost {
     pub base: String,
     /// The state directory (`.spin` equivalent).
     pub state: TempDir,
+    /// The app being served (for what only the host can tell).
+    pub runtime: Arc<gatehouse_host::Runtime>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
@@ -139,7 +162,7 @@ impl TestHost {
             state_dir: state.path().to_path_buf(),
             cache_dir: cache_dir(),
             env: Vec::new(),
-            instances: gatehouse_host::instances::InstanceReuse::default(),
+            instances: config.instances,
             request_timeout: config.request_timeout,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
@@ -168,8 +191,12 @@ impl TestHost {
             gatehouse_host::Runtime::load(&opts, &lookup).await
         })?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = runtime.clone();
         let thread = std::thread::spawn(move || {
-            let options = gatehouse_host::ServeOptions { quiet: true };
+            let options = gatehouse_host::ServeOptions {
+                quiet: true,
+                jobs_every: config.jobs_every,
+            };
             let _ = rt.block_on(gatehouse_host::serve(runtime, listener, options, async {
                 let _ = rx.await;
             }));
@@ -177,6 +204,7 @@ impl TestHost {
         Ok(TestHost {
             base: format!("http://{addr}"),
             state,
+            runtime: served,
             shutdown: Some(tx),
             thread: Some(thread),
         })

@@ -4,15 +4,15 @@
 //! tests check what the API received and what the outbox recorded:
 //! delivered at once, retried after a failure, given up after the last
 //! attempt or a permanent refusal, never sent twice, never sent without a
-//! provider. Retry times are made due by editing the test host's SQLite
-//! file, so no test waits for a backoff.
+//! provider. Retry times (kept by each mail's `mail.send` job) are made
+//! due by editing the test host's SQLite file, so no test waits for a
+//! backoff.
 
 use anyhow::{Context, Result, bail};
+use gatehouse_tests::fake_http::{self, RawRequest};
 use gatehouse_tests::{HostConfig, TestHost, get, root, send};
 use serde_json::{Value, json};
 use std::collections::{HashMap, VecDeque};
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
 use std::sync::{Arc, Mutex};
 
 const TOKEN: &str = "pm-test-server-token";
@@ -68,19 +68,10 @@ struct FakeApi {
 
 impl FakeApi {
     fn start(flavor: Flavor) -> Result<FakeApi> {
-        let listener = TcpListener::bind("127.0.0.1:0")?;
-        let base = format!("http://{}", listener.local_addr()?);
         let state = Arc::new(Mutex::new(FakeState::default()));
         let shared = state.clone();
-        std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                let Ok(stream) = stream else { continue };
-                let state = shared.clone();
-                std::thread::spawn(move || {
-                    let _ = serve(stream, flavor, &state);
-                });
-            }
-        });
+        let addr = fake_http::serve(move |request| record(request, flavor, &shared))?;
+        let base = format!("http://{addr}");
         Ok(FakeApi {
             base,
             flavor,
@@ -131,68 +122,18 @@ impl FakeApi {
     }
 }
 
-/// Reads one HTTP/1.1 request (Content-Length or chunked body), records it
-/// and answers.
-fn serve(stream: TcpStream, flavor: Flavor, state: &Mutex<FakeState>) -> Result<()> {
-    let mut reader = BufReader::new(stream.try_clone()?);
-    let mut line = String::new();
-    reader.read_line(&mut line)?;
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or_default().to_string();
-    let path = parts.next().unwrap_or_default().to_string();
-    let mut headers = HashMap::new();
-    loop {
-        let mut header = String::new();
-        reader.read_line(&mut header)?;
-        let header = header.trim_end();
-        if header.is_empty() {
-            break;
-        }
-        if let Some((name, value)) = header.split_once(':') {
-            headers.insert(name.trim().to_ascii_lowercase(), value.trim().to_string());
-        }
-    }
-    let body = if let Some(len) = headers.get("content-length") {
-        let mut body = vec![0; len.parse()?];
-        reader.read_exact(&mut body)?;
-        body
-    } else if headers.get("transfer-encoding").map(String::as_str) == Some("chunked") {
-        read_chunked(&mut reader)?
-    } else {
-        Vec::new()
-    };
-    let body: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    let (status, reply) = answer(flavor, &headers, &body, state);
+/// Answers `request` as the API would and records it with the status.
+fn record(request: RawRequest, flavor: Flavor, state: &Mutex<FakeState>) -> (u16, Value) {
+    let body = request.json();
+    let (status, reply) = answer(flavor, &request.headers, &body, state);
     state.lock().unwrap().received.push(Received {
-        method,
-        path,
-        headers,
+        method: request.method,
+        path: request.path,
+        headers: request.headers,
         body,
         status,
     });
-    let reply = reply.to_string();
-    let mut stream = stream;
-    write!(
-        stream,
-        "HTTP/1.1 {status} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{reply}",
-        reply.len()
-    )?;
-    Ok(())
-}
-
-fn read_chunked(reader: &mut impl BufRead) -> Result<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size = String::new();
-        reader.read_line(&mut size)?;
-        let size = usize::from_str_radix(size.trim(), 16)?;
-        let mut chunk = vec![0; size + 2];
-        reader.read_exact(&mut chunk)?;
-        if size == 0 {
-            return Ok(body);
-        }
-        body.extend_from_slice(&chunk[..size]);
-    }
+    (status, reply)
 }
 
 /// What the real API would say: a credential check first, then any
@@ -291,11 +232,25 @@ fn edit_outbox(host: &TestHost, sql: &str, to: &str) -> Result<()> {
     Ok(())
 }
 
-/// Makes the pending mail to `to` due now instead of after its backoff.
+/// Makes the pending mail to `to` due now instead of after its backoff:
+/// the mail and its `mail.send` job, which owns the retry time.
 fn make_due(host: &TestHost, to: &str) -> Result<()> {
     edit_outbox(
         host,
         "UPDATE email_outbox SET next_attempt_at = 0 WHERE to_address = ?1 AND status = 'pending'",
+        to,
+    )?;
+    edit_jobs(host, "run_at = 0", to)
+}
+
+/// Sets `assignment` on the pending `mail.send` jobs of the mails to `to`.
+fn edit_jobs(host: &TestHost, assignment: &str, to: &str) -> Result<()> {
+    edit_outbox(
+        host,
+        &format!(
+            "UPDATE jobs SET {assignment} WHERE kind = 'mail.send' AND state = 'pending'
+             AND idempotency_key IN (SELECT id FROM email_outbox WHERE to_address = ?1)"
+        ),
         to,
     )
 }
@@ -465,6 +420,7 @@ fn the_last_allowed_attempt_that_fails_gives_the_mail_up() -> Result<()> {
         "UPDATE email_outbox SET attempts = 7, next_attempt_at = 0 WHERE to_address = ?1",
         "ada@example.com",
     )?;
+    edit_jobs(&host, "attempts = 7, run_at = 0", "ada@example.com")?;
     register(&host, "bob@example.com")?;
     let entry = outbox_entry(&host, "ada@example.com")?;
     assert_eq!(

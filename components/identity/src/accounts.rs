@@ -12,8 +12,9 @@ use identity_core::{password, token};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 
+use crate::outbox::Outbox;
 use crate::problems::{invalid_token, password_errors};
-use crate::{config, db, outbox};
+use crate::{config, db};
 
 /// Prefix of email verification tokens.
 const VERIFY_PREFIX: &str = "gvt_";
@@ -83,7 +84,11 @@ const ACCEPTED: Accepted = Accepted {
 };
 
 /// `POST /v1/auth/register`.
-pub async fn register(req: Request, request_id: &str) -> Result<Response, Problem> {
+pub async fn register(
+    req: Request,
+    request_id: &str,
+    outbox: &Outbox,
+) -> Result<Response, Problem> {
     let body: Register = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let email = body.email.trim().to_string();
     let normalized = normalize_email(&email);
@@ -112,28 +117,30 @@ pub async fn register(req: Request, request_id: &str) -> Result<Response, Proble
             "Welcome to Gatehouse.\n\nConfirm your address: {base}/verify-email?token={token}\n\nOr send this token to POST /v1/auth/verify-email: {token}\n\nThe link works once, for 24 hours.\n",
             token = issued.secret
         );
-        outbox::enqueue(
-            &conn,
-            &email,
-            "verify_email",
-            "Confirm your email address",
-            &body,
-            now,
-        )
-        .await?;
+        outbox
+            .enqueue(
+                &conn,
+                &email,
+                "verify_email",
+                "Confirm your email address",
+                &body,
+                now,
+            )
+            .await?;
     } else {
         let body = format!(
             "Someone tried to create a Gatehouse account with this address, which already has one.\n\nIf it was you, sign in instead: {base}/login\nIf not, you can ignore this message.\n"
         );
-        outbox::enqueue(
-            &conn,
-            &email,
-            "account_exists",
-            "You already have an account",
-            &body,
-            now,
-        )
-        .await?;
+        outbox
+            .enqueue(
+                &conn,
+                &email,
+                "account_exists",
+                "You already have an account",
+                &body,
+                now,
+            )
+            .await?;
     }
     Ok(response::json(202, &ACCEPTED, request_id))
 }

@@ -20,6 +20,8 @@ use gatehouse_http::{Problem, Response, request_id, response};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 
+use crate::outbox::Outbox;
+
 mod accounts;
 mod attempts;
 mod client_address;
@@ -39,14 +41,15 @@ pub(crate) use gatehouse_auth::db;
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
-    let response = response::answer(route(req, &id).await, &id);
+    let outbox = Outbox::new();
+    let response = response::answer(route(req, &id, &outbox).await, &id);
     // The request's writes are done: mail it queued goes out now. A mail
     // that cannot be sent stays queued and never changes the answer.
-    outbox::deliver_queued().await;
+    outbox.deliver().await;
     Ok(response)
 }
 
-async fn route(req: Request, id: &str) -> Result<Response, Problem> {
+async fn route(req: Request, id: &str, outbox: &Outbox) -> Result<Response, Problem> {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let post = method == http::Method::POST;
@@ -54,17 +57,19 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
     let patch = method == http::Method::PATCH;
     let delete = method == http::Method::DELETE;
     match segments(&path).as_slice() {
-        ["v1", "auth", "register"] if post => accounts::register(req, id).await,
+        ["v1", "auth", "register"] if post => accounts::register(req, id, outbox).await,
         ["v1", "auth", "verify-email"] if post => accounts::verify_email(req, id).await,
-        ["v1", "auth", "login"] if post => sessions::login(req, id).await,
-        ["v1", "auth", "mfa"] if post => mfa::complete(req, id).await,
+        ["v1", "auth", "login"] if post => sessions::login(req, id, outbox).await,
+        ["v1", "auth", "mfa"] if post => mfa::complete(req, id, outbox).await,
         ["v1", "auth", "mfa"] if get => mfa::status(req, id).await,
         ["v1", "auth", "mfa", "totp"] if post => mfa::enroll(req, id).await,
         ["v1", "auth", "mfa", "totp"] if delete => mfa::disable(req, id).await,
         ["v1", "auth", "mfa", "totp", "confirm"] if post => mfa::confirm(req, id).await,
         ["v1", "auth", "mfa", "recovery-codes"] if post => mfa::regenerate(req, id).await,
         ["v1", "auth", "logout"] if post => sessions::logout(req, id).await,
-        ["v1", "auth", "password", "forgot"] if post => password_reset::forgot(req, id).await,
+        ["v1", "auth", "password", "forgot"] if post => {
+            password_reset::forgot(req, id, outbox).await
+        }
         ["v1", "auth", "password", "reset"] if post => password_reset::reset(req, id).await,
         ["v1", "me"] if get => sessions::me(req, id).await,
         ["v1", "auth", "whoami"] if get => sessions::whoami(req, id).await,
@@ -97,7 +102,7 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         }
         ["v1", "oidc", provider, "callback"] if get => {
             let provider = (*provider).to_string();
-            oidc::callback(req, &provider, id).await
+            oidc::callback(req, &provider, id, outbox).await
         }
         ["v1", "oidc", "providers"] => Err(fallback(Some(&["GET", "POST"]))),
         ["v1", "oidc", "providers", _] => Err(fallback(Some(&["GET", "PATCH", "DELETE"]))),

@@ -22,6 +22,7 @@ use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
 
+use crate::outbox::Outbox;
 use crate::sessions::{Device, start_session};
 use crate::{db, mfa_guard, no_content};
 
@@ -422,7 +423,11 @@ fn invalid_challenge() -> Problem {
 
 /// `POST /v1/auth/mfa`: completes a login challenge with a code or a
 /// recovery code and opens the session.
-pub async fn complete(req: Request, request_id: &str) -> Result<Response, Problem> {
+pub async fn complete(
+    req: Request,
+    request_id: &str,
+    outbox: &Outbox,
+) -> Result<Response, Problem> {
     let body: Complete = json::read_json(req, json::DEFAULT_LIMIT).await?;
     if !token::well_formed(&body.challenge, CHALLENGE_PREFIX) {
         return Err(invalid_challenge());
@@ -463,7 +468,7 @@ pub async fn complete(req: Request, request_id: &str) -> Result<Response, Proble
         (None, None) => false,
     };
     if !passed {
-        mfa_guard::failed(&conn, &user_id, now).await?;
+        mfa_guard::failed(&conn, &user_id, now, outbox).await?;
         return Err(if body.code.is_some() {
             wrong_code()
         } else {
@@ -494,5 +499,14 @@ pub async fn complete(req: Request, request_id: &str) -> Result<Response, Proble
     .await?;
     let row = rows.first().ok_or_else(invalid_challenge)?;
     let email = db::get_text(row, 6);
-    start_session(&conn, user_from(row), device, &email, now, request_id).await
+    start_session(
+        &conn,
+        user_from(row),
+        device,
+        &email,
+        now,
+        request_id,
+        outbox,
+    )
+    .await
 }

@@ -8,7 +8,8 @@ use gatehouse_http::{ErrorCode, Problem};
 use identity_core::throttle::{self, MfaGuard, MfaRefusal};
 use spin_sdk::sqlite::Connection;
 
-use crate::{db, outbox};
+use crate::db;
+use crate::outbox::Outbox;
 
 fn refused(refusal: MfaRefusal) -> Problem {
     let (seconds, detail) = match refusal {
@@ -83,7 +84,12 @@ pub async fn passed(conn: &Connection, user_id: &str) -> Result<(), Problem> {
 
 /// A wrong code: the user hears of it when the slowing starts and when
 /// the factor locks.
-pub async fn failed(conn: &Connection, user_id: &str, now: i64) -> Result<(), Problem> {
+pub async fn failed(
+    conn: &Connection,
+    user_id: &str,
+    now: i64,
+    outbox: &Outbox,
+) -> Result<(), Problem> {
     let rows = db::query(
         conn,
         "SELECT g.failures, g.locked_until, u.email FROM mfa_guards g JOIN users u ON u.id = g.user_id WHERE g.user_id = ?",
@@ -106,15 +112,16 @@ pub async fn failed(conn: &Connection, user_id: &str, now: i64) -> Result<(), Pr
     let mail = format!(
         "Someone signed in to your Gatehouse account with the right password and then entered {failures} wrong authenticator or recovery codes.\n\n{what}\n\nIf this was not you, your password is known to someone else: reset it now, and sign out your other sessions.\n"
     );
-    outbox::enqueue(
-        conn,
-        &db::get_text(row, 2),
-        "mfa_failures",
-        "Wrong sign-in codes for your account",
-        &mail,
-        now,
-    )
-    .await?;
+    outbox
+        .enqueue(
+            conn,
+            &db::get_text(row, 2),
+            "mfa_failures",
+            "Wrong sign-in codes for your account",
+            &mail,
+            now,
+        )
+        .await?;
     db::exec(
         conn,
         "UPDATE mfa_guards SET notified_at = ? WHERE user_id = ?",

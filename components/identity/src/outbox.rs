@@ -1,10 +1,11 @@
 //! Mail leaves through the outbox table (owned by the `gatehouse-mail`
 //! crate): handlers enqueue in the same database as the change that caused
-//! the mail, and once the request's work is done, [`deliver_queued`] hands
-//! it to the configured email API. Without a provider, mail stays here and
-//! the development-only listing shows it.
+//! the mail, and once the request's work is done, [`Outbox::deliver`]
+//! hands it to the configured email API. Mail that is not sent then stays
+//! with its job for the job runner. Without a provider, mail stays here
+//! and the development-only listing shows it.
 
-use std::sync::Mutex;
+use std::cell::RefCell;
 
 use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::{Problem, Response, response};
@@ -14,39 +15,46 @@ use spin_sdk::sqlite::{Connection, RowResult, Value};
 
 use crate::{config, db};
 
-/// Mail queued by this request. An instance serves one request, so this
-/// is the request's list; [`deliver_queued`] drains it.
-static QUEUED: Mutex<Vec<MailId>> = Mutex::new(Vec::new());
-
-/// Queues a plain-text mail, to be delivered when the request is done.
-pub async fn enqueue(
-    conn: &Connection,
-    to: &str,
-    kind: &str,
-    subject: &str,
-    body: &str,
-    now: i64,
-) -> Result<(), Problem> {
-    let id = gatehouse_mail::enqueue(conn, to, kind, subject, body, now).await?;
-    if let Ok(mut queued) = QUEUED.lock() {
-        queued.push(id);
-    }
-    Ok(())
+/// The mail one request queued. The router makes one per request and
+/// passes it to the handlers that mail; an instance serves many requests,
+/// some at once, so the list lives with the request, never in a global.
+#[derive(Default)]
+pub struct Outbox {
+    queued: RefCell<Vec<MailId>>,
 }
 
-/// Delivers the mail this request queued (and a few older mails that are
-/// due for a retry). Does nothing when the request queued none; never
-/// fails: undelivered mail stays queued for a later request.
-pub async fn deliver_queued() {
-    let queued = match QUEUED.lock() {
-        Ok(mut queued) => std::mem::take(&mut *queued),
-        Err(_) => return,
-    };
-    if queued.is_empty() {
-        return;
+impl Outbox {
+    /// An empty outbox for a new request.
+    pub fn new() -> Outbox {
+        Outbox::default()
     }
-    if let Ok(conn) = db::open().await {
-        gatehouse_mail::deliver(&conn, &queued, unix_now()).await;
+
+    /// Queues a plain-text mail, to be delivered when the request is done.
+    pub async fn enqueue(
+        &self,
+        conn: &Connection,
+        to: &str,
+        kind: &str,
+        subject: &str,
+        body: &str,
+        now: i64,
+    ) -> Result<(), Problem> {
+        let id = gatehouse_mail::enqueue(conn, to, kind, subject, body, now).await?;
+        self.queued.borrow_mut().push(id);
+        Ok(())
+    }
+
+    /// Delivers the mail this request queued (and a few older mails that
+    /// are due for a retry). Does nothing when the request queued none;
+    /// never fails: undelivered mail stays queued for the job runner.
+    pub async fn deliver(self) {
+        let queued = self.queued.into_inner();
+        if queued.is_empty() {
+            return;
+        }
+        if let Ok(conn) = db::open().await {
+            gatehouse_mail::deliver(&conn, &queued, unix_now()).await;
+        }
     }
 }
 

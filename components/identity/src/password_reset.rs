@@ -12,8 +12,9 @@ use identity_core::{password, token};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 
+use crate::outbox::Outbox;
 use crate::problems::{invalid_fields, invalid_token, password_errors};
-use crate::{config, db, outbox};
+use crate::{config, db};
 
 /// Prefix of password reset tokens.
 const RESET_PREFIX: &str = "grt_";
@@ -46,7 +47,7 @@ struct Accepted {
 }
 
 /// `POST /v1/auth/password/forgot`.
-pub async fn forgot(req: Request, request_id: &str) -> Result<Response, Problem> {
+pub async fn forgot(req: Request, request_id: &str, outbox: &Outbox) -> Result<Response, Problem> {
     let body: Forgot = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let now = unix_now();
     let conn = db::open().await?;
@@ -69,15 +70,16 @@ pub async fn forgot(req: Request, request_id: &str) -> Result<Response, Problem>
             "Someone asked to reset the password of your Gatehouse account.\n\nChoose a new password: {base}/reset-password?token={token}\n\nOr send this token to POST /v1/auth/password/reset: {token}\n\nThe link works once, for one hour. If you did not ask, ignore this message: your password stays as it is.\n",
             token = issued.secret
         );
-        outbox::enqueue(
-            &conn,
-            &db::get_text(row, 1),
-            "reset_password",
-            "Reset your password",
-            &mail,
-            now,
-        )
-        .await?;
+        outbox
+            .enqueue(
+                &conn,
+                &db::get_text(row, 1),
+                "reset_password",
+                "Reset your password",
+                &mail,
+                now,
+            )
+            .await?;
     } else if valid_email(&body.email) {
         // The address has no account: its owner hears so, which also makes
         // this path send a mail, like the other, so neither the answer nor
@@ -86,15 +88,16 @@ pub async fn forgot(req: Request, request_id: &str) -> Result<Response, Problem>
         let mail = format!(
             "Someone asked to reset the password of a Gatehouse account for this address, but there is no account for it.\n\nIf it was you, you may have signed up with another address, or you can create an account: {base}/register\nIf not, you can ignore this message.\n"
         );
-        outbox::enqueue(
-            &conn,
-            body.email.trim(),
-            "reset_no_account",
-            "Password reset requested",
-            &mail,
-            now,
-        )
-        .await?;
+        outbox
+            .enqueue(
+                &conn,
+                body.email.trim(),
+                "reset_no_account",
+                "Password reset requested",
+                &mail,
+                now,
+            )
+            .await?;
     }
     let accepted = Accepted {
         status: "reset_requested",

@@ -19,7 +19,8 @@ use spin_sdk::sqlite::Connection;
 use gatehouse_auth::session::{Cache, SESSION_PREFIX, User, user_from};
 
 use crate::attempts::{self, Attempt, Outcome};
-use crate::{config, db, mfa, outbox};
+use crate::outbox::Outbox;
+use crate::{config, db, mfa};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -79,7 +80,7 @@ fn user_agent(req: &Request) -> Option<String> {
 }
 
 /// `POST /v1/auth/login`.
-pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> {
+pub async fn login(req: Request, request_id: &str, outbox: &Outbox) -> Result<Response, Problem> {
     let Device { agent, address } = Device::of(&req).await;
     let body: Login = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let email = normalize_email(&body.email);
@@ -144,7 +145,7 @@ pub async fn login(req: Request, request_id: &str) -> Result<Response, Problem> 
     if mfa::enabled(&conn, &user.id).await? {
         return mfa::challenge(&conn, &user, &device, now, request_id).await;
     }
-    start_session(&conn, user, device, &email, now, request_id).await
+    start_session(&conn, user, device, &email, now, request_id, outbox).await
 }
 
 /// Where a sign-in comes from.
@@ -175,6 +176,7 @@ pub async fn start_session(
     email: &str,
     now: i64,
     request_id: &str,
+    outbox: &Outbox,
 ) -> Result<Response, Problem> {
     let attempt = Attempt {
         user_id: Some(&user.id),
@@ -190,15 +192,16 @@ pub async fn start_session(
             device.address.as_deref().unwrap_or("unknown"),
             device.agent.as_deref().unwrap_or("unknown")
         );
-        outbox::enqueue(
-            conn,
-            &user.email,
-            "new_sign_in",
-            "New sign-in to your account",
-            &mail,
-            now,
-        )
-        .await?;
+        outbox
+            .enqueue(
+                conn,
+                &user.email,
+                "new_sign_in",
+                "New sign-in to your account",
+                &mail,
+                now,
+            )
+            .await?;
     }
     let issued = token::issue(SESSION_PREFIX);
     let absolute_expires_at = now + config::session_absolute_ttl().await;

@@ -1,25 +1,33 @@
-//! Sending: the provider from Spin variables, one claimed attempt per mail,
-//! the outcome recorded in the outbox. Nothing here fails the caller.
+//! Sending: the provider from Spin variables, one claimed attempt per mail
+//! ([`deliver_one`]), and the `mail.send` job around it ([`run_job`]),
+//! which a request runs at once for the mail it queued ([`deliver`]) and
+//! the job runner runs for the rest.
 
 use bytes::Bytes;
+use gatehouse_jobs::schedule::Policy;
+use gatehouse_jobs::{Finished, Job, JobError, Lease, Outcome as JobOutcome};
 use http_body_util::{BodyExt, Limited};
 use spin_sdk::http::FullBody;
 use spin_sdk::sqlite::Connection;
 
+use crate::outbox::{self, Unclaimed};
 use crate::provider::{ConfigError, Outcome, Outgoing, ProviderRequest, Settings};
-use crate::schedule::{self, Next};
-use crate::{Delivery, MailError, MailId, outbox};
+use crate::{Attempt, Delivery, MailError, MailId, SEND_JOB, schedule};
 
 /// The most of a provider's reply that is read.
 const MAX_REPLY_BYTES: usize = 64 * 1024;
+/// Why a job finds nothing to send with.
+const NO_PROVIDER: &str = "no email provider is configured (email_provider is none)";
 
-/// Sends the mails `queued` (as returned by [`enqueue`](crate::enqueue))
-/// and then up to [`RETRIES_PER_DELIVERY`](schedule::RETRIES_PER_DELIVERY)
-/// older mails that are due, using the provider the component's variables
-/// name. Call it once the request's database work is done. It never fails:
-/// errors are logged and recorded on the mails, which stay in the outbox
-/// for a later call. After a failure worth retrying, the rest of the batch
-/// waits too (the provider is likely down or refusing the account).
+/// Runs at once the `mail.send` jobs of the mails `queued` (as returned by
+/// [`enqueue`](crate::enqueue)), then up to
+/// [`RETRIES_PER_DELIVERY`](schedule::RETRIES_PER_DELIVERY) other due
+/// ones, with the provider the component's variables name. Call it once
+/// the request's database work is done. It never fails: what it could not
+/// send stays with its job, which the job runner retries by the policy's
+/// backoff. After a failure worth retrying the rest of the batch waits too
+/// (the provider is likely down or refusing the account). Without a
+/// provider it does nothing, and mail waits in the outbox.
 pub async fn deliver(conn: &Connection, queued: &[MailId], now: i64) -> Delivery {
     let mut delivery = Delivery::default();
     let settings = match settings().await {
@@ -30,38 +38,152 @@ pub async fn deliver(conn: &Connection, queued: &[MailId], now: i64) -> Delivery
             return delivery;
         }
     };
-    let mut batch = queued.to_vec();
-    if let Ok(older) = retry_candidates(conn, now, queued).await {
-        batch.extend(older);
-    }
-    for id in &batch {
-        match attempt(conn, &settings, id, now).await {
-            Ok(None) => {}
-            Ok(Some(Outcome::Sent { .. })) => delivery.sent += 1,
-            Ok(Some(Outcome::Undeliverable { .. })) => delivery.given_up += 1,
-            Ok(Some(Outcome::Retry { .. })) => {
+    let policy = gatehouse_jobs::policy().await;
+    let Ok(lease) = Lease::new(&policy).inspect_err(|e| eprintln!("{e}")) else {
+        return delivery;
+    };
+    let mut extra = 0;
+    let mut attempted = Vec::new();
+    let mut next = queued.iter();
+    loop {
+        let claimed = match next.next() {
+            Some(id) => gatehouse_jobs::claim_key(conn, &lease, SEND_JOB, id.as_str(), now).await,
+            None if extra < schedule::RETRIES_PER_DELIVERY => {
+                extra += 1;
+                let due = gatehouse_jobs::claim(conn, &lease, now, Some(SEND_JOB), &attempted);
+                match due.await {
+                    Ok(None) => break,
+                    claimed => claimed,
+                }
+            }
+            None => break,
+        };
+        // A job already running elsewhere, or done, is not this request's.
+        let Ok(Some(job)) = claimed else { continue };
+        attempted.push(job.id.clone());
+        match perform(conn, Ok(Some(&settings)), &job, &policy, now).await {
+            Ok(Finished::Done) => delivery.sent += 1,
+            Ok(Finished::Dead) => delivery.given_up += 1,
+            Ok(Finished::RetryAt(_)) => {
                 delivery.retrying += 1;
                 break;
             }
+            Ok(Finished::LeaseLost) => {}
             Err(_) => break,
         }
     }
     delivery
 }
 
-/// Older mails to retry, after giving up those too old to send.
-async fn retry_candidates(
+/// Runs one claimed `mail.send` job: sends its mail with the provider the
+/// component's variables name and records how the attempt ended on the
+/// job and the mail. A job whose payload names no mail is dead at once; a
+/// missing or unusable provider is a failure worth retrying (the
+/// deployment may be fixed).
+pub async fn run_job(
     conn: &Connection,
+    job: &Job,
+    policy: &Policy,
     now: i64,
-    queued: &[MailId],
-) -> Result<Vec<MailId>, MailError> {
-    outbox::expire(conn, now).await?;
-    let due = outbox::due(conn, now, schedule::RETRIES_PER_DELIVERY + queued.len()).await?;
-    Ok(due
-        .into_iter()
-        .filter(|id| !queued.contains(id))
-        .take(schedule::RETRIES_PER_DELIVERY)
-        .collect())
+) -> Result<Finished, JobError> {
+    let settings = settings().await;
+    perform(
+        conn,
+        settings.as_ref().map(Option::as_ref),
+        job,
+        policy,
+        now,
+    )
+    .await
+}
+
+async fn perform(
+    conn: &Connection,
+    settings: Result<Option<&Settings>, &ConfigError>,
+    job: &Job,
+    policy: &Policy,
+    now: i64,
+) -> Result<Finished, JobError> {
+    let Some(id) = job
+        .payload
+        .get("mail_id")
+        .and_then(serde_json::Value::as_str)
+        .map(MailId::from_stored)
+    else {
+        let outcome = JobOutcome::Permanent("the payload names no mail_id".into());
+        return gatehouse_jobs::finish(conn, job, outcome, policy, now).await;
+    };
+    let outcome = match settings {
+        Ok(Some(settings)) => match deliver_one(conn, settings, &id, now).await? {
+            Attempt::Sent | Attempt::AlreadyDone => JobOutcome::Done,
+            Attempt::Retry(error) => JobOutcome::Retry(error),
+            Attempt::Permanent(error) => JobOutcome::Permanent(error),
+        },
+        Ok(None) => JobOutcome::Retry(NO_PROVIDER.into()),
+        // The text names a variable, never the token.
+        Err(e) => JobOutcome::Retry(e.to_string()),
+    };
+    let error = match &outcome {
+        JobOutcome::Retry(error) | JobOutcome::Permanent(error) => error.clone(),
+        JobOutcome::Done => String::new(),
+    };
+    let finished = gatehouse_jobs::finish(conn, job, outcome, policy, now).await?;
+    // The outbox shows what the job decided.
+    match finished {
+        Finished::RetryAt(at) => outbox::reschedule(conn, &id, at).await?,
+        Finished::Dead => outbox::give_up(conn, &id, &gatehouse_jobs::clean_error(&error)).await?,
+        Finished::Done | Finished::LeaseLost => {}
+    }
+    Ok(finished)
+}
+
+/// One attempt at mail `id` with `settings`: claim the mail (so a job and
+/// a request never both send it), send, record the provider's answer on
+/// the mail. Whether and when to try again is the caller's to decide.
+pub async fn deliver_one(
+    conn: &Connection,
+    settings: &Settings,
+    id: &MailId,
+    now: i64,
+) -> Result<Attempt, MailError> {
+    let mail = match outbox::claim(conn, id, now).await? {
+        Ok(mail) => mail,
+        Err(Unclaimed::Sent) => return Ok(Attempt::AlreadyDone),
+        Err(Unclaimed::Busy) => {
+            return Ok(Attempt::Retry(
+                "another attempt is sending this mail".into(),
+            ));
+        }
+        Err(Unclaimed::TooOld) => return Ok(Attempt::Permanent(outbox::TOO_OLD.into())),
+        Err(Unclaimed::Missing) => {
+            return Ok(Attempt::Permanent(format!("no mail {id} in the outbox")));
+        }
+    };
+    let request = settings.request(&Outgoing {
+        id: id.as_str(),
+        to: &mail.to,
+        subject: &mail.subject,
+        text: &mail.body,
+    });
+    let outcome = match post(request).await {
+        Ok((status, body)) => settings.read_reply(status, &body),
+        Err(detail) => settings.unreachable(&detail),
+    };
+    Ok(match outcome {
+        Outcome::Sent { message_id } => {
+            let provider = settings.provider().name();
+            outbox::record_sent(conn, id, provider, message_id.as_deref(), now).await?;
+            Attempt::Sent
+        }
+        Outcome::Retry { error } => {
+            outbox::release(conn, id, &error, now).await?;
+            Attempt::Retry(error)
+        }
+        Outcome::Undeliverable { error } => {
+            outbox::give_up(conn, id, &error).await?;
+            Attempt::Permanent(error)
+        }
+    })
 }
 
 async fn variable(name: &str) -> String {
@@ -76,49 +198,6 @@ async fn settings() -> Result<Option<Settings>, ConfigError> {
         &variable("email_api_token").await,
         &variable("email_from").await,
     )
-}
-
-/// One attempt at `id`: claim, send, record. `None` when the mail was not
-/// ours to send (claimed elsewhere, already sent, not due).
-async fn attempt(
-    conn: &Connection,
-    settings: &Settings,
-    id: &MailId,
-    now: i64,
-) -> Result<Option<Outcome>, MailError> {
-    let Some(mail) = outbox::claim(conn, id, now).await? else {
-        return Ok(None);
-    };
-    let request = settings.request(&Outgoing {
-        id: id.as_str(),
-        to: &mail.to,
-        subject: &mail.subject,
-        text: &mail.body,
-    });
-    let outcome = match post(request).await {
-        Ok((status, body)) => settings.read_reply(status, &body),
-        Err(detail) => settings.unreachable(&detail),
-    };
-    let provider = settings.provider().name();
-    match &outcome {
-        Outcome::Sent { message_id } => {
-            outbox::record_sent(conn, id, provider, message_id.as_deref(), now).await?;
-        }
-        Outcome::Retry { error } | Outcome::Undeliverable { error } => {
-            let undeliverable = matches!(outcome, Outcome::Undeliverable { .. });
-            let next = schedule::after_failure(mail.attempts, now, undeliverable);
-            let fate = match next {
-                Next::RetryAt(at) => format!("retry in {} s", at - now),
-                Next::GiveUp => "given up".to_string(),
-            };
-            eprintln!(
-                "mail: {id} not sent (attempt {}), {fate}: {error}",
-                mail.attempts
-            );
-            outbox::record_failure(conn, id, next, error).await?;
-        }
-    }
-    Ok(Some(outcome))
 }
 
 /// POSTs the request; the status and (at most `MAX_REPLY_BYTES` of) the

@@ -1,19 +1,20 @@
 //! Mail for every Gatehouse component: queue it in the `email_outbox` table
-//! together with the change that caused it, then deliver it to an HTTP
-//! email API once that change is stored.
+//! together with the change that caused it, with a durable `mail.send` job
+//! ([`gatehouse_jobs`]) that delivers it to an HTTP email API.
 //!
-//! Two calls make up the API, both on Spin's `default` database:
+//! Two calls make up a component's API, both on Spin's `default` database:
 //!
-//! - [`enqueue`] stores a plain-text mail as `pending` and returns its
-//!   [`MailId`]. Call it on the connection that makes the change the mail
-//!   is about, so that the mail exists exactly when the change does.
-//! - [`deliver`] sends the given mails at once and, in the same call, up to
-//!   [`schedule::RETRIES_PER_DELIVERY`] older mails whose retry time has
-//!   come. Call it when the request's database work is done, before
-//!   answering. It never fails: what it could not send stays in the outbox
-//!   with its error and a retry time, and a later call picks it up. Spin
-//!   components live for one request, so there is no background sender:
-//!   requests that queue mail also carry the retries.
+//! - [`enqueue`] stores a plain-text mail as `pending` with its job, due at
+//!   once (idempotency key: the mail's id), and returns its [`MailId`].
+//!   Call it on the connection that makes the change the mail is about, so
+//!   that the mail exists exactly when the change does.
+//! - [`deliver`] runs at once the jobs of the given mails and, in the same
+//!   call, up to [`schedule::RETRIES_PER_DELIVERY`] other due mail jobs.
+//!   Call it when the request's database work is done, before answering.
+//!   It never fails: a mail it could not send stays with its job, and the
+//!   job runner (the `jobs` component's `POST /v1/admin/jobs/$run`, which a
+//!   schedule calls) tries it again by the job policy's backoff, so mail is
+//!   delivered even when the request's own attempt fails or never happens.
 //!
 //! ```ignore
 //! // Inside a handler (wasm32 only: these calls reach Spin's SQLite,
@@ -24,24 +25,30 @@
 //! gatehouse_mail::deliver(&conn, &[id], unix_now()).await;
 //! ```
 //!
+//! The job runner calls [`run_job`] for each claimed `mail.send` job; it
+//! sends through [`deliver_one`], which any other caller may use too.
+//!
 //! The provider comes from Spin variables, which the calling component
 //! must template from the app's (see spin.toml): `email_provider` (`none`,
 //! `postmark` or `resend`), `email_api_base_url`, `email_api_token`
 //! (secret) and `email_from`; its `allowed_outbound_hosts` must grant the
-//! API's base URL. With `none`, or any variable missing, nothing is sent
-//! and mail stays `pending`.
+//! API's base URL. With `none`, or any variable missing, a request sends
+//! nothing and mail stays `pending`; the job runner counts that as a failed
+//! attempt, so the jobs end `dead` ("no email provider is configured") for
+//! an operator to retry once a provider is set.
 //!
-//! Each attempt first claims the row with one conditional `UPDATE` (pending
-//! and due), which also moves its retry time past the longest possible
-//! attempt: of two requests reaching for the same mail, one sends it. A
-//! failed attempt records a short error (never a credential) and the next
-//! time by exponential backoff; after [`schedule::MAX_ATTEMPTS`] attempts,
-//! or when the provider says the mail can never be delivered, it becomes
-//! `failed`. Mail still pending [`schedule::MAX_AGE_SECONDS`] after it was
-//! queued is given up rather than sent late: its links have expired.
+//! Each attempt first claims the mail row with one conditional `UPDATE`
+//! (unsent, not claimed, young enough), which also moves its
+//! `next_attempt_at` past the longest possible attempt: of a job and a
+//! request reaching for the same mail, one sends it. A failed attempt
+//! records a short error (never a credential) on the mail and its job; the
+//! job decides the next time or makes the mail `failed` after its last
+//! attempt, or at once when the provider says the mail can never be
+//! delivered. Mail still unsent [`schedule::MAX_AGE_SECONDS`] after it
+//! was queued is given up rather than sent late: its links have expired.
 //!
 //! - [`provider`]: the Postmark and Resend wire formats, pure.
-//! - [`schedule`]: attempts, backoff, claims and batch sizes, pure.
+//! - [`schedule`]: claims, batch sizes and the age limit, pure.
 //!
 //! Only the Spin calls are compiled for wasm32; the rest is unit-tested
 //! natively.
@@ -57,11 +64,15 @@ mod delivery;
 mod outbox;
 
 #[cfg(target_arch = "wasm32")]
-pub use delivery::deliver;
+pub use delivery::{deliver, deliver_one, run_job};
 #[cfg(target_arch = "wasm32")]
 pub use outbox::enqueue;
 
 use gatehouse_http::Problem;
+
+/// The kind of the job that sends one mail; its payload is
+/// `{"mail_id": "mail_…"}` and its idempotency key the mail's id.
+pub const SEND_JOB: &str = "mail.send";
 
 /// The id of a queued mail: `mail_` and 128 random bits in hex.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -126,6 +137,29 @@ impl From<MailError> for Problem {
     }
 }
 
+/// A mail that cannot be sent is the job's failure: its text goes to the
+/// log as the job's, never to a response.
+impl From<MailError> for gatehouse_jobs::JobError {
+    fn from(err: MailError) -> gatehouse_jobs::JobError {
+        gatehouse_jobs::JobError::new(err.to_string())
+    }
+}
+
+/// How one [`deliver_one`] attempt at a mail ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Attempt {
+    /// The provider accepted the mail.
+    Sent,
+    /// Not sent; worth another attempt (the provider failed or refused for
+    /// a reason that may pass, or another attempt holds the mail now).
+    Retry(String),
+    /// Never to be sent: the provider refused it for good, it is too old,
+    /// or there is no such mail. It is `failed` now.
+    Permanent(String),
+    /// It was sent before: nothing was done.
+    AlreadyDone,
+}
+
 /// What one [`deliver`] call did, for logs and tests.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Delivery {
@@ -133,7 +167,7 @@ pub struct Delivery {
     pub sent: usize,
     /// Mails that failed and will be tried again.
     pub retrying: usize,
-    /// Mails given up for good (`failed`).
+    /// Mails given up for good (`failed`, their jobs `dead`).
     pub given_up: usize,
 }
 

@@ -1,10 +1,12 @@
-//! The `email_outbox` table (migrations 0002 and 0004) on Spin's SQLite.
-//! Database error text goes to the log, never further.
+//! The `email_outbox` table (migrations 0002 and 0004) on Spin's SQLite,
+//! and each mail's `mail.send` job (migration 0015). Database error text
+//! goes to the log, never further.
 
+use gatehouse_jobs::NewJob;
 use spin_sdk::sqlite::{Connection, RowResult, Value};
 
-use crate::schedule::{self, Next};
-use crate::{MailError, MailId};
+use crate::schedule;
+use crate::{MailError, MailId, SEND_JOB};
 
 fn failed(what: &str, detail: impl std::fmt::Debug) -> MailError {
     let err = MailError::new(format!("database {what} failed: {detail:?}"));
@@ -35,9 +37,18 @@ fn get_text(row: &RowResult, i: usize) -> String {
     }
 }
 
-/// Queues a plain-text mail as `pending`, due at once, and returns its id.
-/// Use the connection that makes the change the mail is about; nothing is
-/// sent until [`deliver`](crate::deliver) is called.
+fn get_int(row: &RowResult, i: usize) -> Option<i64> {
+    match row.values.get(i) {
+        Some(Value::Integer(n)) => Some(*n),
+        _ => None,
+    }
+}
+
+/// Queues a plain-text mail as `pending`, with its `mail.send` job due at
+/// once, and returns its id. Both rows are written together or not at all
+/// (a savepoint, which also nests inside a caller's transaction). Use the
+/// connection that makes the change the mail is about; nothing is sent
+/// until [`deliver`](crate::deliver) or the job runner gets to it.
 pub async fn enqueue(
     conn: &Connection,
     to: &str,
@@ -47,22 +58,54 @@ pub async fn enqueue(
     now: i64,
 ) -> Result<MailId, MailError> {
     let id = MailId::new().inspect_err(|e| eprintln!("{e}"))?;
+    let mail = vec![
+        text(id.as_str()),
+        text(to),
+        text(kind),
+        text(subject),
+        text(body),
+        Value::Integer(now),
+        Value::Integer(now),
+    ];
+    let job = NewJob {
+        kind: SEND_JOB,
+        payload: serde_json::json!({ "mail_id": id.as_str() }),
+        idempotency_key: id.as_str(),
+        run_at: now,
+        max_attempts: gatehouse_jobs::policy().await.max_attempts,
+    };
+    run(conn, "SAVEPOINT mail_enqueue", vec![]).await?;
+    let written = write(conn, mail, &job, now).await;
+    let end = if written.is_ok() {
+        "RELEASE mail_enqueue"
+    } else {
+        "ROLLBACK TO mail_enqueue"
+    };
+    let ended = run(conn, end, vec![]).await;
+    if written.is_err() {
+        // A savepoint rolled back to stays open until released.
+        let _ = run(conn, "RELEASE mail_enqueue", vec![]).await;
+    }
+    written.and(ended).map(|_| id)
+}
+
+async fn write(
+    conn: &Connection,
+    mail: Vec<Value>,
+    job: &NewJob<'_>,
+    now: i64,
+) -> Result<(), MailError> {
     run(
         conn,
         "INSERT INTO email_outbox (id, to_address, kind, subject, body_text, status, attempts, next_attempt_at, created_at)
          VALUES (?, ?, ?, ?, ?, 'pending', 0, ?, ?)",
-        vec![
-            text(id.as_str()),
-            text(to),
-            text(kind),
-            text(subject),
-            text(body),
-            Value::Integer(now),
-            Value::Integer(now),
-        ],
+        mail,
     )
     .await?;
-    Ok(id)
+    gatehouse_jobs::enqueue(conn, job, now)
+        .await
+        .map_err(|e| MailError::new(e.to_string()))?;
+    Ok(())
 }
 
 /// A mail claimed for one attempt.
@@ -70,24 +113,35 @@ pub(crate) struct Claimed {
     pub to: String,
     pub subject: String,
     pub body: String,
-    /// Attempts including this one.
-    pub attempts: i64,
+}
+
+/// Why a mail could not be claimed.
+pub(crate) enum Unclaimed {
+    /// It was sent already.
+    Sent,
+    /// Another attempt holds it.
+    Busy,
+    /// It was queued too long ago to be sent; now it is `failed`.
+    TooOld,
+    /// There is no such mail.
+    Missing,
 }
 
 /// Claims `id` for one attempt at `now`: one statement that succeeds only
-/// while the mail is pending, due and young enough to send, and that moves
-/// its retry time past the attempt, so no other request can claim it too.
-/// `None` when another request has it, or it is sent, failed or not due.
+/// while the mail is unsent (pending, or failed and retried by an
+/// operator), not claimed by another attempt and young enough to send, and
+/// that moves its `next_attempt_at` past the attempt, so nothing else can
+/// claim it meanwhile.
 pub(crate) async fn claim(
     conn: &Connection,
     id: &MailId,
     now: i64,
-) -> Result<Option<Claimed>, MailError> {
+) -> Result<Result<Claimed, Unclaimed>, MailError> {
     let rows = run(
         conn,
-        "UPDATE email_outbox SET attempts = attempts + 1, last_attempt_at = ?, next_attempt_at = ?
-         WHERE id = ? AND status = 'pending' AND next_attempt_at <= ? AND created_at >= ?
-         RETURNING to_address, subject, body_text, attempts",
+        "UPDATE email_outbox SET status = 'pending', attempts = attempts + 1, last_attempt_at = ?, next_attempt_at = ?
+         WHERE id = ? AND status IN ('pending', 'failed') AND next_attempt_at <= ? AND created_at >= ?
+         RETURNING to_address, subject, body_text",
         vec![
             Value::Integer(now),
             Value::Integer(now.saturating_add(schedule::CLAIM_SECONDS)),
@@ -97,51 +151,34 @@ pub(crate) async fn claim(
         ],
     )
     .await?;
-    Ok(rows.first().map(|row| Claimed {
-        to: get_text(row, 0),
-        subject: get_text(row, 1),
-        body: get_text(row, 2),
-        attempts: match row.values.get(3) {
-            Some(Value::Integer(n)) => *n,
-            _ => schedule::MAX_ATTEMPTS,
-        },
-    }))
-}
-
-/// Gives up pending mail too old to send (see
-/// [`MAX_AGE_SECONDS`](schedule::MAX_AGE_SECONDS)).
-pub(crate) async fn expire(conn: &Connection, now: i64) -> Result<(), MailError> {
-    run(
-        conn,
-        "UPDATE email_outbox SET status = 'failed', last_error = 'not sent within 24 hours of being queued'
-         WHERE status = 'pending' AND created_at < ?",
-        vec![Value::Integer(schedule::oldest_sendable(now))],
-    )
-    .await?;
-    Ok(())
-}
-
-/// Up to `limit` pending mails due at `now`, the longest waiting first.
-pub(crate) async fn due(
-    conn: &Connection,
-    now: i64,
-    limit: usize,
-) -> Result<Vec<MailId>, MailError> {
+    if let Some(row) = rows.first() {
+        return Ok(Ok(Claimed {
+            to: get_text(row, 0),
+            subject: get_text(row, 1),
+            body: get_text(row, 2),
+        }));
+    }
     let rows = run(
         conn,
-        "SELECT id FROM email_outbox WHERE status = 'pending' AND next_attempt_at <= ?
-         ORDER BY next_attempt_at, created_at LIMIT ?",
-        vec![
-            Value::Integer(now),
-            Value::Integer(i64::try_from(limit).unwrap_or(i64::MAX)),
-        ],
+        "SELECT status, created_at FROM email_outbox WHERE id = ?",
+        vec![text(id.as_str())],
     )
     .await?;
-    Ok(rows
-        .iter()
-        .map(|row| MailId::from_stored(get_text(row, 0)))
-        .collect())
+    let Some(row) = rows.first() else {
+        return Ok(Err(Unclaimed::Missing));
+    };
+    if get_text(row, 0) == "sent" {
+        return Ok(Err(Unclaimed::Sent));
+    }
+    if get_int(row, 1).unwrap_or_default() < schedule::oldest_sendable(now) {
+        give_up(conn, id, TOO_OLD).await?;
+        return Ok(Err(Unclaimed::TooOld));
+    }
+    Ok(Err(Unclaimed::Busy))
 }
+
+/// Why a mail queued too long ago is not sent.
+pub(crate) const TOO_OLD: &str = "not sent within 24 hours of being queued";
 
 /// Records that the provider accepted the mail. `message_id` is NULL when
 /// the provider gave none.
@@ -167,23 +204,42 @@ pub(crate) async fn record_sent(
     Ok(())
 }
 
-/// Records a failed attempt: due again later, or `failed` for good.
-pub(crate) async fn record_failure(
+/// Records a failed attempt worth repeating and releases the claim: the
+/// mail's job decides when the next attempt comes ([`reschedule`]).
+pub(crate) async fn release(
     conn: &Connection,
     id: &MailId,
-    next: Next,
     error: &str,
+    now: i64,
 ) -> Result<(), MailError> {
-    let (sql, params) = match next {
-        Next::RetryAt(at) => (
-            "UPDATE email_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ?",
-            vec![Value::Integer(at), text(error), text(id.as_str())],
-        ),
-        Next::GiveUp => (
-            "UPDATE email_outbox SET status = 'failed', last_error = ? WHERE id = ?",
-            vec![text(error), text(id.as_str())],
-        ),
-    };
-    run(conn, sql, params).await?;
+    run(
+        conn,
+        "UPDATE email_outbox SET next_attempt_at = ?, last_error = ? WHERE id = ? AND status = 'pending'",
+        vec![Value::Integer(now), text(error), text(id.as_str())],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Shows on an unsent mail when its job tries it next. Never earlier than
+/// a claim another attempt holds on it.
+pub(crate) async fn reschedule(conn: &Connection, id: &MailId, at: i64) -> Result<(), MailError> {
+    run(
+        conn,
+        "UPDATE email_outbox SET next_attempt_at = MAX(next_attempt_at, ?) WHERE id = ? AND status = 'pending'",
+        vec![Value::Integer(at), text(id.as_str())],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Gives an unsent mail up (`failed`), with why.
+pub(crate) async fn give_up(conn: &Connection, id: &MailId, error: &str) -> Result<(), MailError> {
+    run(
+        conn,
+        "UPDATE email_outbox SET status = 'failed', last_error = ? WHERE id = ? AND status <> 'sent'",
+        vec![text(error), text(id.as_str())],
+    )
+    .await?;
     Ok(())
 }

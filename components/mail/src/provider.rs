@@ -31,8 +31,9 @@ use serde_json::{Value, json};
 pub const DEFAULT_FROM: &str = "Gatehouse <no-reply@localhost>";
 /// Postmark's transactional stream.
 pub const POSTMARK_STREAM: &str = "outbound";
-/// The longest `last_error` kept, in characters.
-pub const MAX_ERROR_CHARS: usize = 200;
+/// The longest `last_error` kept, in characters: a mail's error is also
+/// its `mail.send` job's, so the limit is the jobs table's.
+pub use gatehouse_jobs::MAX_ERROR_CHARS;
 /// Sent as `User-Agent` (some APIs refuse requests without one).
 const USER_AGENT: &str = concat!("gatehouse-mail/", env!("CARGO_PKG_VERSION"));
 
@@ -320,23 +321,14 @@ pub enum Outcome {
 }
 
 impl Outcome {
-    /// Keeps `last_error` short, on one line, and free of the credential
-    /// (a provider might echo what it was sent).
+    /// Keeps `last_error` free of the credential (a provider might echo
+    /// what it was sent), then short and on one line as a job's error is.
     fn cleaned(self, secret: &str) -> Outcome {
         let clean = |error: String| {
-            let error = if secret.is_empty() {
-                error
+            if secret.is_empty() {
+                gatehouse_jobs::clean_error(&error)
             } else {
-                error.replace(secret, "[redacted]")
-            };
-            let one_line: String = error
-                .chars()
-                .map(|c| if c.is_control() { ' ' } else { c })
-                .collect();
-            let trimmed = one_line.trim();
-            match trimmed.char_indices().nth(MAX_ERROR_CHARS) {
-                Some((cut, _)) => format!("{}…", &trimmed[..cut]),
-                None => trimmed.to_string(),
+                gatehouse_jobs::clean_error(&error.replace(secret, "[redacted]"))
             }
         };
         match self {

@@ -75,6 +75,10 @@ pub struct UpArgs {
     /// Do not log a line per request.
     #[arg(long)]
     pub quiet: bool,
+    /// Run the app's due background jobs this often, e.g. 5s (calls
+    /// POST /v1/admin/jobs/$run with the operator_token variable).
+    #[arg(long, value_name = "DURATION", value_parser = parse_jobs_every, overrides_with = "jobs_every")]
+    pub jobs_every: Option<Duration>,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -225,6 +229,16 @@ fn parse_max_connections(value: &str) -> Result<usize, String> {
 }
 
 /// A zero deadline would stop every request before it starts.
+fn parse_jobs_every(value: &str) -> Result<Duration, String> {
+    parse_duration(value).and_then(|d| {
+        if d >= Duration::from_millis(100) {
+            Ok(d)
+        } else {
+            Err("must be at least 100ms".into())
+        }
+    })
+}
+
 fn parse_request_timeout(value: &str) -> Result<Duration, String> {
     parse_duration(value).and_then(|d| {
         if d.is_zero() {

@@ -2,35 +2,28 @@
 //! and `http://<component>.spin.internal` requests dispatched in-process.
 
 use http_body_util::BodyExt;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use wasmtime_wasi_http::{Error, RequestOptions, WasiBody, WasiHttpHooks};
 
 use crate::outbound::{HostPattern, internal_component, is_allowed};
 use crate::runtime::Runtime;
-
-/// How deep `*.spin.internal` calls may nest before they are refused.
-const MAX_INTERNAL_DEPTH: u8 = 8;
 
 type SendResult = wasmtime_wasi_http::Result<(
     http::Response<WasiBody>,
     Box<dyn Future<Output = Result<(), Error>> + Send>,
 )>;
 
-/// The hooks of one running request.
+/// The outbound hooks of one instance. An instance may serve several
+/// requests at once, so nothing here belongs to any one of them: like
+/// Spin, a chained request reaches its component from the chained-request
+/// address, not the original client's.
 pub struct OutboundHooks {
     /// The app, for internal dispatch.
-    pub runtime: Arc<Runtime>,
+    pub runtime: Weak<Runtime>,
     /// Id of the calling component (for log lines).
     pub component: String,
     /// The caller's `allowed_outbound_hosts`.
     pub allowed: Arc<Vec<HostPattern>>,
-    /// Address of the original client, passed along internal calls.
-    pub client: SocketAddr,
-    /// `scheme://authority` of the original request.
-    pub origin: String,
-    /// Nesting of internal calls that led here.
-    pub depth: u8,
 }
 
 impl WasiHttpHooks for OutboundHooks {
@@ -53,30 +46,20 @@ impl WasiHttpHooks for OutboundHooks {
             return Box::new(async { Err(Error::HttpRequestDenied) });
         }
         if let Some(target) = internal_component(&host) {
-            if self.depth >= MAX_INTERNAL_DEPTH {
+            let call = self
+                .runtime
+                .upgrade()
+                .and_then(|runtime| runtime.call_internal(target, request));
+            let Some(call) = call else {
+                eprintln!(
+                    "component `{}`: internal request to {target} refused (too many in flight)",
+                    self.component
+                );
                 return Box::new(async { Err(Error::HttpRequestDenied) });
-            }
-            let runtime = self.runtime.clone();
-            let fut = runtime.execute(
-                target.to_string(),
-                request,
-                None,
-                self.client,
-                self.origin.clone(),
-                self.depth + 1,
-            );
-            // The callee runs in its own store; wasmtime does not allow a
-            // store's event loop to be driven from inside another's, so it
-            // gets its own task.
-            let task = tokio::spawn(fut);
+            };
             return Box::new(async move {
-                let response = task
-                    .await
-                    .map_err(|_| Error::InternalError(Some("internal call failed".into())))?;
-                let response =
-                    response.map(|body| body.map_err(|never| match never {}).boxed_unsync());
                 Ok((
-                    response,
+                    call.await,
                     Box::new(async { Ok(()) })
                         as Box<dyn Future<Output = Result<(), Error>> + Send>,
                 ))

@@ -67,7 +67,7 @@ impl KvBackend {
         match self {
             KvBackend::Sqlite { label, pool } => {
                 let label = label.clone();
-                pool.with(move |c| {
+                pool.read(move |c| {
                     let mut stmt = c.prepare_cached(
                         "SELECT value FROM spin_key_value WHERE store = ?1 AND key = ?2",
                     )?;
@@ -120,7 +120,7 @@ impl KvBackend {
         match self {
             KvBackend::Sqlite { label, pool } => {
                 let label = label.clone();
-                pool.with(move |c| {
+                pool.read(move |c| {
                     c.prepare_cached("SELECT 1 FROM spin_key_value WHERE store = ?1 AND key = ?2")?
                         .exists((label, key))
                 })

@@ -28,6 +28,7 @@ mod body_deadline;
 mod conn_clock;
 mod hooks;
 pub mod instances;
+pub mod jobs_clock;
 pub mod kv;
 pub mod limits;
 pub mod manifest;
@@ -41,7 +42,8 @@ pub mod server;
 mod spin_apis;
 pub mod sqlite_pool;
 pub mod variables;
+mod worker;
 
 pub use limits::ConnectionLimits;
-pub use runtime::{LoadOptions, Runtime};
+pub use runtime::{Body, LoadOptions, Runtime};
 pub use server::{ServeOptions, serve, serve_with_limits};

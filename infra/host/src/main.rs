@@ -105,7 +105,10 @@ async fn up(args: &UpArgs) -> Result<()> {
         listener.local_addr()?,
         started.elapsed().as_millis()
     );
-    let options = ServeOptions { quiet: args.quiet };
+    let options = ServeOptions {
+        quiet: args.quiet,
+        jobs_every: args.jobs_every,
+    };
     serve_with_limits(runtime, listener, options, limits, shutdown_signal()).await?;
     eprintln!("stopped");
     Ok(())
@@ -181,8 +184,11 @@ async fn one(runtime: &Arc<Runtime>, path: &str, client: SocketAddr) -> Result<(
     }
     let req = http::Request::get(path).body(http_body_util::Empty::<Bytes>::new())?;
     let handled = runtime.handle(req, client, "http://127.0.0.1").await;
-    if !handled.response.status().is_success() {
-        bail!("{path} answered {}", handled.response.status());
+    let status = handled.response.status();
+    // The whole answer, as a client would read it.
+    let _ = http_body_util::BodyExt::collect(handled.response.into_body()).await;
+    if !status.is_success() {
+        bail!("{path} answered {status}");
     }
     Ok(())
 }

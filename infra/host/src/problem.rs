@@ -2,9 +2,19 @@
 //! shape the components use: a stable `code`, never internal error text.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 
-fn problem(status: u16, code: &str, title: &str, detail: &str) -> http::Response<Full<Bytes>> {
+use crate::runtime::Body;
+
+/// A complete body, with its exact length known (so it is sent with a
+/// `Content-Length`).
+pub fn full(bytes: impl Into<Bytes>) -> Body {
+    Full::new(bytes.into())
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
+
+fn problem(status: u16, code: &str, title: &str, detail: &str) -> http::Response<Body> {
     let body = serde_json::json!({
         "type": format!("urn:gatehouse:problem:{code}"),
         "title": title,
@@ -15,17 +25,17 @@ fn problem(status: u16, code: &str, title: &str, detail: &str) -> http::Response
     http::Response::builder()
         .status(status)
         .header(http::header::CONTENT_TYPE, "application/problem+json")
-        .body(Full::new(Bytes::from(body.to_string())))
-        .unwrap_or_else(|_| http::Response::new(Full::new(Bytes::new())))
+        .body(full(body.to_string()))
+        .unwrap_or_else(|_| http::Response::new(full(Bytes::new())))
 }
 
 /// No route matched the request's path.
-pub fn not_found() -> http::Response<Full<Bytes>> {
+pub fn not_found() -> http::Response<Body> {
     problem(404, "not_found", "Not Found", "no route matches this path")
 }
 
 /// A component trapped or failed; details go to the log only.
-pub fn internal() -> http::Response<Full<Bytes>> {
+pub fn internal() -> http::Response<Body> {
     problem(
         500,
         "internal",
@@ -36,7 +46,7 @@ pub fn internal() -> http::Response<Full<Bytes>> {
 
 /// The guest ran past the request timeout and was stopped. 503 rather
 /// than 500: the app is not broken, this request was too slow.
-pub fn deadline_passed() -> http::Response<Full<Bytes>> {
+pub fn deadline_passed() -> http::Response<Body> {
     problem(
         503,
         "unavailable",
@@ -47,14 +57,14 @@ pub fn deadline_passed() -> http::Response<Full<Bytes>> {
 
 /// A request body that ended before its `Content-Length` (the body the
 /// component would have parsed was never there).
-pub fn bad_request(detail: &str) -> http::Response<Full<Bytes>> {
+pub fn bad_request(detail: &str) -> http::Response<Body> {
     problem(400, "invalid_json", "Bad Request", detail)
 }
 
 /// A request body that did not arrive whole within the host's body
 /// timeout. The connection is closed after it: the rest of the body may
 /// still be on its way, and reading it would be the wait just refused.
-pub fn request_timeout() -> http::Response<Full<Bytes>> {
+pub fn request_timeout() -> http::Response<Body> {
     let mut response = problem(
         408,
         "request_timeout",

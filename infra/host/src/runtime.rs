@@ -1,33 +1,37 @@
-//! The app at run time: compiled components, their grants, and the handling
-//! of one request by a fresh instance.
+//! The app at run time: compiled components, their grants, and the
+//! dispatch of each request to an instance of the component its route
+//! names (see [`crate::worker`] for how long instances live).
 
 use anyhow::{Context, Result, bail};
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
+use http_body_util::BodyExt;
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::pin::Pin;
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::component::{Component as Compiled, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+use wasmtime_wasi_http::handler::{
+    ExpirationError, InstantiationError, ProxyHandler, TrapOrPanicError,
+};
 use wasmtime_wasi_http::p3::bindings::ServicePre;
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::instances::InstanceReuse;
 use crate::kv::{KvBackend, PoolCache};
 use crate::manifest::App;
 use crate::outbound::HostPattern;
+use crate::problem;
 use crate::routes::{Route, RouteMatch, best_match};
 use crate::runtime_config::RuntimeConfig;
-use crate::spin_apis::{self, Grants, SpinView};
+use crate::spin_apis::{self, Grants};
 use crate::sqlite_pool::Pool;
 use crate::variables::Variables;
-use crate::{hooks::OutboundHooks, problem};
+pub use crate::worker::InstanceStats;
+use crate::worker::{CHAINED_CLIENT, Component, EPOCH_TICK, InstanceState, is_deadline, spin_view};
 
 /// How to load an app.
 #[derive(Debug, Clone)]
@@ -42,77 +46,59 @@ pub struct LoadOptions {
     pub cache_dir: PathBuf,
     /// Environment variables of every component (Spin's `--env`).
     pub env: Vec<(String, String)>,
-    /// How many requests an instance serves, at once and in all. Carried
-    /// for Spin's flags; not applied yet: each request gets a fresh instance.
+    /// How many requests an instance serves, at once and in all, and how
+    /// long it may sit idle.
     pub instances: InstanceReuse,
     /// How long a guest may run for one request before it is stopped.
     pub request_timeout: Option<Duration>,
 }
+
+/// The body of every response the host sends: streamed from the guest as
+/// it writes it, with the guest's own framing.
+pub type Body = wasmtime_wasi_http::WasiBody;
+
+/// How many `*.spin.internal` calls may be in flight at once, app-wide: a
+/// component that calls itself in a loop runs into it instead of taking
+/// every instance slot.
+const MAX_INTERNAL_IN_FLIGHT: usize = 64;
 
 /// A loaded, ready-to-serve app.
 pub struct Runtime {
     components: HashMap<String, Loaded>,
     routes: Vec<(Route, String)>,
     databases: Arc<HashMap<String, Arc<Pool>>>,
-    env: Vec<(String, String)>,
+    variables: HashMap<String, String>,
     request_timeout: Option<Duration>,
+    internal_in_flight: AtomicUsize,
 }
 
+/// A component's dispatchers: one per core. An instance runs on one
+/// thread at a time, so the requests that share one share a core; with a
+/// dispatcher per core, a busy component has instances on every core
+/// (each still serving up to the reuse limits, as under Spin).
 struct Loaded {
-    pre: ServicePre<RequestState>,
-    grants: Arc<Grants>,
-    allowed_hosts: Arc<Vec<HostPattern>>,
+    handlers: Vec<ProxyHandler<Component>>,
+    next: AtomicUsize,
     public_route: Option<Route>,
 }
 
-/// A response collected from a guest, with what the log line needs.
+impl Loaded {
+    /// The dispatcher for the next request, in turn.
+    fn handler(&self) -> &ProxyHandler<Component> {
+        let turn = self.next.fetch_add(1, Ordering::Relaxed);
+        &self.handlers[turn % self.handlers.len()]
+    }
+}
+
+/// A response from a guest (or the host), with what the log line needs.
 pub struct Handled {
     /// The response to send.
-    pub response: http::Response<Full<Bytes>>,
+    pub response: http::Response<Body>,
     /// The route that matched, if any.
     pub route: Option<String>,
     /// The component that handled it, if any.
     pub component: Option<String>,
 }
-
-/// Per-request store data.
-pub struct RequestState {
-    table: ResourceTable,
-    wasi: WasiCtx,
-    http: WasiHttpCtx,
-    hooks: OutboundHooks,
-    grants: Arc<Grants>,
-}
-
-impl WasiView for RequestState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-impl WasiHttpView for RequestState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.hooks,
-        }
-    }
-}
-
-fn spin_view(state: &mut RequestState) -> SpinView<'_> {
-    SpinView {
-        grants: &state.grants,
-        table: &mut state.table,
-    }
-}
-
-/// How often the epoch advances when a request deadline is set: the
-/// granularity of `--request-timeout`.
-const EPOCH_TICK: Duration = Duration::from_millis(10);
 
 /// The engine every component runs on: component-model async (WASI P3) and
 /// a pooling allocator sized for a development or CI machine.
@@ -147,6 +133,15 @@ pub fn engine_with(deadlines: bool) -> Result<Engine> {
     Ok(Engine::new(&config)?)
 }
 
+/// A component compiled and linked, before the runtime exists.
+struct Prepared {
+    id: String,
+    pre: ServicePre<InstanceState>,
+    grants: Arc<Grants>,
+    allowed_hosts: Arc<Vec<HostPattern>>,
+    public_route: Option<Route>,
+}
+
 impl Runtime {
     /// Loads the manifest, checks every grant, resolves variables, compiles
     /// (or loads cached) components and pre-instantiates them. Any problem
@@ -179,13 +174,13 @@ impl Runtime {
         if opts.request_timeout.is_some() {
             start_epoch_ticker(&engine);
         }
-        let mut linker: Linker<RequestState> = Linker::new(&engine);
+        let mut linker: Linker<InstanceState> = Linker::new(&engine);
         wasmtime_wasi::p2::add_to_linker_async(&mut linker)?;
         wasmtime_wasi::p3::add_to_linker(&mut linker)?;
         wasmtime_wasi_http::p3::add_to_linker(&mut linker)?;
         spin_apis::add_to_linker(&mut linker, spin_view)?;
 
-        let mut components = HashMap::new();
+        let mut prepared = Vec::new();
         for (id, decl) in &app.components {
             let allowed_hosts = decl
                 .allowed_outbound_hosts
@@ -212,33 +207,74 @@ impl Runtime {
                 .iter()
                 .find(|t| t.component == *id)
                 .and_then(|t| t.route.clone());
-            components.insert(
-                id.clone(),
-                Loaded {
-                    pre,
-                    grants: Arc::new(grants),
-                    allowed_hosts: Arc::new(allowed_hosts),
-                    public_route,
-                },
-            );
+            prepared.push(Prepared {
+                id: id.clone(),
+                pre,
+                grants: Arc::new(grants),
+                allowed_hosts: Arc::new(allowed_hosts),
+                public_route,
+            });
         }
         let routes = app
             .triggers
             .iter()
             .filter_map(|t| t.route.clone().map(|r| (r, t.component.clone())))
             .collect();
-        Ok(Arc::new(Runtime {
-            components,
-            routes,
-            databases,
-            env: opts.env.clone(),
-            request_timeout: opts.request_timeout,
+        let env = Arc::new(opts.env.clone());
+        let app_variables = variables.app_values();
+        let dispatchers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Ok(Arc::new_cyclic(|runtime: &Weak<Runtime>| {
+            let components = prepared
+                .into_iter()
+                .map(|p| {
+                    let component = Component {
+                        id: p.id.clone(),
+                        pre: p.pre,
+                        grants: p.grants,
+                        allowed_hosts: p.allowed_hosts,
+                        env: env.clone(),
+                        reuse: opts.instances,
+                        request_timeout: opts.request_timeout,
+                        runtime: runtime.clone(),
+                        stats: Arc::default(),
+                    };
+                    let loaded = Loaded {
+                        handlers: (0..dispatchers)
+                            .map(|_| ProxyHandler::new(component.clone()))
+                            .collect(),
+                        next: AtomicUsize::new(0),
+                        public_route: p.public_route,
+                    };
+                    (p.id, loaded)
+                })
+                .collect();
+            Runtime {
+                components,
+                routes,
+                databases,
+                variables: app_variables,
+                request_timeout: opts.request_timeout,
+                internal_in_flight: AtomicUsize::new(0),
+            }
         }))
     }
 
     /// The pool of a database label (used by migrations).
     pub fn database(&self, label: &str) -> Option<Arc<Pool>> {
         self.databases.get(label).cloned()
+    }
+
+    /// How many instances of component `id` were made, and the most
+    /// requests one of them served at once.
+    pub fn instance_stats(&self, id: &str) -> Option<InstanceStats> {
+        self.components
+            .get(id)
+            .map(|loaded| loaded.handlers[0].state().stats.read())
+    }
+
+    /// The value of an application variable, as components would read it.
+    pub fn variable(&self, name: &str) -> Option<&str> {
+        self.variables.get(name).map(String::as_str)
     }
 
     /// Handles one request from the network.
@@ -263,17 +299,7 @@ impl Runtime {
             };
         };
         let route = Some(matched.raw.clone());
-        let response = self
-            .clone()
-            .execute(
-                id.clone(),
-                req,
-                Some(matched),
-                client,
-                origin.to_string(),
-                0,
-            )
-            .await;
+        let response = self.execute(&id, req, Some(matched), client, origin).await;
         Handled {
             response,
             route,
@@ -281,144 +307,105 @@ impl Runtime {
         }
     }
 
-    /// Runs `req` through a fresh instance of component `id`; a trap or
-    /// guest error becomes a 500 problem document and is logged.
+    /// Runs `req` through an instance of component `id` (a reused one when
+    /// one has room); a trap or guest error becomes a 500 problem document
+    /// and is logged, a request past the timeout a 503.
     pub fn execute<B>(
-        self: Arc<Self>,
-        id: String,
+        self: &Arc<Self>,
+        id: &str,
         mut req: http::Request<B>,
         matched: Option<RouteMatch>,
         client: SocketAddr,
-        origin: String,
-        depth: u8,
-    ) -> Pin<Box<dyn Future<Output = http::Response<Full<Bytes>>> + Send>>
+        origin: &str,
+    ) -> impl Future<Output = http::Response<Body>> + Send + 'static + use<B>
     where
         B: http_body::Body<Data = Bytes> + Send + 'static,
         B::Error: Into<wasmtime_wasi_http::Error>,
     {
-        Box::pin(async move {
-            let Some(loaded) = self.components.get(&id) else {
-                return problem::not_found();
-            };
+        let runtime = self.clone();
+        let id = id.to_string();
+        let prepared = self.components.get(&id).map(|loaded| {
             let matched = matched
                 .unwrap_or_else(|| internal_match(loaded.public_route.as_ref(), req.uri().path()));
-            set_spin_headers(&mut req, &matched, client, &origin);
-            let run = self.run_guest(&id, loaded, req, client, origin, depth);
-            // The epoch deadline stops a guest that computes; this one stops
-            // a guest that waits (on a store, an outbound call, a timer).
-            let result = match self.request_timeout {
-                Some(limit) => tokio::time::timeout(limit, run)
-                    .await
-                    .unwrap_or_else(|_| Err(wasmtime::Trap::Interrupt.into())),
-                None => run.await,
+            set_spin_headers(&mut req, &matched, client, origin);
+            (
+                loaded.handler().clone(),
+                req.map(|body| body.map_err(Into::into).boxed_unsync()),
+            )
+        });
+        async move {
+            let Some((handler, req)) = prepared else {
+                return problem::not_found();
             };
-            match result {
+            let started = Instant::now();
+            match handler.handle((), req).await {
                 Ok(response) => response,
-                Err(e) if is_deadline(&e) => {
-                    eprintln!("component `{id}` stopped: it ran past the request timeout");
-                    problem::deadline_passed()
-                }
-                Err(e) => {
-                    let cause = e
-                        .chain()
-                        .last()
-                        .map(ToString::to_string)
-                        .unwrap_or_default();
-                    eprintln!("component `{id}` failed: {e}: {cause}");
-                    problem::internal()
-                }
+                Err(e) => runtime.failure(&id, &e, started.elapsed()),
             }
-        })
+        }
     }
 
-    /// A fresh store for one request to component `id`.
-    fn new_store(
-        self: &Arc<Self>,
-        id: &str,
-        loaded: &Loaded,
-        client: SocketAddr,
-        origin: String,
-        depth: u8,
-    ) -> Store<RequestState> {
-        let state = RequestState {
-            table: ResourceTable::new(),
-            wasi: WasiCtx::builder()
-                .inherit_stdout()
-                .inherit_stderr()
-                .envs(&self.env)
-                .build(),
-            http: WasiHttpCtx::new(),
-            hooks: OutboundHooks {
-                runtime: self.clone(),
-                component: id.to_string(),
-                allowed: loaded.allowed_hosts.clone(),
-                client,
-                origin,
-                depth,
-            },
-            grants: loaded.grants.clone(),
-        };
-        let mut store = Store::new(loaded.pre.engine(), state);
-        if let Some(limit) = self.request_timeout {
-            // One tick more than the limit: the current tick is partly gone.
-            let ticks = limit.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64 + 1;
-            store.set_epoch_deadline(ticks);
-            store.epoch_deadline_trap();
+    /// The answer for a request whose guest gave none.
+    fn failure(&self, id: &str, e: &wasmtime::Error, took: Duration) -> http::Response<Body> {
+        let timed_out = e.downcast_ref::<ExpirationError>().is_some()
+            || is_deadline(e)
+            || (e.downcast_ref::<TrapOrPanicError>().is_some()
+                && self.request_timeout.is_some_and(|limit| took >= limit));
+        if timed_out {
+            eprintln!("component `{id}`: a request ran past the request timeout");
+            return problem::deadline_passed();
         }
-        store
+        if let Some(failed) = e.downcast_ref::<InstantiationError<()>>() {
+            eprintln!(
+                "component `{id}` could not be instantiated: {}",
+                failed.error
+            );
+        } else if e.downcast_ref::<TrapOrPanicError>().is_none() {
+            // A trap is logged once, with its cause, as its instance ends.
+            let cause = e
+                .chain()
+                .last()
+                .map(ToString::to_string)
+                .unwrap_or_default();
+            eprintln!("component `{id}` failed: {e}: {cause}");
+        }
+        problem::internal()
+    }
+
+    /// A `*.spin.internal` call from a component: dispatched in-process to
+    /// `target`, as Spin does, from the chained-request address.
+    pub(crate) fn call_internal(
+        self: &Arc<Self>,
+        target: &str,
+        req: http::Request<Body>,
+    ) -> Option<impl Future<Output = http::Response<Body>> + Send + 'static + use<>> {
+        let taken = self.internal_in_flight.fetch_add(1, Ordering::AcqRel);
+        if taken >= MAX_INTERNAL_IN_FLIGHT {
+            self.internal_in_flight.fetch_sub(1, Ordering::AcqRel);
+            return None;
+        }
+        let origin = format!(
+            "{}://{}",
+            req.uri().scheme_str().unwrap_or("http"),
+            req.uri().authority().map(|a| a.as_str()).unwrap_or(target)
+        );
+        let call = self.execute(target, req, None, CHAINED_CLIENT, &origin);
+        let runtime = self.clone();
+        Some(async move {
+            let response = call.await;
+            runtime.internal_in_flight.fetch_sub(1, Ordering::AcqRel);
+            response
+        })
     }
 
     /// Creates a store and an instance of `id` without calling it: the
     /// fixed part of every request's cost, measured by `bench`.
     pub async fn instantiate_only(self: &Arc<Self>, id: &str) -> Result<()> {
         let loaded = self.components.get(id).context("no such component")?;
-        let client = SocketAddr::from(([127, 0, 0, 1], 9));
-        let mut store = self.new_store(id, loaded, client, String::new(), 0);
-        let _service = loaded.pre.instantiate_async(&mut store).await?;
+        let component = loaded.handlers[0].state();
+        let mut store = component.new_store();
+        let _service = component.pre.instantiate_async(&mut store).await?;
         Ok(())
-    }
-
-    async fn run_guest<B>(
-        self: &Arc<Self>,
-        id: &str,
-        loaded: &Loaded,
-        req: http::Request<B>,
-        client: SocketAddr,
-        origin: String,
-        depth: u8,
-    ) -> Result<http::Response<Full<Bytes>>>
-    where
-        B: http_body::Body<Data = Bytes> + Send + 'static,
-        B::Error: Into<wasmtime_wasi_http::Error>,
-    {
-        let mut store = self.new_store(id, loaded, client, origin, depth);
-        let service = loaded.pre.instantiate_async(&mut store).await?;
-        let (req, io) =
-            wasmtime_wasi_http::p3::Request::from_http(&mut store.data_mut().hooks, req);
-        store
-            .run_concurrent(async |store| {
-                let (res, ()) = tokio::try_join!(
-                    async {
-                        let res = match service.handle(store, req).await? {
-                            Ok(res) => res,
-                            Err(code) => bail!("guest returned error code {code:?}"),
-                        };
-                        let res = store.with(|store| res.into_http(store, async { Ok(()) }))?;
-                        let (parts, body) = res.into_parts();
-                        let body = body
-                            .collect()
-                            .await
-                            .context("reading the guest's response body")?;
-                        Ok(http::Response::from_parts(
-                            parts,
-                            Full::new(body.to_bytes()),
-                        ))
-                    },
-                    async { io.await.context("consuming the request body") }
-                )?;
-                Ok(res)
-            })
-            .await?
     }
 }
 
@@ -433,12 +420,6 @@ fn start_epoch_ticker(engine: &Engine) {
             std::thread::sleep(EPOCH_TICK);
         }
     });
-}
-
-/// Whether `e` is a guest stopped at its deadline.
-fn is_deadline(e: &anyhow::Error) -> bool {
-    e.chain()
-        .any(|c| c.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt))
 }
 
 /// What Spin sets for a request that reached a component without a public
@@ -520,7 +501,7 @@ fn check_labels(app: &App, config: &RuntimeConfig) -> Result<()> {
 /// Loads a component's compiled form from the cache, compiling it on a miss.
 /// The key covers the wasm bytes and the engine's settings, so a rebuilt
 /// component or a changed engine never reuses stale code.
-fn compile_cached(engine: &Engine, id: &str, source: &Path, cache_dir: &Path) -> Result<Component> {
+fn compile_cached(engine: &Engine, id: &str, source: &Path, cache_dir: &Path) -> Result<Compiled> {
     let wasm = std::fs::read(source).map_err(|e| {
         anyhow::anyhow!(
             "component `{id}`: cannot read source {} ({e}); build it first (scripts/build)",
@@ -535,7 +516,7 @@ fn compile_cached(engine: &Engine, id: &str, source: &Path, cache_dir: &Path) ->
     if cached.exists() {
         // SAFETY: the file was written by `precompile_component` of an
         // engine with the same compatibility hash, under our cache key.
-        if let Ok(component) = unsafe { Component::deserialize_file(engine, &cached) } {
+        if let Ok(component) = unsafe { Compiled::deserialize_file(engine, &cached) } {
             return Ok(component);
         }
     }
@@ -552,5 +533,5 @@ fn compile_cached(engine: &Engine, id: &str, source: &Path, cache_dir: &Path) ->
         }
     }
     // SAFETY: `compiled` was just produced by this engine.
-    Ok(unsafe { Component::deserialize(engine, &compiled) }?)
+    Ok(unsafe { Compiled::deserialize(engine, &compiled) }?)
 }

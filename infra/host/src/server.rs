@@ -23,6 +23,9 @@ use crate::runtime::Runtime;
 pub struct ServeOptions {
     /// Suppress the per-request log line (benchmarks).
     pub quiet: bool,
+    /// Run the app's due background jobs this often (see
+    /// [`crate::jobs_clock`]); never when `None`.
+    pub jobs_every: Option<Duration>,
 }
 
 /// Serves with the default [`ConnectionLimits`] until `shutdown`
@@ -54,6 +57,9 @@ pub async fn serve_with_limits(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let jobs = options
+        .jobs_every
+        .map(|every| tokio::spawn(crate::jobs_clock::run_jobs_every(runtime.clone(), every)));
     // A cap of zero would never accept; one past the semaphore's range
     // cannot be counted.
     let max_connections = limits.max_connections.clamp(1, Semaphore::MAX_PERMITS);
@@ -104,6 +110,9 @@ pub async fn serve_with_limits(
         });
     }
     drop(listener);
+    if let Some(jobs) = jobs {
+        jobs.abort();
+    }
     tokio::select! {
         () = graceful.shutdown() => {}
         () = tokio::time::sleep(Duration::from_secs(30)) => eprintln!("shutdown: gave up waiting for open connections"),
@@ -181,7 +190,7 @@ const BUFFERED_BODY_LIMIT: u64 = 1024 * 1024;
 
 type Body = http_body_util::combinators::BoxBody<bytes::Bytes, BodyError>;
 
-type Response = http::Response<http_body_util::Full<bytes::Bytes>>;
+type Response = http::Response<crate::runtime::Body>;
 
 /// Reads a small request body in full before the guest runs, so the
 /// connection never closes with unread request bytes in the socket (which
@@ -243,10 +252,10 @@ async fn respond(
         Err(response) => return response,
     };
     let handled = runtime.handle(req, client, &origin).await;
-    // This host sends a response only once the component has finished it
-    // and the request body has been consumed, so a body that ran out of
-    // time always leaves the response unsent: it is answered 408 (and the
-    // connection closed), whatever the component made of the cut-off body.
+    // A body that ran out of time before the component answered leaves the
+    // answer unsent: it is 408 (and the connection closed), whatever the
+    // component made of the cut-off body. The components read a request's
+    // body before they answer, so its deadline has always passed by now.
     let response = if body_expired.get() {
         crate::problem::request_timeout()
     } else {

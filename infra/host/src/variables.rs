@@ -99,6 +99,11 @@ impl Variables {
         Ok(Variables { values, secret })
     }
 
+    /// Every application variable with its resolved value.
+    pub fn app_values(&self) -> HashMap<String, String> {
+        self.values.clone()
+    }
+
     /// The variables a component may read: its templates rendered.
     /// A template over an unset, optional variable leaves that name undefined.
     pub fn for_component(&self, templates: &BTreeMap<String, Template>) -> HashMap<String, String> {

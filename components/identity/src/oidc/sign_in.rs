@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 
 use super::{Stored, accounts, by_id, redirect_uri, sealing_key};
 use crate::db;
+use crate::outbox::Outbox;
 use crate::sessions::{self, Device};
 
 /// How long a sign-in may take between `/start` and `/callback`.
@@ -277,6 +278,7 @@ pub async fn callback(
     req: Request,
     provider_id: &str,
     request_id: &str,
+    outbox: &Outbox,
 ) -> Result<Response, Problem> {
     let params = query_params(&req);
     let conn = db::open().await?;
@@ -321,8 +323,8 @@ pub async fn callback(
         crate::mfa::challenge(&conn, &user, &Device::of(&req).await, now, request_id).await?
     } else {
         let email = user.email.clone();
-        sessions::start_session(&conn, user, Device::of(&req).await, &email, now, request_id)
-            .await?
+        let device = Device::of(&req).await;
+        sessions::start_session(&conn, user, device, &email, now, request_id, outbox).await?
     };
     let base = crate::config::public_base_url().await;
     if let Ok(value) = http::HeaderValue::from_str(&state_cookie(&base, provider_id, "", 0)) {

@@ -37,6 +37,7 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
         // An abort is a wasm `unreachable`: a trap, with nothing printed.
         "trap" => std::process::abort(),
         "counter" => counter(),
+        "sized" => sized(),
         "spin" => spin_forever(),
         "json" => json_body(req).await,
         "idem" => idempotency(req).await,
@@ -167,6 +168,17 @@ fn spin_forever() -> Response<Reply> {
     loop {
         n = std::hint::black_box(n.wrapping_add(1));
     }
+}
+
+/// A response whose length the component states itself.
+fn sized() -> Response<Reply> {
+    let body = json!({"sized": true}).to_string();
+    spin_sdk::http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("content-length", body.len().to_string())
+        .body(Full::new(Bytes::from(body)))
+        .expect("static response parts are valid")
 }
 
 /// Counts calls within this instance: a host that gives every request a

@@ -1,0 +1,26 @@
+//! Which code runs a job of each kind. A kind this build does not know
+//! (enqueued by a newer version during a rolling deploy, or written by
+//! hand) fails like any attempt, so it waits by backoff for a runner that
+//! knows it, and ends dead with a clear error if none comes.
+
+use gatehouse_jobs::schedule::Policy;
+use gatehouse_jobs::{Finished, Job, JobError, Outcome};
+use spin_sdk::sqlite::Connection;
+
+/// Runs one claimed job and records how it ended.
+pub async fn perform(
+    conn: &Connection,
+    job: &Job,
+    policy: &Policy,
+    now: i64,
+) -> Result<Finished, JobError> {
+    match job.kind.as_str() {
+        gatehouse_mail::SEND_JOB => gatehouse_mail::run_job(conn, job, policy, now).await,
+        other => {
+            let outcome = Outcome::Retry(format!(
+                "unknown job kind `{other}`: this build has no handler for it"
+            ));
+            gatehouse_jobs::finish(conn, job, outcome, policy, now).await
+        }
+    }
+}
