@@ -726,7 +726,8 @@ fn mail_queued_before_the_jobs_migration_gets_a_job_and_is_sent() -> Result<()> 
         b"",
     )?;
     let migrated = app::expect(migrated, 200)?;
-    assert_eq!(migrated["applied_now"], json!(["0015_jobs"]), "{migrated}");
+    // 0015 and every later migration, in order.
+    assert_eq!(migrated["applied_now"][0], "0015_jobs", "{migrated}");
     let pending = list(&host, "state=pending&kind=mail.send")?;
     let job = &pending["items"][0];
     assert_eq!(

@@ -1,0 +1,58 @@
+//! Who may do what here. Meters and quotas are the org's settings: its
+//! admins manage them. Sending usage and checking or consuming quota is
+//! what an org's own services do: admins may, and so may holders of the
+//! permission for it (an API key with a role that grants it, say).
+
+use gatehouse_auth::caller::OrgCaller;
+use gatehouse_http::principal::Subject;
+use gatehouse_http::{ErrorCode, Problem};
+use spin_sdk::http::Request;
+
+/// The permission that sends usage events.
+pub const INGEST: &str = "usage:write";
+/// The permission that checks and consumes quota.
+pub const CONSUME: &str = "quotas:consume";
+
+/// An admin of the org the request acts in.
+pub async fn admin(req: &Request, what: &str) -> Result<OrgCaller, Problem> {
+    let caller = OrgCaller::of(req).await?;
+    caller.require_admin(what)?;
+    Ok(caller)
+}
+
+/// A caller that is an admin of its org or holds `permission`.
+pub async fn holding(req: &Request, permission: &str) -> Result<OrgCaller, Problem> {
+    let caller = OrgCaller::of(req).await?;
+    if caller.principal.is_org_admin() || caller.principal.has_permission(permission) {
+        Ok(caller)
+    } else {
+        Err(Problem::new(ErrorCode::Forbidden).detail(format!(
+            "this needs an admin of the organization or the {permission} permission"
+        )))
+    }
+}
+
+/// The caller as an idempotency scope: its org and who it is, so equal
+/// keys of two callers never meet.
+pub fn scope(caller: &OrgCaller) -> String {
+    let org = caller.principal.org_id.as_deref().unwrap_or_default();
+    let who = match &caller.principal.subject {
+        Subject::User { id } => format!("user:{id}"),
+        Subject::ApiKey { id, .. } => format!("key:{id}"),
+        Subject::Service { name } => format!("service:{name}"),
+        Subject::External { provider, sub } => format!("external:{provider}:{sub}"),
+    };
+    format!("org:{org}/{who}")
+}
+
+/// The user id that created something, for the record.
+pub fn actor_id(caller: &OrgCaller) -> String {
+    match &caller.principal.subject {
+        Subject::User { id } => id.clone(),
+        Subject::ApiKey { id, owner_user_id } => {
+            owner_user_id.clone().unwrap_or_else(|| id.clone())
+        }
+        Subject::Service { name } => name.clone(),
+        Subject::External { provider, sub } => format!("{provider}:{sub}"),
+    }
+}

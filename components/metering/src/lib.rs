@@ -1,0 +1,83 @@
+//! The `metering` component: meters, usage events and quotas of an org.
+//! Routes (see spin.toml):
+//!
+//! - `POST`/`GET /v1/meters`, `GET`/`DELETE /v1/meters/{key}` (org admins)
+//! - `POST /v1/usage/events`: a JSON array of up to 1,000 CloudEvents-shaped
+//!   events; duplicates by `(source, id)` recognised for good
+//! - `POST`/`GET /v1/quotas`, `GET`/`DELETE /v1/quotas/{id}` (org admins)
+//! - `POST /v1/quotas/check`, `POST /v1/quotas/consume`: the decision over
+//!   every applicable quota; consume counts atomically
+//!
+//! Everything acts in the org the caller's principal acts in: another
+//! org's meters, quotas, members and teams are not found here.
+
+// The rules (periods, subjects, decisions, event checks) are plain code,
+// unit-tested natively; the handlers reach Spin's stores and build for
+// wasm32 only.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+
+mod batch;
+mod decision;
+mod model;
+mod period;
+mod subject;
+
+#[cfg(target_arch = "wasm32")]
+mod caller;
+#[cfg(target_arch = "wasm32")]
+mod check;
+#[cfg(target_arch = "wasm32")]
+mod events;
+#[cfg(target_arch = "wasm32")]
+mod meters;
+#[cfg(target_arch = "wasm32")]
+mod quotas;
+#[cfg(target_arch = "wasm32")]
+mod store;
+
+#[cfg(target_arch = "wasm32")]
+use gatehouse_http::router::{fallback, segments};
+#[cfg(target_arch = "wasm32")]
+use gatehouse_http::{Problem, Response, request_id, response};
+#[cfg(target_arch = "wasm32")]
+use spin_sdk::http::{IntoResponse, Request};
+
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_service]
+async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let id = request_id::from_headers(req.headers());
+    Ok(response::answer(route(req, &id).await, &id))
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn route(req: Request, id: &str) -> Result<Response, Problem> {
+    use http::Method;
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let m = &method;
+    match segments(&path).as_slice() {
+        ["v1", "meters"] if *m == Method::POST => meters::create(req, id).await,
+        ["v1", "meters"] if *m == Method::GET => meters::list(req, id).await,
+        ["v1", "meters", key] if *m == Method::GET => meters::get(req, key, id).await,
+        ["v1", "meters", key] if *m == Method::DELETE => meters::delete(req, key, id).await,
+        ["v1", "usage", "events"] if *m == Method::POST => events::ingest(req, id).await,
+        ["v1", "quotas", "check"] if *m == Method::POST => check::check(req, id).await,
+        ["v1", "quotas", "consume"] if *m == Method::POST => check::consume(req, id).await,
+        ["v1", "quotas"] if *m == Method::POST => quotas::create(req, id).await,
+        ["v1", "quotas"] if *m == Method::GET => quotas::list(req, id).await,
+        ["v1", "quotas", quota] if *m == Method::GET => quotas::get(req, quota, id).await,
+        ["v1", "quotas", quota] if *m == Method::DELETE => quotas::delete(req, quota, id).await,
+        other => Err(fallback(allowed(other))),
+    }
+}
+
+/// The methods a known path takes, for 405 answers.
+#[cfg(target_arch = "wasm32")]
+fn allowed(segments: &[&str]) -> Option<&'static [&'static str]> {
+    Some(match segments {
+        ["v1", "meters" | "quotas"] => &["GET", "POST"],
+        ["v1", "usage", "events"] | ["v1", "quotas", "check" | "consume"] => &["POST"],
+        ["v1", "meters" | "quotas", _] => &["GET", "DELETE"],
+        _ => return None,
+    })
+}

@@ -1,0 +1,84 @@
+//! Reads shared by the handlers (meters, the org's members and teams) and
+//! the transaction around a batch of writes.
+
+use gatehouse_auth::db;
+use gatehouse_auth::tenant::Tenant;
+use gatehouse_http::Problem;
+use spin_sdk::sqlite::{Connection, RowResult};
+
+use crate::model::{Aggregation, Meter};
+use crate::subject::{Kind, Subject};
+
+/// The columns [`meter_of`] reads.
+pub const METER_COLUMNS: &str =
+    "meter_key, event_type, aggregation, value_path, group_by, created_at";
+
+/// A meter from a row of [`METER_COLUMNS`].
+pub fn meter_of(row: &RowResult) -> Meter {
+    Meter {
+        key: db::get_text(row, 0),
+        event_type: db::get_text(row, 1),
+        // The column's CHECK admits only known names.
+        aggregation: Aggregation::parse(&db::get_text(row, 2)).unwrap_or(Aggregation::Count),
+        value_path: db::get_opt_text(row, 3),
+        group_by: db::get_json(row, 4)
+            .and_then(|v| serde_json::from_value(v).ok())
+            .unwrap_or_default(),
+        created_at: db::get_int(row, 5).unwrap_or_default(),
+    }
+}
+
+/// The org's meter `key`, if it has one.
+pub async fn meter(tenant: &Tenant<'_>, key: &str) -> Result<Option<Meter>, Problem> {
+    let rows = tenant
+        .query(
+            &format!("SELECT {METER_COLUMNS} FROM meters WHERE org_id = ?1 AND meter_key = ?2"),
+            vec![db::text(key)],
+        )
+        .await?;
+    Ok(rows.first().map(meter_of))
+}
+
+/// Whether `subject` is the org, or a member, team or key of it. Another
+/// org's user is unknown here, exactly like one that does not exist.
+pub async fn belongs(tenant: &Tenant<'_>, subject: &Subject) -> Result<bool, Problem> {
+    let sql = match subject.kind {
+        Kind::Org => return Ok(subject.id == tenant.org_id()),
+        Kind::User => "SELECT 1 FROM memberships WHERE org_id = ?1 AND user_id = ?2",
+        Kind::Team => "SELECT 1 FROM teams WHERE org_id = ?1 AND team_id = ?2",
+        Kind::Key => "SELECT 1 FROM api_keys WHERE org_id = ?1 AND key_id = ?2",
+    };
+    Ok(!tenant
+        .query(sql, vec![db::text(&subject.id)])
+        .await?
+        .is_empty())
+}
+
+/// The teams whose quotas apply to a member: those the member is in and
+/// every team above them.
+pub async fn teams_of(tenant: &Tenant<'_>, user_id: &str) -> Result<Vec<String>, Problem> {
+    let rows = tenant
+        .query(
+            "WITH RECURSIVE up(team_id) AS (
+                 SELECT team_id FROM team_members WHERE org_id = ?1 AND user_id = ?2
+                 UNION
+                 SELECT t.parent_team_id FROM teams t JOIN up ON t.team_id = up.team_id
+                 WHERE t.org_id = ?1 AND t.parent_team_id IS NOT NULL)
+             SELECT team_id FROM up",
+            vec![db::text(user_id)],
+        )
+        .await?;
+    Ok(rows.iter().map(|r| db::get_text(r, 0)).collect())
+}
+
+/// Starts a write transaction: `IMMEDIATE` takes the write lock now, so
+/// what the transaction reads stays true until it commits.
+pub async fn begin(conn: &Connection) -> Result<(), Problem> {
+    db::exec(conn, "BEGIN IMMEDIATE", vec![]).await.map(|_| ())
+}
+
+/// Ends the transaction: commits when `keep`, else rolls back.
+pub async fn end(conn: &Connection, keep: bool) -> Result<(), Problem> {
+    let sql = if keep { "COMMIT" } else { "ROLLBACK" };
+    db::exec(conn, sql, vec![]).await.map(|_| ())
+}
