@@ -306,9 +306,32 @@ pub fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> R
     read(agent().run(req)?)
 }
 
-/// A free TCP port on 127.0.0.1.
+/// A free TCP port on 127.0.0.1 for a server a test starts later (Node,
+/// redis-server, the host binary), never handed out twice in this process.
+/// It is drawn below the kernel's ephemeral range (32768 and up on Linux):
+/// a port the kernel picks for port 0 is also the kind it gives outgoing
+/// connections, so another test's client socket could take it between
+/// this check and the server's own bind.
 pub fn free_port() -> Result<u16> {
-    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+    use std::hash::{BuildHasher, Hasher};
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    for _ in 0..200 {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or_default(),
+        );
+        let port = 20_000 + (hasher.finish() % 12_000) as u16;
+        let mut given = GIVEN.lock().unwrap_or_else(|p| p.into_inner());
+        if given.contains(&port) || TcpListener::bind(("127.0.0.1", port)).is_err() {
+            continue;
+        }
+        given.push(port);
+        return Ok(port);
+    }
+    bail!("no free port between 20000 and 32000")
 }
 
 /// A `redis-server` on a free loopback port, stopped on drop.

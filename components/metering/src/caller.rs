@@ -2,6 +2,7 @@
 //! admins manage them. Sending usage and checking or consuming quota is
 //! what an org's own services do: admins may, and so may holders of the
 //! permission for it (an API key with a role that grants it, say).
+//! Reading usage is open to every member for their own subject.
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_http::principal::Subject;
@@ -10,6 +11,8 @@ use spin_sdk::http::Request;
 
 /// The permission that sends usage events.
 pub const INGEST: &str = "usage:write";
+/// The permission that reads any subject's usage in the org.
+pub const READ: &str = "usage:read";
 /// The permission that checks and consumes quota.
 pub const CONSUME: &str = "quotas:consume";
 

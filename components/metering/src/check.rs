@@ -12,6 +12,11 @@
 //! the amount at the meter's value path) in the same transaction, so
 //! usage shows what quotas counted. Events sent to `/v1/usage/events` do
 //! not move quota counters.
+//!
+//! Units held by open reservations count as used (see [`holds`]): a
+//! quota's standing is its counter plus its unexpired holds, so consumes
+//! and reserves together never pass a hard limit. A check and a consume
+//! first end the meter's expired reservations, in their transaction.
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
@@ -25,26 +30,27 @@ use spin_sdk::http::Request;
 use crate::caller;
 use crate::decision::{Decision, Standing, decide};
 use crate::events;
+use crate::holds;
 use crate::model::{Aggregation, Enforcement, Meter, Quota, Use, recorded_data};
 use crate::quotas::{QUOTA_COLUMNS, quota_of};
 use crate::store;
 use crate::subject::{self, Subject};
 
-fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
+pub(crate) fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
     Problem::new(ErrorCode::ValidationFailed)
         .detail("the request body has invalid fields")
         .errors(vec![FieldError::new(pointer, code, message)])
 }
 
 /// What a use is counted against.
-struct Target {
-    meter: Meter,
-    user: Subject,
-    quotas: Vec<Quota>,
+pub(crate) struct Target {
+    pub meter: Meter,
+    pub user: Subject,
+    pub quotas: Vec<Quota>,
 }
 
 /// The meter, the user (a member of the org) and the quotas that apply.
-async fn target(tenant: &Tenant<'_>, body: &Use) -> Result<Target, Problem> {
+pub(crate) async fn target(tenant: &Tenant<'_>, body: &Use) -> Result<Target, Problem> {
     let user = subject::parse(&body.subject)
         .ok_or_else(|| invalid("/subject", "invalid_subject", "subject must be user:<id>"))?;
     if !store::belongs(tenant, &user).await? {
@@ -88,12 +94,21 @@ async fn target(tenant: &Tenant<'_>, body: &Use) -> Result<Target, Problem> {
     })
 }
 
+/// A quota's standing in its current period: `standing.used` counts the
+/// units held too; `start` is the period's first second.
+#[derive(Clone)]
+pub(crate) struct Counted {
+    pub standing: Standing,
+    pub start: i64,
+    pub held: i64,
+}
+
 /// Where each quota stands in its current period.
-async fn standings(
+pub(crate) async fn standings(
     tenant: &Tenant<'_>,
     quotas: &[Quota],
     now: i64,
-) -> Result<Vec<(Standing, i64)>, Problem> {
+) -> Result<Vec<Counted>, Problem> {
     let mut out = Vec::with_capacity(quotas.len());
     for q in quotas {
         let (start, reset_at) = q.period.window(now);
@@ -104,15 +119,20 @@ async fn standings(
             )
             .await?;
         let used = rows.first().and_then(|r| db::get_int(r, 0)).unwrap_or(0);
+        let held = holds::held(tenant, &q.id, start, now).await?;
         let standing = Standing {
             id: q.id.clone(),
             entity: q.entity.clone(),
             limit: q.limit,
-            used,
+            used: used.saturating_add(held),
             hard: q.enforcement == Enforcement::Hard,
             reset_at,
         };
-        out.push((standing, start));
+        out.push(Counted {
+            standing,
+            start,
+            held,
+        });
     }
     Ok(out)
 }
@@ -123,8 +143,16 @@ pub async fn check(req: Request, request_id: &str) -> Result<Response, Problem> 
     let tenant = caller.tenant()?;
     let body: Use = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let target = target(&tenant, &body).await?;
-    let standings = standings(&tenant, &target.quotas, unix_now()).await?;
-    let quotas: Vec<Standing> = standings.into_iter().map(|(s, _)| s).collect();
+    let now = unix_now();
+    store::begin(&caller.conn).await?;
+    let outcome = async {
+        holds::expire(&tenant, &target.meter.key, now).await?;
+        standings(&tenant, &target.quotas, now).await
+    }
+    .await;
+    let ended = store::end(&caller.conn, outcome.is_ok()).await;
+    let quotas: Vec<Standing> = outcome?.into_iter().map(|c| c.standing).collect();
+    ended?;
     Ok(response::json(
         200,
         &decide(&quotas, body.amount),
@@ -173,13 +201,19 @@ async fn consume_now(tenant: &Tenant<'_>, body: &Use) -> Result<Decision, Proble
         ));
     }
     let now = unix_now();
+    holds::expire(tenant, &target.meter.key, now).await?;
     let standings = standings(tenant, &target.quotas, now).await?;
-    let quotas: Vec<Standing> = standings.iter().map(|(s, _)| s.clone()).collect();
+    let quotas: Vec<Standing> = standings.iter().map(|c| c.standing.clone()).collect();
     let decision = decide(&quotas, body.amount);
     if !decision.allowed {
         return Ok(decision);
     }
-    for (quota, start) in &standings {
+    for Counted {
+        standing: quota,
+        start,
+        held,
+    } in &standings
+    {
         tenant
             .exec(
                 "INSERT INTO quota_counters (org_id, quota_id, period_start, used) VALUES (?1, ?, ?, 0)
@@ -188,7 +222,7 @@ async fn consume_now(tenant: &Tenant<'_>, body: &Use) -> Result<Decision, Proble
             )
             .await?;
         // The limit is checked again by the statement itself: the counter
-        // never passes a hard limit, whatever else ran.
+        // and the holds never pass a hard limit, whatever else ran.
         let raised = tenant
             .exec(
                 "UPDATE quota_counters SET used = used + ?2
@@ -198,7 +232,7 @@ async fn consume_now(tenant: &Tenant<'_>, body: &Use) -> Result<Decision, Proble
                     db::text(&quota.id),
                     db::int(*start),
                     db::int(i64::from(quota.hard)),
-                    db::int(quota.limit),
+                    db::int(quota.limit.saturating_sub(*held)),
                 ],
             )
             .await?;

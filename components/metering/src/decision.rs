@@ -17,7 +17,8 @@ pub struct Standing {
     pub entity: String,
     /// Units per period.
     pub limit: i64,
-    /// Units used in the current period.
+    /// Units used in the current period, counting those held by open
+    /// reservations.
     pub used: i64,
     /// Whether it refuses (hard) or only counts (soft).
     pub hard: bool,
@@ -40,7 +41,8 @@ pub struct Blocking {
     pub entity: String,
     /// Its limit.
     pub limit: i64,
-    /// Units used in its current period.
+    /// Units used in its current period, counting those held by open
+    /// reservations.
     pub used: i64,
 }
 

@@ -5,8 +5,12 @@
 //! - `POST /v1/usage/events`: a JSON array of up to 1,000 CloudEvents-shaped
 //!   events; duplicates by `(source, id)` recognised for good
 //! - `POST`/`GET /v1/quotas`, `GET`/`DELETE /v1/quotas/{id}` (org admins)
+//! - `GET /v1/usage`: a meter's usage in hourly, daily or monthly buckets
 //! - `POST /v1/quotas/check`, `POST /v1/quotas/consume`: the decision over
 //!   every applicable quota; consume counts atomically
+//! - `POST /v1/quotas/reserve`, `POST /v1/quotas/reservations/{id}/commit`
+//!   and `…/release`: an amount held until the actual use is known; an
+//!   expired reservation holds nothing, without a background runner
 //!
 //! Everything acts in the org the caller's principal acts in: another
 //! org's meters, quotas, members and teams are not found here.
@@ -20,7 +24,9 @@ mod batch;
 mod decision;
 mod model;
 mod period;
+mod reservation;
 mod subject;
+mod usage_query;
 
 #[cfg(target_arch = "wasm32")]
 mod caller;
@@ -29,11 +35,17 @@ mod check;
 #[cfg(target_arch = "wasm32")]
 mod events;
 #[cfg(target_arch = "wasm32")]
+mod holds;
+#[cfg(target_arch = "wasm32")]
 mod meters;
 #[cfg(target_arch = "wasm32")]
 mod quotas;
 #[cfg(target_arch = "wasm32")]
+mod reserve;
+#[cfg(target_arch = "wasm32")]
 mod store;
+#[cfg(target_arch = "wasm32")]
+mod usage;
 
 #[cfg(target_arch = "wasm32")]
 use gatehouse_http::router::{fallback, segments};
@@ -61,8 +73,16 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "meters", key] if *m == Method::GET => meters::get(req, key, id).await,
         ["v1", "meters", key] if *m == Method::DELETE => meters::delete(req, key, id).await,
         ["v1", "usage", "events"] if *m == Method::POST => events::ingest(req, id).await,
+        ["v1", "usage"] if *m == Method::GET => usage::usage(req, id).await,
         ["v1", "quotas", "check"] if *m == Method::POST => check::check(req, id).await,
         ["v1", "quotas", "consume"] if *m == Method::POST => check::consume(req, id).await,
+        ["v1", "quotas", "reserve"] if *m == Method::POST => reserve::reserve(req, id).await,
+        ["v1", "quotas", "reservations", r, "commit"] if *m == Method::POST => {
+            reserve::commit(req, r, id).await
+        }
+        ["v1", "quotas", "reservations", r, "release"] if *m == Method::POST => {
+            reserve::release(req, r, id).await
+        }
         ["v1", "quotas"] if *m == Method::POST => quotas::create(req, id).await,
         ["v1", "quotas"] if *m == Method::GET => quotas::list(req, id).await,
         ["v1", "quotas", quota] if *m == Method::GET => quotas::get(req, quota, id).await,
@@ -76,7 +96,10 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
 fn allowed(segments: &[&str]) -> Option<&'static [&'static str]> {
     Some(match segments {
         ["v1", "meters" | "quotas"] => &["GET", "POST"],
-        ["v1", "usage", "events"] | ["v1", "quotas", "check" | "consume"] => &["POST"],
+        ["v1", "usage", "events"]
+        | ["v1", "quotas", "check" | "consume" | "reserve"]
+        | ["v1", "quotas", "reservations", _, "commit" | "release"] => &["POST"],
+        ["v1", "usage"] => &["GET"],
         ["v1", "meters" | "quotas", _] => &["GET", "DELETE"],
         _ => return None,
     })

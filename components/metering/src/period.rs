@@ -165,6 +165,18 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(seconds - offset)
 }
 
+/// Unix seconds as an RFC 3339 date-time in UTC (`2026-11-29T12:00:00Z`).
+pub fn format_rfc3339(seconds: i64) -> String {
+    let (year, month, day) = civil_from_days(seconds.div_euclid(DAY));
+    let of_day = seconds.rem_euclid(DAY);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -214,6 +226,18 @@ mod tests {
             parse_rfc3339("2024-02-29T08:00:00-05:00"),
             Some(1_709_211_600)
         );
+    }
+
+    #[test]
+    fn times_format_back_to_what_they_were_read_from() {
+        for text in [
+            "1970-01-01T00:00:00Z",
+            "2024-02-29T13:05:09Z",
+            "1969-12-31T23:59:59Z",
+        ] {
+            let seconds = parse_rfc3339(text).unwrap();
+            assert_eq!(format_rfc3339(seconds), text);
+        }
     }
 
     #[test]

@@ -144,11 +144,18 @@ pub async fn get(req: Request, id: &str, request_id: &str) -> Result<Response, P
     Ok(response::json(200, &quota, request_id))
 }
 
-/// `DELETE /v1/quotas/{id}`: the quota and its counters.
+/// `DELETE /v1/quotas/{id}`: the quota, its counters and the holds on it.
 pub async fn delete(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
     let caller = caller::admin(&req, WHAT).await?;
     let tenant = caller.tenant()?;
     load(&tenant, id).await?;
+    // Open reservations keep holding against the meter's other quotas.
+    tenant
+        .exec(
+            "DELETE FROM quota_holds WHERE org_id = ?1 AND quota_id = ?2",
+            vec![db::text(id)],
+        )
+        .await?;
     tenant
         .exec(
             "DELETE FROM quota_counters WHERE org_id = ?1 AND quota_id = ?2",

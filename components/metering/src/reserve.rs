@@ -1,0 +1,299 @@
+//! `POST /v1/quotas/reserve`, `POST /v1/quotas/reservations/{id}/commit`
+//! and `…/release`: quota for work whose cost is known only after it ran.
+//!
+//! A reserve decides like a consume (every applicable quota, the most
+//! restrictive wins) and, when allowed, holds the amount against each of
+//! those quotas in the same `IMMEDIATE` transaction, so concurrent
+//! consumes and reserves never pass a hard limit together. A commit
+//! counts the actual amount (at most the reserved one) in the periods the
+//! holds were taken in, frees the rest and records the usage event; a
+//! release frees everything. A reservation that reaches `expires_at`
+//! holds nothing from then on (see [`holds`]); committing or releasing it
+//! then is `409`, as is ending one that has ended.
+
+use gatehouse_auth::caller::OrgCaller;
+use gatehouse_auth::db;
+use gatehouse_auth::tenant::Tenant;
+use gatehouse_http::idempotency::sqlite::create_once;
+use gatehouse_http::idempotency::unix_now;
+use gatehouse_http::json;
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
+use serde::Serialize;
+use spin_sdk::http::Request;
+
+use crate::caller;
+use crate::check::{self, invalid};
+use crate::decision::{Decision, Standing, decide};
+use crate::events;
+use crate::holds;
+use crate::model::{Aggregation, recorded_data};
+use crate::reservation::{Commit, Reservation, Reserve, State};
+use crate::store;
+use crate::subject::{Kind, Subject};
+
+/// The answer of a reserve: the decision, and the reservation when allowed.
+#[derive(Serialize)]
+struct Reserved {
+    /// `rsv_…`; none when refused.
+    reservation_id: Option<String>,
+    /// Unix seconds; none when refused.
+    expires_at: Option<i64>,
+    #[serde(flatten)]
+    decision: Decision,
+}
+
+/// Runs `work` in one write transaction: kept when it succeeds.
+async fn in_transaction<T>(
+    caller: &OrgCaller,
+    work: impl AsyncFnOnce(&Tenant<'_>) -> Result<T, Problem>,
+) -> Result<T, Problem> {
+    let tenant = caller.tenant()?;
+    store::begin(&caller.conn).await?;
+    let outcome = work(&tenant).await;
+    let ended = store::end(&caller.conn, outcome.is_ok()).await;
+    let value = outcome?;
+    ended?;
+    Ok(value)
+}
+
+/// `POST /v1/quotas/reserve`. With an `Idempotency-Key`, a retry answers
+/// what the first call answered and holds nothing more.
+pub async fn reserve(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let caller = caller::holding(&req, caller::CONSUME).await?;
+    let scope = caller::scope(&caller);
+    let caller = &caller;
+    create_once(
+        &caller.conn,
+        &scope,
+        req,
+        request_id,
+        |body: Reserve| async move {
+            let reserved = in_transaction(caller, async |t| reserve_now(t, &body).await).await?;
+            Ok(response::json(200, &reserved, request_id))
+        },
+    )
+    .await
+}
+
+async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Problem> {
+    let target = check::target(tenant, &body.as_use()).await?;
+    if target.meter.aggregation == Aggregation::Count && body.amount != 1 {
+        return Err(invalid(
+            "/amount",
+            "count_meter_amount",
+            "a count meter counts one event per use: amount must be 1",
+        ));
+    }
+    let now = unix_now();
+    holds::expire(tenant, &target.meter.key, now).await?;
+    let standings = check::standings(tenant, &target.quotas, now).await?;
+    let quotas: Vec<Standing> = standings.iter().map(|c| c.standing.clone()).collect();
+    let decision = decide(&quotas, body.amount);
+    if !decision.allowed {
+        return Ok(Reserved {
+            reservation_id: None,
+            expires_at: None,
+            decision,
+        });
+    }
+    let id = db::new_id("rsv_");
+    let expires_at = now + body.ttl_seconds;
+    tenant
+        .exec(
+            "INSERT INTO quota_reservations (org_id, reservation_id, meter_key, subject_type, subject_id, amount, state, created_at, expires_at)
+             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?)",
+            vec![
+                db::text(&id),
+                db::text(&target.meter.key),
+                db::text(Kind::User.as_str()),
+                db::text(&target.user.id),
+                db::int(body.amount),
+                db::text(State::Held.as_str()),
+                db::int(now),
+                db::int(expires_at),
+            ],
+        )
+        .await?;
+    for counted in &standings {
+        tenant
+            .exec(
+                "INSERT INTO quota_holds (org_id, reservation_id, quota_id, meter_key, period_start, amount, expires_at)
+                 VALUES (?1, ?, ?, ?, ?, ?, ?)",
+                vec![
+                    db::text(&id),
+                    db::text(&counted.standing.id),
+                    db::text(&target.meter.key),
+                    db::int(counted.start),
+                    db::int(body.amount),
+                    db::int(expires_at),
+                ],
+            )
+            .await?;
+    }
+    Ok(Reserved {
+        reservation_id: Some(id),
+        expires_at: Some(expires_at),
+        decision,
+    })
+}
+
+const RESERVATION_COLUMNS: &str = "reservation_id, meter_key, subject_type, subject_id, amount, committed, state, created_at, expires_at";
+
+/// The org's reservation `id`; another org's is not found, like one that
+/// does not exist.
+async fn load(tenant: &Tenant<'_>, id: &str) -> Result<Reservation, Problem> {
+    let rows = tenant
+        .query(
+            &format!(
+                "SELECT {RESERVATION_COLUMNS} FROM quota_reservations WHERE org_id = ?1 AND reservation_id = ?2"
+            ),
+            vec![db::text(id)],
+        )
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Problem::not_found().detail("no such reservation"))?;
+    Ok(Reservation {
+        id: db::get_text(row, 0),
+        meter: db::get_text(row, 1),
+        subject: format!("{}:{}", db::get_text(row, 2), db::get_text(row, 3)),
+        amount: db::get_int(row, 4).unwrap_or_default(),
+        committed: db::get_int(row, 5),
+        // The column's CHECK admits only known names.
+        state: State::parse(&db::get_text(row, 6)).unwrap_or(State::Expired),
+        created_at: db::get_int(row, 7).unwrap_or_default(),
+        expires_at: db::get_int(row, 8).unwrap_or_default(),
+    })
+}
+
+fn ended(code: &str, message: &str) -> Problem {
+    Problem::new(ErrorCode::Conflict)
+        .detail(message.to_string())
+        .errors(vec![FieldError::new("", code, message)])
+}
+
+/// 409 unless the reservation still holds at `now`.
+fn still_held(reservation: &Reservation, now: i64) -> Result<(), Problem> {
+    match reservation.state {
+        State::Held if reservation.expires_at > now => Ok(()),
+        State::Held | State::Expired => Err(ended(
+            "reservation_expired",
+            "the reservation has expired and holds nothing",
+        )),
+        State::Committed | State::Released => Err(ended(
+            "reservation_finished",
+            "the reservation was already committed or released",
+        )),
+    }
+}
+
+/// Marks the reservation ended and drops its holds.
+async fn finish(
+    tenant: &Tenant<'_>,
+    reservation: &mut Reservation,
+    state: State,
+    committed: Option<i64>,
+    now: i64,
+) -> Result<(), Problem> {
+    holds::drop_all(tenant, &reservation.id).await?;
+    tenant
+        .exec(
+            "UPDATE quota_reservations SET state = ?2, committed = ?3, finished_at = ?4
+             WHERE org_id = ?1 AND reservation_id = ?5",
+            vec![
+                db::text(state.as_str()),
+                committed.map_or(spin_sdk::sqlite::Value::Null, db::int),
+                db::int(now),
+                db::text(&reservation.id),
+            ],
+        )
+        .await?;
+    reservation.state = state;
+    reservation.committed = committed;
+    Ok(())
+}
+
+/// `POST /v1/quotas/reservations/{id}/commit`.
+pub async fn commit(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
+    let caller = caller::holding(&req, caller::CONSUME).await?;
+    let body: Commit = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let done = in_transaction(&caller, async |t| commit_now(t, id, body.amount).await).await?;
+    Ok(response::json(200, &done, request_id))
+}
+
+async fn commit_now(tenant: &Tenant<'_>, id: &str, amount: i64) -> Result<Reservation, Problem> {
+    let now = unix_now();
+    let mut reservation = load(tenant, id).await?;
+    still_held(&reservation, now)?;
+    if amount > reservation.amount {
+        return Err(invalid(
+            "/amount",
+            "exceeds_reservation",
+            "amount may not exceed the amount reserved",
+        ));
+    }
+    if amount > 0 {
+        let holds = tenant
+            .query(
+                "SELECT quota_id, period_start FROM quota_holds WHERE org_id = ?1 AND reservation_id = ?2",
+                vec![db::text(id)],
+            )
+            .await?;
+        for hold in &holds {
+            let (quota, start) = (db::get_text(hold, 0), db::get_int(hold, 1).unwrap_or(0));
+            tenant
+                .exec(
+                    "INSERT INTO quota_counters (org_id, quota_id, period_start, used) VALUES (?1, ?, ?, 0)
+                     ON CONFLICT DO NOTHING",
+                    vec![db::text(&quota), db::int(start)],
+                )
+                .await?;
+            tenant
+                .exec(
+                    "UPDATE quota_counters SET used = used + ?2
+                     WHERE org_id = ?1 AND quota_id = ?3 AND period_start = ?4",
+                    vec![db::int(amount), db::text(&quota), db::int(start)],
+                )
+                .await?;
+        }
+    }
+    finish(
+        tenant,
+        &mut reservation,
+        State::Committed,
+        Some(amount),
+        now,
+    )
+    .await?;
+    // A meter is deleted only once no quota counts it: its reservation's
+    // usage is then not recorded.
+    if amount > 0
+        && let Some(meter) = store::meter(tenant, &reservation.meter).await?
+    {
+        let user = Subject {
+            kind: Kind::User,
+            id: reservation
+                .subject
+                .strip_prefix("user:")
+                .unwrap_or_default()
+                .to_string(),
+        };
+        let data = recorded_data(&meter, amount);
+        events::record(tenant, &meter.event_type, &user, &data, now).await?;
+    }
+    Ok(reservation)
+}
+
+/// `POST /v1/quotas/reservations/{id}/release`.
+pub async fn release(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
+    let caller = caller::holding(&req, caller::CONSUME).await?;
+    let done = in_transaction(&caller, async |t| {
+        let now = unix_now();
+        let mut reservation = load(t, id).await?;
+        still_held(&reservation, now)?;
+        finish(t, &mut reservation, State::Released, None, now).await?;
+        Ok(reservation)
+    })
+    .await?;
+    Ok(response::json(200, &done, request_id))
+}

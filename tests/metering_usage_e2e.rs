@@ -1,0 +1,735 @@
+//! Usage queries and quota reservations through the built `metering`
+//! component: buckets by day for each aggregation, with and without a
+//! group, and who may read whose usage; reserve, commit and release,
+//! reservations that expire by themselves, concurrent reserves against a
+//! hard limit, the tenant boundary, validation codes and credentials.
+
+use anyhow::{Context, Result};
+use gatehouse_host::runtime_config::DEFAULT_DB_FILE;
+use gatehouse_tests::app::{call, expect, join, post, signed_in, start_app, user_id};
+use gatehouse_tests::{Reply, TestHost};
+use serde_json::{Value, json};
+
+fn db(host: &TestHost) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(host.state.path().join(DEFAULT_DB_FILE))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+struct Org {
+    id: String,
+    admin: String,
+    admin_id: String,
+}
+
+fn org(host: &TestHost, email: &str, handle: &str) -> Result<Org> {
+    let admin = signed_in(host, email)?;
+    let created = expect(
+        post(
+            host,
+            "/v1/orgs",
+            &json!({"name": handle, "handle": handle}),
+            Some(&admin),
+        )?,
+        201,
+    )?;
+    Ok(Org {
+        id: created["id"].as_str().context("id")?.to_string(),
+        admin_id: user_id(host, &admin)?,
+        admin,
+    })
+}
+
+fn meter(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
+    expect(post(host, "/v1/meters", &body, Some(&org.admin))?, 201)
+}
+
+/// A sum meter `tokens` over `usage.tokens`, grouped by `model`.
+fn tokens_meter(host: &TestHost, org: &Org) -> Result<Value> {
+    meter(
+        host,
+        org,
+        json!({"key": "tokens", "event_type": "llm.call", "aggregation": "sum",
+               "value_path": "usage.tokens", "group_by": ["model"]}),
+    )
+}
+
+fn quota(host: &TestHost, org: &Org, entity: &str, meter: &str, limit: i64) -> Result<String> {
+    let quota = expect(
+        post(
+            host,
+            "/v1/quotas",
+            &json!({"entity": entity, "meter": meter, "limit": limit, "period": "day"}),
+            Some(&org.admin),
+        )?,
+        201,
+    )?;
+    Ok(quota["id"].as_str().context("quota id")?.to_string())
+}
+
+fn used(host: &TestHost, quota_id: &str) -> Result<i64> {
+    Ok(db(host)?.query_row(
+        "SELECT COALESCE(SUM(used), 0) FROM quota_counters WHERE quota_id = ?1",
+        [quota_id],
+        |row| row.get(0),
+    )?)
+}
+
+fn usage(host: &TestHost, token: &str, query: &str) -> Result<Reply> {
+    call(
+        host,
+        "GET",
+        &format!("/v1/usage?{query}"),
+        None,
+        Some(token),
+        &[],
+    )
+}
+
+fn reserve(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
+    expect(
+        post(host, "/v1/quotas/reserve", &body, Some(&org.admin))?,
+        200,
+    )
+}
+
+fn end(host: &TestHost, org: &Org, id: &str, how: &str, body: Value) -> Result<Reply> {
+    post(
+        host,
+        &format!("/v1/quotas/reservations/{id}/{how}"),
+        &body,
+        Some(&org.admin),
+    )
+}
+
+fn event(id: &str, subject: &str, time: &str, model: &str, tokens: i64) -> Value {
+    json!({"specversion": "1.0", "id": id, "source": "usage-test", "type": "llm.call",
+           "subject": subject, "time": time, "data": {"model": model, "usage": {"tokens": tokens}}})
+}
+
+/// The problem's code and its first field error's pointer and code.
+fn problem(reply: Reply, status: u16) -> Result<(String, String, String)> {
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        reply.text()
+    );
+    let body = expect(reply, status)?;
+    let field = &body["errors"][0];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    Ok((
+        text(&body["code"]),
+        text(&field["pointer"]),
+        text(&field["code"]),
+    ))
+}
+
+/// `(start, value)` of every bucket, or `(start, group, value)` with groups.
+fn buckets(answer: &Value) -> Vec<Value> {
+    answer["buckets"]
+        .as_array()
+        .map(|all| {
+            all.iter()
+                .map(|b| match b.get("group") {
+                    Some(group) => json!([b["start"], group, b["value"]]),
+                    None => json!([b["start"], b["value"]]),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+const THREE_DAYS: &str = "from=2026-11-01T06:00:00Z&to=2026-11-04T00:00:00Z&window=day";
+
+#[test]
+fn usage_comes_in_daily_buckets_for_every_aggregation_and_by_group() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    tokens_meter(&host, &acme)?;
+    meter(
+        &host,
+        &acme,
+        json!({"key": "calls", "event_type": "llm.call", "aggregation": "count"}),
+    )?;
+    meter(
+        &host,
+        &acme,
+        json!({"key": "models", "event_type": "llm.call", "aggregation": "unique_count", "value_path": "model"}),
+    )?;
+    meter(
+        &host,
+        &acme,
+        json!({"key": "peak", "event_type": "llm.call", "aggregation": "max", "value_path": "usage.tokens"}),
+    )?;
+    meter(
+        &host,
+        &acme,
+        json!({"key": "last-model", "event_type": "llm.call", "aggregation": "latest", "value_path": "model"}),
+    )?;
+    let ada = format!("user:{}", acme.admin_id);
+    let whole_org = format!("org:{}", acme.id);
+    let batch = json!([
+        event("e1", &ada, "2026-11-01T08:00:00Z", "small", 5),
+        event("e2", &ada, "2026-11-01T23:59:59Z", "large", 7),
+        event("e3", &ada, "2026-11-02T00:00:00Z", "small", 10),
+        event("e4", &whole_org, "2026-11-02T12:00:00+02:00", "small", 100),
+        // Before `from`, after `to`, and of another type: none count.
+        event("e5", &ada, "2026-11-01T05:59:59Z", "small", 1000),
+        event("e6", &ada, "2026-11-04T00:00:00Z", "small", 1000),
+        {"id": "e7", "source": "usage-test", "type": "tool.call", "subject": ada,
+         "time": "2026-11-01T09:00:00Z", "data": {"usage": {"tokens": 1000}}},
+    ]);
+    let sent = expect(
+        post(&host, "/v1/usage/events", &batch, Some(&acme.admin))?,
+        200,
+    )?;
+    assert_eq!(sent["accepted"], 7, "{sent}");
+
+    let mine = expect(
+        usage(
+            &host,
+            &acme.admin,
+            &format!("meter=tokens&subject={ada}&{THREE_DAYS}"),
+        )?,
+        200,
+    )?;
+    assert_eq!(
+        (&mine["meter"], &mine["window"], &mine["subject"]),
+        (&json!("tokens"), &json!("day"), &json!(ada))
+    );
+    assert_eq!(
+        (&mine["from"], &mine["to"]),
+        (
+            &json!("2026-11-01T06:00:00Z"),
+            &json!("2026-11-04T00:00:00Z")
+        )
+    );
+    assert_eq!(
+        buckets(&mine),
+        vec![
+            json!(["2026-11-01T06:00:00Z", 12]),
+            json!(["2026-11-02T00:00:00Z", 10]),
+            json!(["2026-11-03T00:00:00Z", 0]),
+        ]
+    );
+    assert_eq!(mine["buckets"][0]["end"], "2026-11-02T00:00:00Z");
+
+    let calls = expect(
+        usage(&host, &acme.admin, &format!("meter=calls&{THREE_DAYS}"))?,
+        200,
+    )?;
+    assert_eq!(calls["subject"], whole_org.as_str());
+    assert_eq!(
+        buckets(&calls),
+        vec![
+            json!(["2026-11-01T06:00:00Z", 2]),
+            json!(["2026-11-02T00:00:00Z", 2]),
+            json!(["2026-11-03T00:00:00Z", 0]),
+        ]
+    );
+    let models = expect(
+        usage(
+            &host,
+            &acme.admin,
+            &format!("meter=models&subject=org&{THREE_DAYS}"),
+        )?,
+        200,
+    )?;
+    assert_eq!(
+        buckets(&models),
+        vec![
+            json!(["2026-11-01T06:00:00Z", 2]),
+            json!(["2026-11-02T00:00:00Z", 1]),
+            json!(["2026-11-03T00:00:00Z", 0]),
+        ]
+    );
+
+    // Empty windows of max and latest meters have no value.
+    for (key, expected) in [
+        ("peak", [json!(7), json!(100)]),
+        ("last-model", [json!("large"), json!("small")]),
+    ] {
+        let answer = expect(
+            usage(&host, &acme.admin, &format!("meter={key}&{THREE_DAYS}"))?,
+            200,
+        )?;
+        assert_eq!(
+            buckets(&answer),
+            vec![
+                json!(["2026-11-01T06:00:00Z", expected[0]]),
+                json!(["2026-11-02T00:00:00Z", expected[1]]),
+                json!(["2026-11-03T00:00:00Z", null]),
+            ],
+            "{key}"
+        );
+    }
+
+    let grouped = expect(
+        usage(
+            &host,
+            &acme.admin,
+            &format!("meter=tokens&group_by=model&{THREE_DAYS}"),
+        )?,
+        200,
+    )?;
+    assert_eq!(grouped["group_by"], "model");
+    assert_eq!(
+        buckets(&grouped),
+        vec![
+            json!(["2026-11-01T06:00:00Z", "large", 7]),
+            json!(["2026-11-01T06:00:00Z", "small", 5]),
+            json!(["2026-11-02T00:00:00Z", "small", 110]),
+        ]
+    );
+    let monthly = expect(
+        usage(
+            &host,
+            &acme.admin,
+            "meter=tokens&from=2026-10-01T00:00:00Z&to=2026-12-01T00:00:00Z&window=month",
+        )?,
+        200,
+    )?;
+    assert_eq!(
+        buckets(&monthly),
+        vec![
+            json!(["2026-10-01T00:00:00Z", 0]),
+            json!(["2026-11-01T00:00:00Z", 2122]),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn a_member_reads_their_own_usage_and_only_an_admin_reads_others() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    tokens_meter(&host, &acme)?;
+    let (bob, bob_id) = join(
+        &host,
+        &acme.admin,
+        &acme.id,
+        "bob@example.com",
+        "member",
+        &[],
+    )?;
+    let batch = json!([event(
+        "b1",
+        &format!("user:{bob_id}"),
+        "2026-11-01T08:00:00Z",
+        "small",
+        3
+    )]);
+    expect(
+        post(&host, "/v1/usage/events", &batch, Some(&acme.admin))?,
+        200,
+    )?;
+    let own = expect(
+        usage(
+            &host,
+            &bob,
+            &format!("meter=tokens&subject=user:{bob_id}&{THREE_DAYS}"),
+        )?,
+        200,
+    )?;
+    assert_eq!(own["buckets"][0]["value"], 3);
+    for subject in [format!("user:{}", acme.admin_id), "org".to_string()] {
+        let other = usage(
+            &host,
+            &bob,
+            &format!("meter=tokens&subject={subject}&{THREE_DAYS}"),
+        )?;
+        assert_eq!(problem(other, 403)?.0, "forbidden", "{subject}");
+    }
+    let whole = usage(&host, &bob, &format!("meter=tokens&{THREE_DAYS}"))?;
+    assert_eq!(problem(whole, 403)?.0, "forbidden");
+    let as_admin = expect(
+        usage(
+            &host,
+            &acme.admin,
+            &format!("meter=tokens&subject=user:{bob_id}&{THREE_DAYS}"),
+        )?,
+        200,
+    )?;
+    assert_eq!(as_admin["buckets"][0]["value"], 3);
+    Ok(())
+}
+
+#[test]
+fn a_commit_of_less_than_reserved_counts_only_the_actual_amount() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    tokens_meter(&host, &acme)?;
+    let limit = quota(&host, &acme, "org", "tokens", 100)?;
+    let ada = format!("user:{}", acme.admin_id);
+    let held = reserve(
+        &host,
+        &acme,
+        json!({"subject": ada, "meter": "tokens", "amount": 40}),
+    )?;
+    assert_eq!(
+        (&held["allowed"], &held["remaining"], &held["blocking"]),
+        (&json!(true), &json!(60), &Value::Null)
+    );
+    let id = held["reservation_id"].as_str().context("reservation id")?;
+    assert!(id.starts_with("rsv_"), "{held}");
+    assert!(held["expires_at"].as_i64().is_some(), "{held}");
+    // The held units count: 61 more do not fit, neither by check nor consume.
+    let check = |amount: i64| {
+        expect(
+            post(
+                &host,
+                "/v1/quotas/check",
+                &json!({"subject": ada, "meter": "tokens", "amount": amount}),
+                Some(&acme.admin),
+            )?,
+            200,
+        )
+    };
+    let over = check(61)?;
+    assert_eq!(
+        (&over["allowed"], &over["blocking"]["used"]),
+        (&json!(false), &json!(40))
+    );
+    let consumed = post(
+        &host,
+        "/v1/quotas/consume",
+        &json!({"subject": ada, "meter": "tokens", "amount": 61}),
+        Some(&acme.admin),
+    )?;
+    assert_eq!(expect(consumed, 200)?["allowed"], false);
+    assert_eq!(used(&host, &limit)?, 0);
+
+    let too_much = end(&host, &acme, id, "commit", json!({"amount": 41}))?;
+    assert_eq!(problem(too_much, 422)?.2, "exceeds_reservation");
+    let committed = expect(end(&host, &acme, id, "commit", json!({"amount": 25}))?, 200)?;
+    assert_eq!(
+        (
+            &committed["state"],
+            &committed["amount"],
+            &committed["committed"]
+        ),
+        (&json!("committed"), &json!(40), &json!(25))
+    );
+    assert_eq!(used(&host, &limit)?, 25);
+    assert_eq!(check(75)?["remaining"], 0);
+    assert_eq!(check(76)?["allowed"], false);
+    let recorded: String = db(&host)?.query_row(
+        "SELECT data FROM usage_events WHERE org_id = ?1 AND source = 'gatehouse:quotas/consume'",
+        [&acme.id],
+        |row| row.get(0),
+    )?;
+    assert_eq!(
+        serde_json::from_str::<Value>(&recorded)?,
+        json!({"usage": {"tokens": 25}})
+    );
+    for (how, body) in [("commit", json!({"amount": 1})), ("release", json!({}))] {
+        let again = end(&host, &acme, id, how, body)?;
+        assert_eq!(
+            problem(again, 409)?,
+            (
+                "conflict".into(),
+                String::new(),
+                "reservation_finished".into()
+            ),
+            "{how}"
+        );
+    }
+
+    // A release frees the whole amount and counts nothing.
+    let second = reserve(
+        &host,
+        &acme,
+        json!({"subject": ada, "meter": "tokens", "amount": 75}),
+    )?;
+    assert_eq!(check(1)?["allowed"], false);
+    let second_id = second["reservation_id"].as_str().context("second id")?;
+    let released = expect(end(&host, &acme, second_id, "release", json!({}))?, 200)?;
+    assert_eq!(
+        (&released["state"], &released["committed"]),
+        (&json!("released"), &Value::Null)
+    );
+    assert_eq!(check(75)?["allowed"], true);
+    assert_eq!(used(&host, &limit)?, 25);
+    Ok(())
+}
+
+#[test]
+fn thirty_two_concurrent_reserves_of_one_against_a_limit_of_ten_hold_exactly_ten() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    meter(
+        &host,
+        &acme,
+        json!({"key": "calls", "event_type": "agent.run", "aggregation": "count"}),
+    )?;
+    let limit = quota(
+        &host,
+        &acme,
+        &format!("user:{}", acme.admin_id),
+        "calls",
+        10,
+    )?;
+    let body = json!({"subject": format!("user:{}", acme.admin_id), "meter": "calls", "amount": 1});
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..32)
+            .map(|_| scope.spawn(|| reserve(&host, &acme, body.clone())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a reserving thread panicked"))?
+            })
+            .collect::<Result<Vec<Value>>>()
+    })?;
+    let granted: Vec<&Value> = answers.iter().filter(|a| a["allowed"] == true).collect();
+    assert_eq!(granted.len(), 10);
+    assert!(granted.iter().all(|a| a["reservation_id"].is_string()));
+    let refused: Vec<&Value> = answers.iter().filter(|a| a["allowed"] == false).collect();
+    assert_eq!(refused.len(), 22);
+    assert!(
+        refused
+            .iter()
+            .all(|a| a["reservation_id"].is_null() && a["blocking"]["id"] == limit.as_str())
+    );
+    let held: i64 = db(&host)?.query_row(
+        "SELECT COALESCE(SUM(amount), 0) FROM quota_holds WHERE quota_id = ?1",
+        [&limit],
+        |row| row.get(0),
+    )?;
+    assert_eq!(held, 10);
+    // Nothing is left for a consume either.
+    let consumed = expect(
+        post(&host, "/v1/quotas/consume", &body, Some(&acme.admin))?,
+        200,
+    )?;
+    assert_eq!(consumed["allowed"], false);
+    assert_eq!(used(&host, &limit)?, 0);
+    Ok(())
+}
+
+#[test]
+fn a_reservation_that_expires_frees_its_amount_and_can_no_longer_be_committed() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    tokens_meter(&host, &acme)?;
+    let limit = quota(&host, &acme, "org", "tokens", 10)?;
+    let ada = format!("user:{}", acme.admin_id);
+    let held = reserve(
+        &host,
+        &acme,
+        json!({"subject": ada, "meter": "tokens", "amount": 10, "ttl_seconds": 1}),
+    )?;
+    let id = held["reservation_id"].as_str().context("reservation id")?;
+    let refused = reserve(
+        &host,
+        &acme,
+        json!({"subject": ada, "meter": "tokens", "amount": 1}),
+    )?;
+    assert_eq!(refused["allowed"], false);
+    // Real time passes the one-second expiry; nothing else releases it.
+    std::thread::sleep(std::time::Duration::from_millis(2100));
+    let consumed = expect(
+        post(
+            &host,
+            "/v1/quotas/consume",
+            &json!({"subject": ada, "meter": "tokens", "amount": 4}),
+            Some(&acme.admin),
+        )?,
+        200,
+    )?;
+    assert_eq!(
+        (&consumed["allowed"], &consumed["remaining"]),
+        (&json!(true), &json!(6))
+    );
+    assert_eq!(used(&host, &limit)?, 4);
+    let (state, holds): (String, i64) = db(&host)?.query_row(
+        "SELECT state, (SELECT COUNT(*) FROM quota_holds h WHERE h.reservation_id = r.reservation_id)
+         FROM quota_reservations r WHERE reservation_id = ?1",
+        [id],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    assert_eq!((state.as_str(), holds), ("expired", 0));
+    for (how, body) in [("commit", json!({"amount": 3})), ("release", json!({}))] {
+        assert_eq!(
+            problem(end(&host, &acme, id, how, body)?, 409)?.2,
+            "reservation_expired",
+            "{how}"
+        );
+    }
+    assert_eq!(used(&host, &limit)?, 4);
+    Ok(())
+}
+
+#[test]
+fn another_org_finds_neither_the_meters_usage_nor_the_reservations() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    let globex = org(&host, "gus@example.com", "globex")?;
+    tokens_meter(&host, &acme)?;
+    let held = reserve(
+        &host,
+        &acme,
+        json!({"subject": format!("user:{}", acme.admin_id), "meter": "tokens", "amount": 5}),
+    )?;
+    let id = held["reservation_id"].as_str().context("reservation id")?;
+
+    let foreign_usage = usage(&host, &globex.admin, &format!("meter=tokens&{THREE_DAYS}"))?;
+    assert_eq!(problem(foreign_usage, 404)?.0, "not_found");
+    for (how, body) in [("commit", json!({"amount": 1})), ("release", json!({}))] {
+        assert_eq!(
+            problem(end(&host, &globex, id, how, body)?, 404)?.0,
+            "not_found",
+            "{how}"
+        );
+    }
+    tokens_meter(&host, &globex)?;
+    let foreign_subject = usage(
+        &host,
+        &globex.admin,
+        &format!("meter=tokens&subject=user:{}&{THREE_DAYS}", acme.admin_id),
+    )?;
+    assert_eq!(problem(foreign_subject, 400)?.2, "unknown_subject");
+    let foreign_reserve = post(
+        &host,
+        "/v1/quotas/reserve",
+        &json!({"subject": format!("user:{}", acme.admin_id), "meter": "tokens", "amount": 1}),
+        Some(&globex.admin),
+    )?;
+    assert_eq!(problem(foreign_reserve, 422)?.2, "unknown_subject");
+    // Acme's reservation is untouched by all that.
+    let committed = expect(end(&host, &acme, id, "commit", json!({"amount": 5}))?, 200)?;
+    assert_eq!(committed["state"], "committed");
+    Ok(())
+}
+
+#[test]
+fn validation_errors_of_usage_and_reservations_are_problem_documents_with_stable_codes()
+-> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    tokens_meter(&host, &acme)?;
+    meter(
+        &host,
+        &acme,
+        json!({"key": "calls", "event_type": "agent.run", "aggregation": "count"}),
+    )?;
+    let admin = &acme.admin;
+    let cases = [
+        (format!("from=x&{THREE_DAYS}"), "/meter", "required"),
+        ("meter=tokens&window=day".into(), "/from", "required"),
+        (
+            format!("meter=tokens&{}", THREE_DAYS.replace("06:00:00Z", "6am")),
+            "/from",
+            "invalid",
+        ),
+        (
+            "meter=tokens&from=2026-11-02T00:00:00Z&to=2026-11-02T00:00:00Z&window=day".into(),
+            "/to",
+            "not_after_from",
+        ),
+        (
+            format!("meter=tokens&{}", THREE_DAYS.replace("day", "week")),
+            "/window",
+            "invalid",
+        ),
+        (
+            "meter=tokens&from=2026-01-01T00:00:00Z&to=2026-03-01T00:00:00Z&window=hour".into(),
+            "/window",
+            "too_many_buckets",
+        ),
+        (
+            format!("meter=tokens&group_by=region&{THREE_DAYS}"),
+            "/group_by",
+            "unknown_group_by",
+        ),
+        (
+            format!("meter=tokens&subject=robot:r1&{THREE_DAYS}"),
+            "/subject",
+            "invalid",
+        ),
+    ];
+    for (query, pointer, code) in cases {
+        assert_eq!(
+            problem(usage(&host, admin, &query)?, 400)?,
+            ("invalid_query".into(), pointer.into(), code.into()),
+            "{query}"
+        );
+    }
+    let missing = usage(&host, admin, &format!("meter=nothing&{THREE_DAYS}"))?;
+    assert_eq!(problem(missing, 404)?.0, "not_found");
+
+    let ada = format!("user:{}", acme.admin_id);
+    let bodies = [
+        (
+            json!({"subject": ada, "meter": "tokens", "amount": 1, "ttl_seconds": 0}),
+            "/ttl_seconds",
+            "invalid_range",
+        ),
+        (
+            json!({"subject": ada, "meter": "tokens", "amount": 1, "ttl_seconds": 3601}),
+            "/ttl_seconds",
+            "invalid_range",
+        ),
+        (
+            json!({"subject": ada, "meter": "tokens", "amount": 0}),
+            "/amount",
+            "invalid_range",
+        ),
+        (
+            json!({"subject": ada, "meter": "calls", "amount": 2}),
+            "/amount",
+            "count_meter_amount",
+        ),
+        (
+            json!({"subject": ada, "meter": "nothing", "amount": 1}),
+            "/meter",
+            "unknown_meter",
+        ),
+        (
+            json!({"subject": "org", "meter": "tokens", "amount": 1}),
+            "/subject",
+            "invalid_subject",
+        ),
+    ];
+    for (body, pointer, code) in bodies {
+        let reply = post(&host, "/v1/quotas/reserve", &body, Some(admin))?;
+        assert_eq!(
+            problem(reply, 422)?,
+            ("validation_failed".into(), pointer.into(), code.into()),
+            "{body}"
+        );
+    }
+    let held = reserve(
+        &host,
+        &acme,
+        json!({"subject": ada, "meter": "tokens", "amount": 3}),
+    )?;
+    let id = held["reservation_id"].as_str().context("reservation id")?;
+    assert_eq!(held["remaining"], Value::Null, "no quota applies");
+    let negative = end(&host, &acme, id, "commit", json!({"amount": -1}))?;
+    assert_eq!(problem(negative, 422)?.1, "/amount");
+    let unknown = end(&host, &acme, "rsv_0", "commit", json!({"amount": 1}))?;
+    assert_eq!(problem(unknown, 404)?.0, "not_found");
+    Ok(())
+}
+
+#[test]
+fn usage_and_reservation_routes_refuse_missing_or_invalid_credentials_with_401() -> Result<()> {
+    let host = start_app()?;
+    let routes = [
+        ("GET", format!("/v1/usage?meter=tokens&{THREE_DAYS}")),
+        ("POST", "/v1/quotas/reserve".to_string()),
+        ("POST", "/v1/quotas/reservations/rsv_1/commit".to_string()),
+        ("POST", "/v1/quotas/reservations/rsv_1/release".to_string()),
+    ];
+    for (method, path) in routes {
+        let body = (method == "POST").then(|| json!({}));
+        for token in [None, Some("ghs_not-a-session")] {
+            let reply = call(&host, method, &path, body.as_ref(), token, &[])?;
+            assert_eq!(problem(reply, 401)?.0, "unauthenticated", "{method} {path}");
+        }
+    }
+    Ok(())
+}
