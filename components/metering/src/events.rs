@@ -7,7 +7,7 @@
 //! has already sent is a duplicate, however much later it comes again:
 //! reported, not stored twice.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 use gatehouse_auth::db;
 use gatehouse_auth::tenant::Tenant;
@@ -26,6 +26,12 @@ use crate::subject::Subject;
 pub const MAX_BATCH: usize = 1000;
 /// The largest body: a full batch of events of about 1 KiB each.
 const BODY_LIMIT: usize = 1024 * 1024;
+/// Events one statement writes: each statement is a round trip to the
+/// database, and 100 rows of [`PARAMS_PER_ROW`] stay far under SQLite's
+/// limit on a statement's parameters.
+const ROWS_PER_INSERT: usize = 100;
+/// The parameters of one event's row in [`insert_many`].
+const PARAMS_PER_ROW: usize = 7;
 
 /// Why one event of the batch was not taken.
 #[derive(Serialize)]
@@ -61,6 +67,43 @@ async fn insert(tenant: &Tenant<'_>, event: &Checked, now: i64) -> Result<bool, 
         )
         .await?;
     Ok(stored == 1)
+}
+
+/// Stores `events` with one statement; how many were new. `events` holds
+/// no `(source, id)` twice, so a row missing from what the insert returns
+/// is one the org already had.
+async fn insert_many(tenant: &Tenant<'_>, events: &[&Checked], now: i64) -> Result<usize, Problem> {
+    // `?1` is the org and `?2` the time received; each row's own follow.
+    let mut params = Vec::with_capacity(1 + events.len() * PARAMS_PER_ROW);
+    params.push(db::int(now));
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        let first = params.len() + 2;
+        let marks: Vec<String> = (first..first + PARAMS_PER_ROW)
+            .map(|n| format!("?{n}"))
+            .collect();
+        rows.push(format!("({})", marks.join(", ")));
+        params.extend([
+            db::text(&event.source),
+            db::text(&event.id),
+            db::text(&event.event_type),
+            db::text(event.subject.kind.as_str()),
+            db::text(&event.subject.id),
+            db::int(event.occurred_at),
+            db::text(&event.data),
+        ]);
+    }
+    // The tenant guard admits inserts of one row only, so the rows take
+    // the org from its own row, filtered by `?1` like any read.
+    let sql = format!(
+        "INSERT INTO usage_events (org_id, source, event_id, event_type, subject_type, subject_id, occurred_at, data, received_at)
+         SELECT o.org_id, b.column1, b.column2, b.column3, b.column4, b.column5, b.column6, b.column7, ?2
+         FROM orgs o, (VALUES {}) b
+         WHERE o.org_id = ?1
+         ON CONFLICT DO NOTHING RETURNING event_id",
+        rows.join(", ")
+    );
+    Ok(tenant.query(&sql, params).await?.len())
 }
 
 /// Stores a usage event the app itself made (a consume's), inside the
@@ -100,49 +143,55 @@ pub async fn ingest(req: Request, request_id: &str) -> Result<Response, Problem>
                 format!("send at most {MAX_BATCH} events per request"),
             )]));
     }
+    let checked: Vec<Result<Checked, EventError>> = batch
+        .into_iter()
+        .enumerate()
+        .map(|(index, value)| {
+            check(value).map_err(|(code, detail)| EventError {
+                index,
+                code,
+                detail,
+            })
+        })
+        .collect();
+    // Subjects repeat within a batch: all of them are looked up together.
+    let known = store::belonging(
+        &tenant,
+        checked
+            .iter()
+            .filter_map(|event| event.as_ref().ok())
+            .map(|event| &event.subject),
+    )
+    .await?;
     let mut errors = Vec::new();
-    let mut ready = Vec::with_capacity(batch.len());
-    // Subjects repeat within a batch: each is looked up once.
-    let mut known: HashMap<Subject, bool> = HashMap::new();
-    for (index, value) in batch.into_iter().enumerate() {
-        let event = match check(value) {
-            Ok(event) => event,
-            Err((code, detail)) => {
-                errors.push(EventError {
-                    index,
-                    code,
-                    detail,
-                });
-                continue;
-            }
-        };
-        let belongs = match known.get(&event.subject) {
-            Some(&b) => b,
-            None => {
-                let b = store::belongs(&tenant, &event.subject).await?;
-                known.insert(event.subject.clone(), b);
-                b
-            }
-        };
-        if belongs {
-            ready.push(event);
-        } else {
-            errors.push(EventError {
+    let mut ready = Vec::with_capacity(checked.len());
+    for (index, event) in checked.into_iter().enumerate() {
+        match event {
+            Err(error) => errors.push(error),
+            Ok(event) if known.contains(&event.subject) => ready.push(event),
+            Ok(_) => errors.push(EventError {
                 index,
                 code: "unknown_subject",
                 detail: "the subject is not this organization or one of its teams, members or keys"
                     .into(),
-            });
+            }),
         }
     }
+    // The first event of the batch with a `(source, id)` is the one stored;
+    // a repeat of it later in the batch is a duplicate, as in a later batch.
+    let mut seen = HashSet::new();
+    let fresh: Vec<&Checked> = ready
+        .iter()
+        .filter(|event| seen.insert((event.source.as_str(), event.id.as_str())))
+        .collect();
     let now = unix_now();
     let mut accepted = 0;
-    if !ready.is_empty() {
+    if !fresh.is_empty() {
         store::begin(&caller.conn).await?;
         let mut written = Ok(());
-        for event in &ready {
-            match insert(&tenant, event, now).await {
-                Ok(stored) => accepted += usize::from(stored),
+        for rows in fresh.chunks(ROWS_PER_INSERT) {
+            match insert_many(&tenant, rows, now).await {
+                Ok(stored) => accepted += stored,
                 Err(problem) => {
                     written = Err(problem);
                     break;

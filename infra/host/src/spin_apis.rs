@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 use wasmtime::component::{Accessor, FutureReader, HasData, Resource, ResourceTable, StreamReader};
 
 use crate::kv::KvBackend;
-use crate::sqlite_pool::Pool;
+use crate::sqlite_pool::{Pool, WriteTurn};
 
 mod generated {
     wasmtime::component::bindgen!({
@@ -38,7 +38,12 @@ pub struct KvHandle(KvBackend);
 pub struct DbHandle {
     pool: Arc<Pool>,
     conn: Arc<Mutex<Option<rusqlite::Connection>>>,
+    /// The write turn this connection holds while it is in a transaction.
+    turn: TurnSlot,
 }
+
+/// Where a connection keeps its write turn.
+type TurnSlot = Arc<Mutex<Option<WriteTurn>>>;
 
 impl Drop for DbHandle {
     fn drop(&mut self) {
@@ -202,6 +207,7 @@ fn open_db(
     let handle = DbHandle {
         pool: pool.clone(),
         conn: Arc::new(Mutex::new(Some(conn))),
+        turn: Arc::new(Mutex::new(None)),
     };
     Ok(Ok(view.table.push(handle)?))
 }
@@ -308,6 +314,33 @@ fn db_conn<T>(
     store.with(|mut access| Ok(access.get().table.get(h)?.conn.clone()))
 }
 
+/// How long a statement waits for its write turn before it goes on without
+/// one (SQLite's own busy timeout, 5 s, then applies).
+const WRITE_TURN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Whether `statement` may write or open a transaction: it then runs in
+/// its connection's write turn. Reads run without one.
+fn needs_write_turn(statement: &str) -> bool {
+    let first = statement
+        .trim_start()
+        .split(|c: char| !c.is_ascii_alphabetic())
+        .next()
+        .unwrap_or_default()
+        .to_ascii_uppercase();
+    !matches!(first.as_str(), "SELECT" | "PRAGMA" | "EXPLAIN" | "VALUES")
+}
+
+/// The handle's pool and its write-turn slot.
+fn db_turn<T>(
+    store: &Accessor<T, SpinApis>,
+    h: &Resource<DbHandle>,
+) -> wasmtime::Result<(Arc<Pool>, TurnSlot)> {
+    store.with(|mut access| {
+        let handle = access.get().table.get(h)?;
+        Ok((handle.pool.clone(), handle.turn.clone()))
+    })
+}
+
 /// Runs `f` against the handle's connection on a blocking thread.
 async fn blocking<R: Send + 'static>(
     conn: Arc<Mutex<Option<rusqlite::Connection>>>,
@@ -343,9 +376,38 @@ impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
         >,
     > {
         let conn = db_conn(store, &h)?;
-        let outcome = blocking(conn, move |c| run_statement(c, &statement, parameters))
-            .await
-            .unwrap_or(Err(sql::Error::InvalidConnection));
+        let (pool, turn) = db_turn(store, &h)?;
+        // A connection in a transaction keeps its turn from the statement
+        // that opened it to the one that ends it.
+        let held = turn.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        let writes = needs_write_turn(&statement);
+        let taken = if !held && writes {
+            pool.write_turn(WRITE_TURN_WAIT).await
+        } else {
+            None
+        };
+        let run = move |c: &rusqlite::Connection| {
+            (run_statement(c, &statement, parameters), c.is_autocommit())
+        };
+        // With the write turn (or for a read, which never waits for a
+        // writer in WAL mode) the statement cannot wait on a lock: it runs
+        // here, sparing the hand-off to a blocking thread and back, which
+        // a transaction of a dozen statements would otherwise pay a dozen
+        // times while every other writer waits for it.
+        let outcome = if held || taken.is_some() || !writes {
+            with_conn(&conn, run)
+        } else {
+            blocking(conn, run).await
+        };
+        let (outcome, autocommit) = outcome.unwrap_or((Err(sql::Error::InvalidConnection), true));
+        {
+            let mut slot = turn.lock().unwrap_or_else(|p| p.into_inner());
+            if autocommit {
+                *slot = None;
+            } else if taken.is_some() {
+                *slot = taken;
+            }
+        }
         let (columns, rows) = match outcome {
             Ok(ok) => ok,
             Err(e) => return Ok(Err(e)),

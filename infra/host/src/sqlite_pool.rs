@@ -9,6 +9,9 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
+/// A held [`Pool::write_turn`]; the turn passes on when it is dropped.
+pub struct WriteTurn(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+
 /// Idle connections kept per file.
 const MAX_IDLE: usize = 16;
 
@@ -16,6 +19,7 @@ const MAX_IDLE: usize = 16;
 pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 impl Pool {
@@ -28,6 +32,7 @@ impl Pool {
         let pool = Pool {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
         };
         let conn = pool.open()?;
         pool.release(conn);
@@ -68,6 +73,19 @@ impl Pool {
         if idle.len() < MAX_IDLE {
             idle.push(conn);
         }
+    }
+
+    /// The right to write to this file, taken in turn (first come, first
+    /// served) by the guests' connections of this host. SQLite admits one
+    /// writer at a time and makes the others retry after sleeps of up to
+    /// 100 ms; queueing them here instead hands the lock straight to the
+    /// next writer. `None` after `wait`: the caller goes on without it and
+    /// SQLite's busy timeout decides, as it would have anyway.
+    pub async fn write_turn(&self, wait: std::time::Duration) -> Option<WriteTurn> {
+        tokio::time::timeout(wait, self.writer.clone().lock_owned())
+            .await
+            .ok()
+            .map(WriteTurn)
     }
 
     /// Runs the read `f` on this thread when an idle connection is at hand,
