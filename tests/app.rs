@@ -256,7 +256,39 @@ pub fn database(host: &TestHost) -> Result<rusqlite::Connection> {
         .state
         .path()
         .join(gatehouse_host::runtime_config::DEFAULT_DB_FILE);
-    Ok(rusqlite::Connection::open(path)?)
+    let conn = rusqlite::Connection::open(path)?;
+    // The app writes at the same time; wait for it rather than fail.
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    Ok(conn)
+}
+
+/// An org and its admin's session.
+pub struct Org {
+    /// The org's id.
+    pub id: String,
+    /// The admin's session token.
+    pub admin: String,
+    /// The admin's user id.
+    pub admin_id: String,
+}
+
+/// An org whose admin signs in as `email`.
+pub fn org(host: &TestHost, email: &str, handle: &str) -> Result<Org> {
+    let admin = signed_in(host, email)?;
+    let created = expect(
+        post(
+            host,
+            "/v1/orgs",
+            &json!({"name": handle, "handle": handle}),
+            Some(&admin),
+        )?,
+        201,
+    )?;
+    Ok(Org {
+        id: created["id"].as_str().context("id")?.to_string(),
+        admin_id: user_id(host, &admin)?,
+        admin,
+    })
 }
 
 /// Forgot → mailed link → reset: sets `email`'s password to `password`.

@@ -9,9 +9,11 @@
 //! also replaces the holder's cache version, as the routes do.
 
 use anyhow::{Context, Result};
-use gatehouse_host::runtime_config::{DEFAULT_DB_FILE, DEFAULT_KV_FILE};
+use gatehouse_host::runtime_config::DEFAULT_KV_FILE;
 use gatehouse_tests::TestHost;
-use gatehouse_tests::app::{call, expect, join, post, signed_in, start_app, user_id};
+use gatehouse_tests::app::{
+    Org, call, database as db, expect, join, org, post, signed_in, start_app,
+};
 use serde_json::{Value, json};
 
 fn now() -> i64 {
@@ -19,12 +21,6 @@ fn now() -> i64 {
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs() as i64)
         .unwrap_or_default()
-}
-
-fn db(host: &TestHost) -> Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(host.state.path().join(DEFAULT_DB_FILE))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
 }
 
 /// A role of the org with these permissions.
@@ -64,31 +60,6 @@ fn fixture_version() -> String {
         .map(|d| d.as_nanos())
         .unwrap_or_default();
     format!("fixture-{nanos}")
-}
-
-struct Org {
-    id: String,
-    admin: String,
-    admin_id: String,
-}
-
-/// An org whose admin signs in as `email`.
-fn org(host: &TestHost, email: &str, handle: &str) -> Result<Org> {
-    let admin = signed_in(host, email)?;
-    let created = expect(
-        post(
-            host,
-            "/v1/orgs",
-            &json!({"name": handle, "handle": handle}),
-            Some(&admin),
-        )?,
-        201,
-    )?;
-    Ok(Org {
-        id: created["id"].as_str().context("id")?.to_string(),
-        admin_id: user_id(host, &admin)?,
-        admin,
-    })
 }
 
 /// A member of `org` (invited and accepted), returns (token, user id).

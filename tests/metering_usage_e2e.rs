@@ -5,40 +5,9 @@
 //! hard limit, the tenant boundary, validation codes and credentials.
 
 use anyhow::{Context, Result};
-use gatehouse_host::runtime_config::DEFAULT_DB_FILE;
-use gatehouse_tests::app::{call, expect, join, post, signed_in, start_app, user_id};
+use gatehouse_tests::app::{Org, call, database as db, expect, join, org, post, start_app};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
-
-fn db(host: &TestHost) -> Result<rusqlite::Connection> {
-    let conn = rusqlite::Connection::open(host.state.path().join(DEFAULT_DB_FILE))?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))?;
-    Ok(conn)
-}
-
-struct Org {
-    id: String,
-    admin: String,
-    admin_id: String,
-}
-
-fn org(host: &TestHost, email: &str, handle: &str) -> Result<Org> {
-    let admin = signed_in(host, email)?;
-    let created = expect(
-        post(
-            host,
-            "/v1/orgs",
-            &json!({"name": handle, "handle": handle}),
-            Some(&admin),
-        )?,
-        201,
-    )?;
-    Ok(Org {
-        id: created["id"].as_str().context("id")?.to_string(),
-        admin_id: user_id(host, &admin)?,
-        admin,
-    })
-}
 
 fn meter(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
     expect(post(host, "/v1/meters", &body, Some(&org.admin))?, 201)
