@@ -828,3 +828,110 @@ fn a_guest_past_the_request_timeout_is_stopped_and_the_host_serves_on() -> Resul
     assert_eq!(json_get(&host, "/probe/counter")?["calls"], 1);
     Ok(())
 }
+
+/// A time far from the real one, so no test can pass by reading the real
+/// clock (2033-05-18T03:33:20Z).
+const FIXED_TIME: i64 = 2_000_000_000;
+
+#[test]
+fn with_a_controllable_clock_components_read_the_time_the_test_sets() -> Result<()> {
+    use gatehouse_tests::app::{app_config, call, expect, org};
+    let mut config = app_config();
+    config.controllable_clock = true;
+    let host = TestHost::start(config)?;
+    host.set_clock(FIXED_TIME)?;
+    let reading = json_get(&host, "/.host/clock")?;
+    let now = reading["now"].as_i64().unwrap_or_default();
+    assert!((FIXED_TIME..FIXED_TIME + 60).contains(&now), "{reading}");
+
+    let org = org(&host, "clock@example.com", "clock-org")?;
+    let created = expect(
+        call(
+            &host,
+            "GET",
+            &format!("/v1/orgs/{}", org.id),
+            None,
+            Some(&org.admin),
+            &[],
+        )?,
+        200,
+    )?;
+    let created_at = created["created_at"].as_i64().unwrap_or_default();
+    assert!(
+        (FIXED_TIME..FIXED_TIME + 60).contains(&created_at),
+        "{created}"
+    );
+
+    // Instances already serving follow a later move.
+    host.advance_clock(86_400)?;
+    let renamed = expect(
+        call(
+            &host,
+            "PATCH",
+            &format!("/v1/orgs/{}", org.id),
+            Some(&serde_json::json!({"name": "Clock, a day later"})),
+            Some(&org.admin),
+            &[],
+        )?,
+        200,
+    )?;
+    let updated_at = renamed["updated_at"].as_i64().unwrap_or_default();
+    assert!(
+        (created_at + 86_400..created_at + 86_400 + 60).contains(&updated_at),
+        "{renamed}"
+    );
+    Ok(())
+}
+
+#[test]
+fn the_clock_path_refuses_bad_bodies_and_other_methods() -> Result<()> {
+    wasm("probe")?;
+    let mut config = HostConfig::new(probe_app().join("spin.toml"));
+    config.runtime_config = Some(probe_app().join("runtime-config.toml"));
+    config.env = vec![("SPIN_VARIABLE_API_TOKEN".into(), "t0ken".into())];
+    config.controllable_clock = true;
+    let host = TestHost::start(config)?;
+    let url = host.url("/.host/clock");
+    let json = [("content-type", "application/json")];
+    for body in [
+        &b"not json"[..],
+        br#"{}"#,
+        br#"{"now": 1, "advance_seconds": 1}"#,
+        br#"{"now": "tomorrow"}"#,
+        br#"{"now": 1, "zone": "UTC"}"#,
+        br#"{"now": -1}"#,
+        br#"{"advance_seconds": -9223372036854775808}"#,
+    ] {
+        let reply = send("PUT", &url, &json, body)?;
+        assert_eq!(reply.status, 400, "{}", reply.text());
+        assert_eq!(
+            reply.header("content-type"),
+            Some("application/problem+json")
+        );
+        assert_eq!(reply.json()?["code"], "invalid_json");
+    }
+    // None of them moved the clock.
+    assert_eq!(json_get(&host, "/.host/clock")?["offset_seconds"], 0);
+    let reply = send("POST", &url, &json, br#"{"now": 1}"#)?;
+    assert_eq!(reply.status, 405, "{}", reply.text());
+    assert_eq!(reply.json()?["code"], "method_not_allowed");
+    Ok(())
+}
+
+#[test]
+fn without_the_flag_the_clock_path_belongs_to_the_app() -> Result<()> {
+    let host = start_probe_app(None)?;
+    let reply = send(
+        "PUT",
+        &host.url("/.host/clock"),
+        &[("content-type", "application/json")],
+        br#"{"now": 2000000000}"#,
+    )?;
+    // The probe's catch-all component answered, not the host.
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let echo = reply.json()?;
+    assert_eq!(echo["method"], "PUT", "{echo}");
+    assert_eq!(header(&echo, "spin-matched-route"), "/...");
+    assert!(host.set_clock(FIXED_TIME).is_err());
+    Ok(())
+}

@@ -104,6 +104,9 @@ pub struct HostConfig {
     pub instances: gatehouse_host::instances::InstanceReuse,
     /// Run due background jobs this often (the host's `--jobs-every`).
     pub jobs_every: Option<Duration>,
+    /// Give guests a wall clock the test moves (the host's
+    /// `--controllable-clock`; see [`TestHost::set_clock`]).
+    pub controllable_clock: bool,
 }
 
 /// The instance reuse the suite runs with: `GATEHOUSE_INSTANCE_REUSE=off`
@@ -130,6 +133,7 @@ impl HostConfig {
             request_timeout: None,
             instances: instance_reuse_from_env(),
             jobs_every: None,
+            controllable_clock: false,
         }
     }
 }
@@ -164,6 +168,7 @@ impl TestHost {
             env: Vec::new(),
             instances: config.instances,
             request_timeout: config.request_timeout,
+            controllable_clock: config.controllable_clock,
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -213,6 +218,37 @@ impl TestHost {
     /// The absolute URL of `path`.
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// Sets the guests' wall clock to `now` (unix seconds), through the
+    /// host's `PUT /.host/clock`; the host must run with
+    /// [`HostConfig::controllable_clock`].
+    pub fn set_clock(&self, now: i64) -> Result<()> {
+        self.move_clock(serde_json::json!({ "now": now }))
+    }
+
+    /// Moves the guests' wall clock by `seconds` (back when negative).
+    pub fn advance_clock(&self, seconds: i64) -> Result<()> {
+        self.move_clock(serde_json::json!({ "advance_seconds": seconds }))
+    }
+
+    fn move_clock(&self, change: serde_json::Value) -> Result<()> {
+        let reply = send(
+            "PUT",
+            &self.url("/.host/clock"),
+            &[("content-type", "application/json")],
+            change.to_string().as_bytes(),
+        )?;
+        // Without the flag the path is the app's, which may answer too.
+        let moved = reply.status == 200 && reply.json().is_ok_and(|r| r["now"].is_i64());
+        if !moved {
+            bail!(
+                "PUT /.host/clock {change}: {} {} (is HostConfig::controllable_clock set?)",
+                reply.status,
+                reply.text()
+            );
+        }
+        Ok(())
     }
 }
 

@@ -238,7 +238,8 @@ fn a_team_quota_and_an_org_quota_both_apply_and_the_tighter_one_blocks() -> Resu
     assert_eq!(blocked["allowed"], false);
     assert_eq!(
         blocked["blocking"],
-        json!({"id": team_quota, "entity": format!("team:{eng}"), "limit": 10, "used": 8})
+        json!({"id": team_quota, "entity": format!("team:{eng}"), "meter": "tokens",
+               "currency": null, "limit": 10, "used": 8})
     );
     assert_eq!(blocked["remaining"], 2);
     // Carol is in no team: only the org's quota applies to her.
@@ -535,7 +536,7 @@ fn validation_errors_are_problem_documents_with_stable_codes() -> Result<()> {
     let bad_period = post(
         &host,
         "/v1/quotas",
-        &json!({"entity": "org", "meter": "peak", "limit": 1, "period": "week"}),
+        &json!({"entity": "org", "meter": "peak", "limit": 1, "period": "fortnight"}),
         admin,
     )?;
     assert_eq!(problem(bad_period, 422)?.1, "/period");

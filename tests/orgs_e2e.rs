@@ -5,7 +5,9 @@
 //! component derives from a session.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{PASSWORD, call, expect, mailed_token, post, signed_in, start_app};
+use gatehouse_tests::app::{
+    PASSWORD, call, expect, join, mailed_token, post, signed_in, start_app,
+};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
 
@@ -1284,5 +1286,130 @@ fn creating_posts_honour_idempotency_keys() -> Result<()> {
         (malformed.status, code(&malformed)),
         (400, "idempotency_key_invalid".to_string())
     );
+    Ok(())
+}
+
+#[test]
+fn an_orgs_time_zone_defaults_to_utc_and_admins_set_it() -> Result<()> {
+    let host = start_app()?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let plain = create_org(&host, &ada, "plain")?;
+    assert_eq!(plain["time_zone"], "UTC", "{plain}");
+
+    let berlin = expect(
+        post(
+            &host,
+            "/v1/orgs",
+            &json!({"name": "Berlin", "handle": "berlin", "time_zone": "Europe/Berlin"}),
+            Some(&ada),
+        )?,
+        201,
+    )?;
+    assert_eq!(berlin["time_zone"], "Europe/Berlin", "{berlin}");
+    let read = expect(get(&host, "/v1/orgs/berlin", &ada)?, 200)?;
+    assert_eq!(read["time_zone"], "Europe/Berlin", "{read}");
+
+    // Any spelling the database knows is stored in its own spelling.
+    let moved = expect(
+        patch(
+            &host,
+            "/v1/orgs/berlin",
+            &json!({"time_zone": "america/new_york"}),
+            &ada,
+        )?,
+        200,
+    )?;
+    assert_eq!(moved["time_zone"], "America/New_York", "{moved}");
+    // A change to another field keeps the zone.
+    let renamed = expect(
+        patch(
+            &host,
+            "/v1/orgs/berlin",
+            &json!({"name": "Berlin East"}),
+            &ada,
+        )?,
+        200,
+    )?;
+    assert_eq!(renamed["time_zone"], "America/New_York", "{renamed}");
+    let listed = expect(get(&host, "/v1/orgs", &ada)?, 200)?;
+    // Both joined in the same second, maybe: the order is the ids'.
+    let mut zones: Vec<&str> = listed["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter_map(|o| o["time_zone"].as_str())
+        .collect();
+    zones.sort_unstable();
+    assert_eq!(zones, vec!["America/New_York", "UTC"], "{listed}");
+    Ok(())
+}
+
+#[test]
+fn an_unknown_time_zone_is_a_validation_problem() -> Result<()> {
+    let host = start_app()?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let unknown = |reply: Reply| -> Result<()> {
+        assert_eq!(reply.status, 422, "{}", reply.text());
+        let body = reply.json()?;
+        assert_eq!(body["code"], "validation_failed", "{body}");
+        assert_eq!(
+            (
+                body["errors"][0]["pointer"].clone(),
+                body["errors"][0]["code"].clone()
+            ),
+            (json!("/time_zone"), json!("unknown_time_zone")),
+            "{body}"
+        );
+        Ok(())
+    };
+    for zone in [
+        "Mars/Olympus_Mons",
+        "",
+        "Europe/Berlin ",
+        "../../etc/passwd",
+    ] {
+        unknown(post(
+            &host,
+            "/v1/orgs",
+            &json!({"name": "Acme", "handle": "acme", "time_zone": zone}),
+            Some(&ada),
+        )?)?;
+    }
+    create_org(&host, &ada, "acme")?;
+    unknown(patch(
+        &host,
+        "/v1/orgs/acme",
+        &json!({"time_zone": "Atlantis/Capital"}),
+        &ada,
+    )?)?;
+    let wrong_type = patch(&host, "/v1/orgs/acme", &json!({"time_zone": 1}), &ada)?;
+    assert_eq!(wrong_type.status, 422, "{}", wrong_type.text());
+    let read = expect(get(&host, "/v1/orgs/acme", &ada)?, 200)?;
+    assert_eq!(read["time_zone"], "UTC", "{read}");
+    Ok(())
+}
+
+#[test]
+fn a_member_cannot_change_the_time_zone() -> Result<()> {
+    let host = start_app()?;
+    let ada = signed_in(&host, "ada@example.com")?;
+    let org = create_org(&host, &ada, "acme")?;
+    let org_id = org["id"].as_str().context("org id")?;
+    let (bob, _) = join(&host, &ada, org_id, "bob@example.com", "member", &[])?;
+    let refused = patch(
+        &host,
+        "/v1/orgs/acme",
+        &json!({"time_zone": "Asia/Tokyo"}),
+        &bob,
+    )?;
+    assert_eq!(
+        (refused.status, code(&refused)),
+        (403, "forbidden".to_string()),
+        "{}",
+        refused.text()
+    );
+    // The member reads the zone; it did not change.
+    let read = expect(get(&host, "/v1/orgs/acme", &bob)?, 200)?;
+    assert_eq!(read["time_zone"], "UTC", "{read}");
     Ok(())
 }

@@ -15,6 +15,10 @@ pub const INGEST: &str = "usage:write";
 pub const READ: &str = "usage:read";
 /// The permission that checks and consumes quota.
 pub const CONSUME: &str = "quotas:consume";
+/// The permission that makes a team's member its team admin for quotas:
+/// setting quotas of the team, the teams below it and their members,
+/// within the org's.
+pub const MANAGE_TEAM: &str = "quotas:manage_team";
 
 /// An admin of the org the request acts in.
 pub async fn admin(req: &Request, what: &str) -> Result<OrgCaller, Problem> {

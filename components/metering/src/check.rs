@@ -1,22 +1,24 @@
 //! `POST /v1/quotas/check` and `POST /v1/quotas/consume`.
 //!
-//! Every quota on the meter that applies to the user counts: the user's
-//! own, each team's the user is in (and the teams above them), and the
-//! org's. The decision is [`decide`]'s.
+//! Every quota that applies to a use counts: quotas on the use's meter
+//! and, when the meter has a price, quotas on spend in its currency; the
+//! user's own, each team's the user is in (and the teams above them), and
+//! the org's; those for every item and those for the use's item type or
+//! item. A use by a key counts for the key's owner. The decision is
+//! [`decide`]'s.
 //!
-//! A consume reads the counters and raises them in one `IMMEDIATE`
-//! transaction, so no two consumes see the same standing: each hard
-//! counter rises only while it stays within its limit, and if any would
-//! not, nothing is counted. An allowed consume also records a usage event
-//! of the meter's type (source [`CONSUME_SOURCE`](crate::events::CONSUME_SOURCE),
-//! the amount at the meter's value path) in the same transaction, so
-//! usage shows what quotas counted. Events sent to `/v1/usage/events` do
-//! not move quota counters.
+//! One statement reads every applicable quota with its override, its
+//! count in the current period (or rolling window) and what open
+//! reservations hold against it. A consume does that and raises the
+//! counters in one `IMMEDIATE` transaction, so no two consumes see the
+//! same standing; if any hard quota would pass its limit, nothing is
+//! counted. An allowed consume also records a usage event of the meter's
+//! type (source [`CONSUME_SOURCE`](crate::events::CONSUME_SOURCE)) and,
+//! for a priced meter, the spend, in the same transaction. Events sent to
+//! `/v1/usage/events` move no quota counters.
 //!
-//! Units held by open reservations count as used (see [`holds`]): a
-//! quota's standing is its counter plus its unexpired holds, so consumes
-//! and reserves together never pass a hard limit. A check and a consume
-//! first end the meter's expired reservations, in their transaction.
+//! Units held by open reservations count as used (see [`holds`]). A
+//! crossed alert threshold fires in the transaction that crossed it.
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
@@ -26,15 +28,18 @@ use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::json;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use spin_sdk::http::Request;
+use spin_sdk::sqlite::{RowResult, Value};
 
+use crate::alerts;
 use crate::caller;
 use crate::decision::{Decision, Standing, decide};
 use crate::events;
-use crate::holds;
-use crate::model::{Aggregation, Enforcement, Meter, Quota, Use, recorded_data};
-use crate::quotas::{QUOTA_COLUMNS, quota_of};
-use crate::store;
-use crate::subject::{self, Subject};
+use crate::expenditure;
+use crate::model::{Aggregation, Enforcement, Measure, Meter, Quota, Use, recorded_data};
+use crate::period::{Calendar, Period, Unit};
+use crate::quotas::{QUOTA_COLUMNS_Q, quota_of};
+use crate::store::{self, METER_COLUMNS};
+use crate::subject::{self, Kind, Subject};
 
 pub(crate) fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
     Problem::new(ErrorCode::ValidationFailed)
@@ -44,97 +49,373 @@ pub(crate) fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
 
 /// What a use is counted against.
 pub(crate) struct Target {
+    /// The meter it uses.
     pub meter: Meter,
+    /// The member it counts for (a key's owner, for a key).
     pub user: Subject,
-    pub quotas: Vec<Quota>,
+    /// The org's calendar.
+    pub calendar: Calendar,
+    /// The item type it is of, if named.
+    pub item_type: Option<String>,
+    /// The item it is of, if named.
+    pub item_id: Option<String>,
 }
 
-/// The meter, the user (a member of the org) and the quotas that apply.
+/// The meter, the member the use counts for, and the org's calendar, in
+/// one read. A subject that is not a member (or a key) of the org is
+/// unknown, like a meter the org does not have.
 pub(crate) async fn target(tenant: &Tenant<'_>, body: &Use) -> Result<Target, Problem> {
-    let user = subject::parse(&body.subject)
-        .ok_or_else(|| invalid("/subject", "invalid_subject", "subject must be user:<id>"))?;
-    if !store::belongs(tenant, &user).await? {
-        return Err(invalid(
-            "/subject",
-            "unknown_subject",
-            "the subject is not a member of this organization",
-        ));
-    }
-    let meter = store::meter(tenant, &body.meter).await?.ok_or_else(|| {
+    let subject = subject::parse(&body.subject).ok_or_else(|| {
         invalid(
+            "/subject",
+            "invalid_subject",
+            "subject must be user:<id> or key:<id>",
+        )
+    })?;
+    let (user_id, key_id) = match subject.kind {
+        Kind::User => (db::text(&subject.id), Value::Null),
+        Kind::Key => (Value::Null, db::text(&subject.id)),
+        _ => {
+            return Err(invalid(
+                "/subject",
+                "invalid_subject",
+                "subject must be user:<id> or key:<id>",
+            ));
+        }
+    };
+    let rows = tenant
+        .query(
+            &format!(
+                "SELECT {METER_COLUMNS},
+                    (SELECT o.time_zone FROM orgs o WHERE o.org_id = ?1),
+                    COALESCE(
+                        (SELECT m.user_id FROM memberships m WHERE m.org_id = ?1 AND m.user_id = ?2),
+                        (SELECT k.owner_user_id FROM api_keys k
+                         JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.owner_user_id
+                         WHERE k.org_id = ?1 AND k.key_id = ?3))
+                 FROM meters WHERE org_id = ?1 AND meter_key = ?4"
+            ),
+            vec![user_id, key_id, db::text(&body.meter)],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Err(invalid(
             "/meter",
             "unknown_meter",
             "the org has no meter with this key",
+        ));
+    };
+    let n = row.values.len();
+    let user = db::get_opt_text(row, n - 1).ok_or_else(|| {
+        invalid(
+            "/subject",
+            "unknown_subject",
+            "the subject is not a member or an API key of this organization",
         )
     })?;
-    let teams = store::teams_of(tenant, &user.id).await?;
-    let rows = tenant
-        .query(
-            &format!("SELECT {QUOTA_COLUMNS} FROM quotas WHERE org_id = ?1 AND meter_key = ?2"),
-            vec![db::text(&meter.key)],
-        )
-        .await?;
-    let org = format!("org:{}", tenant.org_id());
-    let mine = format!("user:{}", user.id);
-    let quotas = rows
-        .iter()
-        .map(quota_of)
-        .filter(|q| {
-            q.entity == org
-                || q.entity == mine
-                || q.entity
-                    .strip_prefix("team:")
-                    .is_some_and(|team| teams.iter().any(|t| t == team))
-        })
-        .collect();
+    let calendar = db::get_opt_text(row, n - 2)
+        .and_then(|zone| Calendar::of(&zone))
+        .unwrap_or_else(Calendar::utc);
     Ok(Target {
-        meter,
-        user,
-        quotas,
+        meter: store::meter_of(row),
+        user: Subject {
+            kind: Kind::User,
+            id: user,
+        },
+        calendar,
+        item_type: body.item_type.clone(),
+        item_id: body.item_id.clone(),
     })
 }
 
-/// A quota's standing in its current period: `standing.used` counts the
-/// units held too; `start` is the period's first second.
-#[derive(Clone)]
-pub(crate) struct Counted {
-    pub standing: Standing,
-    pub start: i64,
-    pub held: i64,
+/// A use's spend: the currency and the amount in billionths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Cost {
+    pub currency: String,
+    pub amount: i64,
 }
 
-/// Where each quota stands in its current period.
+/// What `amount` units of the target's meter cost, if it has a price.
+/// A tiered price counts the org's units of the meter this calendar
+/// month; with `take`, these units join that count (the caller's
+/// transaction keeps that only if the use is kept).
+pub(crate) async fn cost(
+    tenant: &Tenant<'_>,
+    target: &Target,
+    amount: i64,
+    now: i64,
+    take: bool,
+) -> Result<Option<Cost>, Problem> {
+    let Some(price) = &target.meter.price else {
+        return Ok(None);
+    };
+    let before = if price.is_tiered() {
+        let month = target.calendar.start(Unit::Month, now);
+        let taken = if take { amount } else { 0 };
+        expenditure::take_month_units(tenant, &target.meter.key, month, taken).await?
+    } else {
+        0
+    };
+    Ok(Some(Cost {
+        currency: price.currency().to_string(),
+        amount: price.cost(before, amount).nanos(),
+    }))
+}
+
+/// A quota's standing in its current period (counting what open
+/// reservations hold), with the counter a use raises (`start`).
+#[derive(Clone)]
+pub(crate) struct Counted {
+    pub quota: Quota,
+    pub standing: Standing,
+    pub start: i64,
+}
+
+/// The counters a quota counts at `now`: those starting at or after this
+/// second (`?5` is now, `?8`–`?10` the day, week and month starts).
+const COUNTING_FROM: &str =
+    "CASE q.period WHEN 'day' THEN ?8 WHEN 'week' THEN ?9 WHEN 'month' THEN ?10
+     WHEN 'lifetime' THEN 0 ELSE ?5 - q.window_seconds - MAX(q.window_seconds / 60, 1) + 1 END";
+
+/// Whose quotas apply, and to what: a member's (with its teams and the
+/// org's) or a team's (with the teams above it and the org's) or the
+/// org's alone; on a meter's units and on spend; for an item.
+pub(crate) struct Applies<'a> {
+    pub user: Option<&'a str>,
+    pub team: Option<&'a str>,
+    pub meter: Option<&'a str>,
+    pub item_type: Option<&'a str>,
+    pub item_id: Option<&'a str>,
+    pub calendar: &'a Calendar,
+}
+
+impl Target {
+    /// The quotas a use of the target counts against.
+    pub(crate) fn applies(&self) -> Applies<'_> {
+        Applies {
+            user: Some(&self.user.id),
+            team: None,
+            meter: Some(&self.meter.key),
+            item_type: self.item_type.as_deref(),
+            item_id: self.item_id.as_deref(),
+            calendar: &self.calendar,
+        }
+    }
+}
+
+/// Every quota that applies to a use of `amount` units costing `cost`,
+/// where each stands at `now`.
 pub(crate) async fn standings(
     tenant: &Tenant<'_>,
-    quotas: &[Quota],
+    applies: &Applies<'_>,
+    amount: i64,
+    cost: Option<&Cost>,
     now: i64,
 ) -> Result<Vec<Counted>, Problem> {
-    let mut out = Vec::with_capacity(quotas.len());
-    for q in quotas {
-        let (start, reset_at) = q.period.window(now);
-        let rows = tenant
-            .query(
-                "SELECT used FROM quota_counters WHERE org_id = ?1 AND quota_id = ?2 AND period_start = ?3",
-                vec![db::text(&q.id), db::int(start)],
+    let cal = applies.calendar;
+    let text_or_null = |v: Option<&str>| v.map_or(Value::Null, db::text);
+    let rows = tenant
+        .query(
+            &format!(
+                "WITH RECURSIVE up(team_id) AS (
+                     SELECT team_id FROM team_members WHERE org_id = ?1 AND user_id = ?2
+                     UNION
+                     SELECT team_id FROM teams WHERE org_id = ?1 AND team_id = ?11
+                     UNION
+                     SELECT t.parent_team_id FROM teams t JOIN up ON t.team_id = up.team_id
+                     WHERE t.org_id = ?1 AND t.parent_team_id IS NOT NULL)
+                 SELECT {QUOTA_COLUMNS_Q},
+                     (SELECT v.limit_units FROM quota_overrides v
+                      WHERE v.quota_id = q.quota_id AND v.expires_at > ?5
+                      ORDER BY v.created_at DESC, v.override_id DESC LIMIT 1),
+                     (SELECT COALESCE(SUM(c.used), 0) FROM quota_counters c
+                      WHERE c.quota_id = q.quota_id AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
+                     (SELECT MIN(c.period_start) FROM quota_counters c
+                      WHERE c.quota_id = q.quota_id AND c.used > 0 AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
+                     (SELECT COALESCE(SUM(h.amount), 0) FROM quota_holds h
+                      WHERE h.quota_id = q.quota_id AND h.expires_at > ?5 AND h.period_start >= {COUNTING_FROM})
+                 FROM quotas q
+                 WHERE q.org_id = ?1 AND (q.meter_key = ?3 OR q.currency = ?4)
+                   AND (q.item_type IS NULL OR (q.item_type = ?6 AND (q.item_id IS NULL OR q.item_id = ?7)))
+                   AND (q.entity_type = 'org' OR (q.entity_type = 'user' AND q.entity_id = ?2)
+                        OR (q.entity_type = 'team' AND q.entity_id IN (SELECT team_id FROM up)))
+                 ORDER BY q.quota_id"
+            ),
+            vec![
+                text_or_null(applies.user),
+                text_or_null(applies.meter),
+                text_or_null(cost.map(|c| c.currency.as_str())),
+                db::int(now),
+                text_or_null(applies.item_type),
+                text_or_null(applies.item_id),
+                db::int(cal.start(Unit::Day, now)),
+                db::int(cal.start(Unit::Week, now)),
+                db::int(cal.start(Unit::Month, now)),
+                text_or_null(applies.team),
+            ],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|row| counted(row, cal, amount, cost, now))
+        .collect())
+}
+
+fn counted(row: &RowResult, cal: &Calendar, amount: i64, cost: Option<&Cost>, now: i64) -> Counted {
+    let quota = quota_of(row);
+    let n = row.values.len();
+    let override_limit = db::get_int(row, n - 4);
+    let used = db::get_int(row, n - 3).unwrap_or(0);
+    let oldest = db::get_int(row, n - 2);
+    let held = db::get_int(row, n - 1).unwrap_or(0);
+    let need = match &quota.measure {
+        Measure::Meter(_) => amount,
+        Measure::Spend(_) => cost.map_or(0, |c| c.amount),
+    };
+    let standing = Standing {
+        id: quota.id.clone(),
+        entity: quota.entity.clone(),
+        measure: quota.measure.clone(),
+        limit: override_limit.unwrap_or(quota.limit),
+        used: used.saturating_add(held),
+        need,
+        hard: quota.enforcement == Enforcement::Hard,
+        reset_at: quota.period.reset_at(cal, now, oldest),
+    };
+    Counted {
+        start: quota.period.counter_start(cal, now),
+        quota,
+        standing,
+    }
+}
+
+/// Raises each quota's counter by what the use adds to it, fires the
+/// alert thresholds that crossed, and for rolling quotas drops buckets
+/// that no longer count. Inside the caller's transaction.
+pub(crate) async fn count(
+    tenant: &Tenant<'_>,
+    conn: &spin_sdk::sqlite::Connection,
+    counted: &[Counted],
+    now: i64,
+) -> Result<(), Problem> {
+    for c in counted.iter().filter(|c| c.standing.need > 0) {
+        tenant
+            .exec(
+                "INSERT INTO quota_counters (org_id, quota_id, period_start, used) VALUES (?1, ?2, ?3, ?4)
+                 ON CONFLICT (quota_id, period_start) DO UPDATE SET used = used + excluded.used",
+                vec![
+                    db::text(&c.quota.id),
+                    db::int(c.start),
+                    db::int(c.standing.need),
+                ],
             )
             .await?;
-        let used = rows.first().and_then(|r| db::get_int(r, 0)).unwrap_or(0);
-        let held = holds::held(tenant, &q.id, start, now).await?;
-        let standing = Standing {
-            id: q.id.clone(),
-            entity: q.entity.clone(),
-            limit: q.limit,
-            used: used.saturating_add(held),
-            hard: q.enforcement == Enforcement::Hard,
-            reset_at,
-        };
-        out.push(Counted {
-            standing,
-            start,
-            held,
-        });
+        if let Period::Rolling { window } = c.quota.period {
+            tenant
+                .exec(
+                    "DELETE FROM quota_counters WHERE org_id = ?1 AND quota_id = ?2 AND period_start < ?3",
+                    vec![
+                        db::text(&c.quota.id),
+                        db::int(now - window - Period::bucket(window) + 1),
+                    ],
+                )
+                .await?;
+        }
+        fire_crossed(tenant, conn, c, now).await?;
     }
-    Ok(out)
+    Ok(())
+}
+
+/// Fires the quota's thresholds that this use crossed.
+async fn fire_crossed(
+    tenant: &Tenant<'_>,
+    conn: &spin_sdk::sqlite::Connection,
+    c: &Counted,
+    now: i64,
+) -> Result<(), Problem> {
+    let Ok(thresholds) = alerts::parse_thresholds(&c.quota.thresholds) else {
+        return Ok(());
+    };
+    let before = c.standing.used;
+    let after = before.saturating_add(c.standing.need);
+    let crossed = alerts::crossed(&thresholds, c.standing.limit, before, after);
+    if crossed.is_empty() {
+        return Ok(());
+    }
+    let measure = match &c.quota.measure {
+        Measure::Meter(key) | Measure::Spend(key) => key.as_str(),
+    };
+    let crossing = alerts::Crossing {
+        quota_id: &c.quota.id,
+        entity: &c.quota.entity,
+        measure,
+        limit: c.standing.limit,
+        used: after,
+        period_start: c.start,
+        reset_at: c.standing.reset_at,
+        enforcement: c.quota.enforcement,
+    };
+    alerts::fire(tenant, conn, &crossing, &crossed, now).await
+}
+
+/// Records what an allowed use spent, for the member it counts for, and
+/// flags the org's day if its spend has become unusual.
+pub(crate) async fn spend(
+    tenant: &Tenant<'_>,
+    conn: &spin_sdk::sqlite::Connection,
+    target: &Target,
+    units: i64,
+    cost: &Cost,
+    (source, actor): (&'static str, &str),
+    now: i64,
+) -> Result<(), Problem> {
+    expenditure::record(
+        tenant,
+        &expenditure::Spend {
+            entity: target.user.clone(),
+            amount: crate::money::Amount::from_nanos(cost.amount),
+            currency: &cost.currency,
+            item_type: target.item_type.as_deref(),
+            item_id: target.item_id.as_deref(),
+            meter_key: Some(&target.meter.key),
+            units: Some(units),
+            source,
+            occurred_at: now,
+            created_by: actor,
+        },
+    )
+    .await?;
+    alerts::check_unusual_spend(tenant, conn, &cost.currency, now, &target.calendar).await
+}
+
+/// Counts spend recorded directly (not through a consume) against the
+/// spend quotas of its entity, in the periods of its time, without
+/// refusing: it was spent already. A refund or credit (a negative
+/// amount) lowers no counter. Inside the caller's transaction.
+pub(crate) async fn count_recorded(
+    tenant: &Tenant<'_>,
+    conn: &spin_sdk::sqlite::Connection,
+    spent: &crate::expenditure::Spend<'_>,
+    calendar: &Calendar,
+) -> Result<(), Problem> {
+    if spent.amount.nanos() <= 0 {
+        return Ok(());
+    }
+    let id = spent.entity.id.as_str();
+    let applies = Applies {
+        user: (spent.entity.kind == Kind::User).then_some(id),
+        team: (spent.entity.kind == Kind::Team).then_some(id),
+        meter: None,
+        item_type: spent.item_type,
+        item_id: spent.item_id,
+        calendar,
+    };
+    let cost = Cost {
+        currency: spent.currency.to_string(),
+        amount: spent.amount.nanos(),
+    };
+    let counted = standings(tenant, &applies, 0, Some(&cost), spent.occurred_at).await?;
+    count(tenant, conn, &counted, spent.occurred_at).await
 }
 
 /// `POST /v1/quotas/check`: the decision, nothing counted.
@@ -144,20 +425,17 @@ pub async fn check(req: Request, request_id: &str) -> Result<Response, Problem> 
     let body: Use = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let target = target(&tenant, &body).await?;
     let now = unix_now();
+    // The transaction is always rolled back: a check counts nothing.
     store::begin(&caller.conn).await?;
     let outcome = async {
-        holds::expire(&tenant, &target.meter.key, now).await?;
-        standings(&tenant, &target.quotas, now).await
+        let cost = cost(&tenant, &target, body.amount, now, false).await?;
+        standings(&tenant, &target.applies(), body.amount, cost.as_ref(), now).await
     }
     .await;
-    let ended = store::end(&caller.conn, outcome.is_ok()).await;
+    let ended = store::end(&caller.conn, false).await;
     let quotas: Vec<Standing> = outcome?.into_iter().map(|c| c.standing).collect();
     ended?;
-    Ok(response::json(
-        200,
-        &decide(&quotas, body.amount),
-        request_id,
-    ))
+    Ok(response::json(200, &decide(&quotas), request_id))
 }
 
 /// `POST /v1/quotas/consume`: check and count at once. With an
@@ -182,8 +460,9 @@ pub async fn consume(req: Request, request_id: &str) -> Result<Response, Problem
 
 async fn consume_in_transaction(caller: &OrgCaller, body: &Use) -> Result<Decision, Problem> {
     let tenant = caller.tenant()?;
+    let actor = caller::actor_id(caller);
     store::begin(&caller.conn).await?;
-    let outcome = consume_now(&tenant, body).await;
+    let outcome = consume_now(&tenant, &caller.conn, body, &actor).await;
     let keep = matches!(&outcome, Ok(decision) if decision.allowed);
     let ended = store::end(&caller.conn, keep).await;
     let decision = outcome?;
@@ -191,7 +470,12 @@ async fn consume_in_transaction(caller: &OrgCaller, body: &Use) -> Result<Decisi
     Ok(decision)
 }
 
-async fn consume_now(tenant: &Tenant<'_>, body: &Use) -> Result<Decision, Problem> {
+async fn consume_now(
+    tenant: &Tenant<'_>,
+    conn: &spin_sdk::sqlite::Connection,
+    body: &Use,
+    actor: &str,
+) -> Result<Decision, Problem> {
     let target = target(tenant, body).await?;
     if target.meter.aggregation == Aggregation::Count && body.amount != 1 {
         return Err(invalid(
@@ -201,50 +485,32 @@ async fn consume_now(tenant: &Tenant<'_>, body: &Use) -> Result<Decision, Proble
         ));
     }
     let now = unix_now();
-    holds::expire(tenant, &target.meter.key, now).await?;
-    let standings = standings(tenant, &target.quotas, now).await?;
-    let quotas: Vec<Standing> = standings.iter().map(|c| c.standing.clone()).collect();
-    let decision = decide(&quotas, body.amount);
+    let cost = cost(tenant, &target, body.amount, now, true).await?;
+    let counted = standings(tenant, &target.applies(), body.amount, cost.as_ref(), now).await?;
+    let quotas: Vec<Standing> = counted.iter().map(|c| c.standing.clone()).collect();
+    let decision = decide(&quotas);
     if !decision.allowed {
         return Ok(decision);
     }
-    for Counted {
-        standing: quota,
-        start,
-        held,
-    } in &standings
-    {
-        tenant
-            .exec(
-                "INSERT INTO quota_counters (org_id, quota_id, period_start, used) VALUES (?1, ?, ?, 0)
-                 ON CONFLICT DO NOTHING",
-                vec![db::text(&quota.id), db::int(*start)],
-            )
-            .await?;
-        // The limit is checked again by the statement itself: the counter
-        // and the holds never pass a hard limit, whatever else ran.
-        let raised = tenant
-            .exec(
-                "UPDATE quota_counters SET used = used + ?2
-                 WHERE org_id = ?1 AND quota_id = ?3 AND period_start = ?4 AND (?5 = 0 OR used + ?2 <= ?6)",
-                vec![
-                    db::int(body.amount),
-                    db::text(&quota.id),
-                    db::int(*start),
-                    db::int(i64::from(quota.hard)),
-                    db::int(quota.limit.saturating_sub(*held)),
-                ],
-            )
-            .await?;
-        if raised != 1 {
-            eprintln!(
-                "metering: counter {} moved inside a write transaction",
-                quota.id
-            );
-            return Err(Problem::internal());
-        }
-    }
-    let data = recorded_data(&target.meter, body.amount);
+    count(tenant, conn, &counted, now).await?;
+    let data = recorded_data(
+        &target.meter,
+        body.amount,
+        target.item_type.as_deref(),
+        target.item_id.as_deref(),
+    );
     events::record(tenant, &target.meter.event_type, &target.user, &data, now).await?;
+    if let Some(cost) = &cost {
+        spend(
+            tenant,
+            conn,
+            &target,
+            body.amount,
+            cost,
+            ("consume", actor),
+            now,
+        )
+        .await?;
+    }
     Ok(decision)
 }

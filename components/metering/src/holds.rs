@@ -1,34 +1,16 @@
 //! Amounts held by open reservations. A hold counts toward its quota while
-//! its reservation has not expired: the sums here leave expired holds out,
-//! so an expired reservation frees its amount at its expiry, whether or not
-//! anything ran since. [`expire`] then tidies up: each check, consume and
-//! reserve on a meter deletes the meter's expired holds and marks their
-//! reservations expired, inside its own transaction. No background runner
-//! is needed.
+//! its reservation has not expired: the standings leave expired holds out
+//! (see `check::standings`), so an expired reservation frees its amount at
+//! its expiry, whether or not anything ran since. [`expire`] then tidies
+//! up: each reserve on a meter deletes the meter's expired holds and marks
+//! their reservations expired, inside its own transaction. No background
+//! runner is needed.
 
 use gatehouse_auth::db;
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::Problem;
 
 use crate::reservation::State;
-
-/// Units held against `quota_id` in the period starting at `period_start`
-/// by reservations that have not expired at `now`.
-pub async fn held(
-    tenant: &Tenant<'_>,
-    quota_id: &str,
-    period_start: i64,
-    now: i64,
-) -> Result<i64, Problem> {
-    let rows = tenant
-        .query(
-            "SELECT COALESCE(SUM(amount), 0) FROM quota_holds
-             WHERE org_id = ?1 AND quota_id = ?2 AND period_start = ?3 AND expires_at > ?4",
-            vec![db::text(quota_id), db::int(period_start), db::int(now)],
-        )
-        .await?;
-    Ok(rows.first().and_then(|r| db::get_int(r, 0)).unwrap_or(0))
-}
 
 /// Ends the meter's reservations that expired by `now` and deletes their
 /// holds. Runs inside the caller's transaction.

@@ -1,5 +1,8 @@
-//! `POST`/`GET /v1/meters`, `GET`/`DELETE /v1/meters/{key}`: the org's
-//! meters, managed by its admins.
+//! `POST`/`GET /v1/meters`, `GET`/`PATCH`/`DELETE /v1/meters/{key}`: the
+//! org's meters, managed by its admins. A meter may have a price (see
+//! [`price`](crate::price)); a `PATCH` sets or clears it, and only it. A
+//! new price prices uses from then on: spend recorded before keeps its
+//! amounts.
 
 use gatehouse_auth::db;
 use gatehouse_http::idempotency::unix_now;
@@ -10,6 +13,7 @@ use spin_sdk::http::Request;
 
 use crate::caller;
 use crate::model::CreateMeter;
+use crate::price::{MeterPatch, Price};
 use crate::store::{self, METER_COLUMNS, meter_of};
 
 const WHAT: &str = "meters";
@@ -25,10 +29,11 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
     let tenant = caller.tenant()?;
     let body: CreateMeter = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let group_by = serde_json::to_string(&body.group_by).map_err(|_| Problem::internal())?;
+    let price = stored_price(body.price.as_ref())?;
     let inserted = tenant
         .exec(
-            "INSERT INTO meters (org_id, meter_key, event_type, aggregation, value_path, group_by, created_by, created_at)
-             VALUES (?1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            "INSERT INTO meters (org_id, meter_key, event_type, aggregation, value_path, group_by, created_by, created_at, price)
+             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             vec![
                 db::text(&body.key),
                 db::text(&body.event_type),
@@ -37,6 +42,7 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
                 db::text(group_by),
                 db::text(caller::actor_id(&caller)),
                 db::int(unix_now()),
+                db::opt_text(price),
             ],
         )
         .await?;
@@ -49,6 +55,37 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
         .await?
         .ok_or_else(no_meter)?;
     Ok(response::json(201, &meter, request_id))
+}
+
+/// A price as stored: its canonical JSON. The body was validated, so a
+/// price that does not check here is a fault of this code.
+fn stored_price(body: Option<&crate::price::PriceBody>) -> Result<Option<String>, Problem> {
+    body.map(|b| {
+        Price::from_body(b, "/price")
+            .map(|p| p.to_stored())
+            .map_err(|_| Problem::internal())
+    })
+    .transpose()
+}
+
+/// `PATCH /v1/meters/{key}`: `{"price": {...}}` sets the price,
+/// `{"price": null}` clears it.
+pub async fn update(req: Request, key: &str, request_id: &str) -> Result<Response, Problem> {
+    let caller = caller::admin(&req, WHAT).await?;
+    let tenant = caller.tenant()?;
+    let body: MeterPatch = json::read_json(req, json::DEFAULT_LIMIT).await?;
+    let price = stored_price(body.price.flatten().as_ref())?;
+    let changed = tenant
+        .exec(
+            "UPDATE meters SET price = ?2 WHERE org_id = ?1 AND meter_key = ?3",
+            vec![db::opt_text(price), db::text(key)],
+        )
+        .await?;
+    if changed == 0 {
+        return Err(no_meter());
+    }
+    let meter = store::meter(&tenant, key).await?.ok_or_else(no_meter)?;
+    Ok(response::json(200, &meter, request_id))
 }
 
 /// `GET /v1/meters`: by key.

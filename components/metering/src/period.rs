@@ -1,62 +1,232 @@
-//! Calendar periods in UTC and RFC 3339 times, as plain arithmetic on unix
-//! seconds (no time zone data: periods are UTC in this version).
+//! Quota periods: calendar days, weeks (from Monday) and months in an
+//! org's time zone, rolling windows and lifetime; and RFC 3339 times as
+//! plain arithmetic on unix seconds.
 
+use jiff::civil::Date;
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, ToSpan, Zoned};
 use serde::{Deserialize, Serialize};
 
 const DAY: i64 = 86_400;
 
-/// How long a quota's counter runs before it starts again from zero.
+/// A calendar unit an org's periods and buckets follow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Period {
-    /// A calendar day, UTC.
+pub enum Unit {
+    /// From midnight to midnight.
     Day,
-    /// A calendar month, UTC.
+    /// From Monday's midnight to the next Monday's.
+    Week,
+    /// From the first's midnight to the next month's.
     Month,
+}
+
+impl Unit {
+    /// The name used in periods and queries.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Unit::Day => "day",
+            Unit::Week => "week",
+            Unit::Month => "month",
+        }
+    }
+
+    /// From its name.
+    pub fn parse(name: &str) -> Option<Unit> {
+        [Unit::Day, Unit::Week, Unit::Month]
+            .into_iter()
+            .find(|u| u.as_str() == name)
+    }
+}
+
+/// An org's calendar: its time zone (IANA), whose midnights start days,
+/// weeks and months. A day is not always 24 hours long (daylight saving
+/// time), so every boundary is computed in the zone.
+#[derive(Debug, Clone)]
+pub struct Calendar {
+    zone: TimeZone,
+    name: String,
+}
+
+impl Calendar {
+    /// The calendar of a zone name (`Europe/Berlin`, `UTC`); none for a
+    /// name the bundled database does not know.
+    pub fn of(name: &str) -> Option<Calendar> {
+        let zone = TimeZone::get(name).ok()?;
+        Some(Calendar {
+            zone,
+            name: name.to_string(),
+        })
+    }
+
+    /// Coordinated universal time.
+    pub fn utc() -> Calendar {
+        Calendar {
+            zone: TimeZone::UTC,
+            name: "UTC".to_string(),
+        }
+    }
+
+    /// The zone's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn zoned(&self, seconds: i64) -> Zoned {
+        let at = Timestamp::from_second(seconds).unwrap_or(Timestamp::UNIX_EPOCH);
+        at.to_zoned(self.zone.clone())
+    }
+
+    fn midnight(&self, date: Date) -> i64 {
+        // A day that starts in a gap starts at the gap's end (jiff's
+        // compatible disambiguation).
+        date.to_zoned(self.zone.clone())
+            .map(|z| z.timestamp().as_second())
+            .unwrap_or_else(|_| date_seconds(date))
+    }
+
+    /// The first second of the `unit` holding `seconds`.
+    pub fn start(&self, unit: Unit, seconds: i64) -> i64 {
+        let date = self.zoned(seconds).date();
+        let first = match unit {
+            Unit::Day => date,
+            Unit::Week => {
+                let back = i64::from(date.weekday().to_monday_zero_offset());
+                date.checked_sub(back.days()).unwrap_or(date)
+            }
+            Unit::Month => date.first_of_month(),
+        };
+        self.midnight(first)
+    }
+
+    /// The first second of the `unit` after the one starting at `start`.
+    pub fn next(&self, unit: Unit, start: i64) -> i64 {
+        let date = self.zoned(start).date();
+        let step = match unit {
+            Unit::Day => 1.day(),
+            Unit::Week => 1.week(),
+            Unit::Month => 1.month(),
+        };
+        let next = date.checked_add(step).unwrap_or(date);
+        let next = if unit == Unit::Month {
+            next.first_of_month()
+        } else {
+            next
+        };
+        self.midnight(next).max(start + 1)
+    }
+
+    /// The `unit` holding `seconds`: its first second and the next one's.
+    pub fn window(&self, unit: Unit, seconds: i64) -> (i64, i64) {
+        let start = self.start(unit, seconds);
+        (start, self.next(unit, start))
+    }
+}
+
+/// How long a quota's counter runs before it starts again from zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Period {
+    /// A calendar day, week or month in the org's time zone.
+    Calendar(Unit),
+    /// The last `window` seconds, counted in [`Period::bucket`]s.
+    Rolling {
+        /// Seconds.
+        window: i64,
+    },
     /// Never resets.
     Lifetime,
 }
 
+/// The shortest and longest rolling windows: a minute to a year.
+pub const ROLLING_WINDOWS: std::ops::RangeInclusive<i64> = 60..=366 * DAY;
+
 impl Period {
-    /// The name stored and shown.
+    /// The name stored and shown (`day`, `week`, `month`, `rolling`,
+    /// `lifetime`).
     pub fn as_str(self) -> &'static str {
         match self {
-            Period::Day => "day",
-            Period::Month => "month",
+            Period::Calendar(unit) => unit.as_str(),
+            Period::Rolling { .. } => "rolling",
             Period::Lifetime => "lifetime",
         }
     }
 
-    /// From a stored name.
-    pub fn parse(name: &str) -> Option<Period> {
-        match name {
-            "day" => Some(Period::Day),
-            "month" => Some(Period::Month),
-            "lifetime" => Some(Period::Lifetime),
+    /// From a stored or requested name and, for `rolling`, its window.
+    pub fn parse(name: &str, window: Option<i64>) -> Option<Period> {
+        match (name, window) {
+            ("rolling", Some(w)) if ROLLING_WINDOWS.contains(&w) => {
+                Some(Period::Rolling { window: w })
+            }
+            ("lifetime", None) => Some(Period::Lifetime),
+            (name, None) => Unit::parse(name).map(Period::Calendar),
             _ => None,
         }
     }
 
-    /// The period holding `now`: its first second (0 for lifetime, which
-    /// is one period) and the second the next one starts (none for
-    /// lifetime).
-    pub fn window(self, now: i64) -> (i64, Option<i64>) {
+    /// The rolling window's seconds, if rolling.
+    pub fn window_seconds(self) -> Option<i64> {
         match self {
-            Period::Day => {
-                let start = now.div_euclid(DAY) * DAY;
-                (start, Some(start + DAY))
-            }
-            Period::Month => {
-                let (y, m, _) = civil_from_days(now.div_euclid(DAY));
-                let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-                (
-                    days_from_civil(y, m, 1) * DAY,
-                    Some(days_from_civil(ny, nm, 1) * DAY),
-                )
-            }
-            Period::Lifetime => (0, None),
+            Period::Rolling { window } => Some(window),
+            _ => None,
         }
     }
+
+    /// A rolling window's counters are buckets of a sixtieth of it: a use
+    /// counts from its bucket's start until the window has passed its
+    /// bucket's end, so it counts for at least the whole window and at
+    /// most one bucket longer. Never less than a second.
+    pub fn bucket(window: i64) -> i64 {
+        (window / 60).max(1)
+    }
+
+    /// The counter a use at `now` raises: the period's (or bucket's)
+    /// first second, 0 for lifetime.
+    pub fn counter_start(self, calendar: &Calendar, now: i64) -> i64 {
+        match self {
+            Period::Calendar(unit) => calendar.start(unit, now),
+            Period::Rolling { window } => {
+                let b = Period::bucket(window);
+                now.div_euclid(b) * b
+            }
+            Period::Lifetime => 0,
+        }
+    }
+
+    /// The counters that count at `now`: those starting at or after the
+    /// returned second (calendar and lifetime: exactly the current one).
+    pub fn counting_from(self, calendar: &Calendar, now: i64) -> i64 {
+        match self {
+            Period::Rolling { window } => {
+                let b = Period::bucket(window);
+                // A bucket [s, s + b) counts while s + b > now - window.
+                now - window - b + 1
+            }
+            other => other.counter_start(calendar, now),
+        }
+    }
+
+    /// When what counts now stops counting: the next period's first
+    /// second; for a rolling window, when the oldest counting bucket
+    /// (starting at `oldest`, if any use counts) leaves it; none for
+    /// lifetime.
+    pub fn reset_at(self, calendar: &Calendar, now: i64, oldest: Option<i64>) -> Option<i64> {
+        match self {
+            Period::Calendar(unit) => Some(calendar.window(unit, now).1),
+            Period::Rolling { window } => {
+                let b = Period::bucket(window);
+                Some(oldest.map_or(now, |s| s + b + window))
+            }
+            Period::Lifetime => None,
+        }
+    }
+}
+
+fn date_seconds(date: Date) -> i64 {
+    days_from_civil(
+        i64::from(date.year()),
+        u32::try_from(date.month()).unwrap_or(1),
+        u32::try_from(date.day()).unwrap_or(1),
+    ) * DAY
 }
 
 /// Days since 1970-01-01 of a proleptic Gregorian date.
@@ -191,24 +361,69 @@ mod tests {
         assert_eq!(days_from_civil(2000, 3, 1), 11_017);
     }
 
-    #[test]
-    fn a_month_runs_from_its_first_midnight_to_the_next() {
-        // 2024-02-29T13:00:00Z, in a leap February.
-        let now = 1_709_211_600;
-        assert_eq!(
-            Period::Month.window(now),
-            (1_706_745_600, Some(1_709_251_200))
-        );
-        // 2026-12-31T23:59:59Z: the next month is in the next year.
-        let (start, next) = Period::Month.window(1_798_761_599);
-        assert_eq!((start, next), (1_796_083_200, Some(1_798_761_600)));
+    fn at(text: &str) -> i64 {
+        parse_rfc3339(text).unwrap()
     }
 
     #[test]
-    fn a_day_runs_from_midnight_utc_and_lifetime_never_resets() {
-        assert_eq!(Period::Day.window(86_399), (0, Some(86_400)));
-        assert_eq!(Period::Day.window(86_400), (86_400, Some(172_800)));
-        assert_eq!(Period::Lifetime.window(1_700_000_000), (0, None));
+    fn a_month_runs_from_its_first_midnight_to_the_next() {
+        let utc = Calendar::utc();
+        // In a leap February.
+        assert_eq!(
+            utc.window(Unit::Month, at("2024-02-29T13:00:00Z")),
+            (at("2024-02-01T00:00:00Z"), at("2024-03-01T00:00:00Z"))
+        );
+        // The next month is in the next year.
+        assert_eq!(
+            utc.window(Unit::Month, at("2026-12-31T23:59:59Z")),
+            (at("2026-12-01T00:00:00Z"), at("2027-01-01T00:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn days_and_weeks_start_at_the_zones_midnight() {
+        let berlin = Calendar::of("Europe/Berlin").unwrap();
+        // 23:30 UTC on Sunday 2026-11-29 is already Monday in Berlin.
+        let now = at("2026-11-29T23:30:00Z");
+        assert_eq!(berlin.start(Unit::Day, now), at("2026-11-29T23:00:00Z"));
+        assert_eq!(berlin.start(Unit::Week, now), at("2026-11-29T23:00:00Z"));
+        assert_eq!(
+            Calendar::utc().start(Unit::Week, now),
+            at("2026-11-23T00:00:00Z")
+        );
+        let tokyo = Calendar::of("Asia/Tokyo").unwrap();
+        assert_eq!(
+            tokyo.window(Unit::Month, at("2026-11-30T16:00:00Z")),
+            (at("2026-11-30T15:00:00Z"), at("2026-12-31T15:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn a_day_with_a_clock_change_is_not_24_hours() {
+        let new_york = Calendar::of("America/New_York").unwrap();
+        // 2026-03-08: clocks go forward at 02:00; the day has 23 hours.
+        let (start, next) = new_york.window(Unit::Day, at("2026-03-08T12:00:00Z"));
+        assert_eq!(start, at("2026-03-08T05:00:00Z"));
+        assert_eq!(next - start, 23 * 3600);
+        assert!(Calendar::of("Mars/Olympus_Mons").is_none());
+    }
+
+    #[test]
+    fn a_rolling_window_counts_its_buckets_and_lifetime_never_resets() {
+        let utc = Calendar::utc();
+        let hour = Period::parse("rolling", Some(3600)).unwrap();
+        assert_eq!(Period::bucket(3600), 60);
+        assert_eq!(hour.counter_start(&utc, 1_000_030), 1_000_020);
+        // The bucket [996_420, 996_480) ends 3,600 s before 1_000_080.
+        assert_eq!(hour.counting_from(&utc, 1_000_080), 996_421);
+        assert_eq!(
+            hour.reset_at(&utc, 1_000_080, Some(996_480)),
+            Some(1_000_140)
+        );
+        assert_eq!(Period::parse("rolling", Some(30)), None);
+        assert_eq!(Period::parse("day", Some(60)), None);
+        assert_eq!(Period::Lifetime.counter_start(&utc, 1_700_000_000), 0);
+        assert_eq!(Period::Lifetime.reset_at(&utc, 1, None), None);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct Reserve {
     pub amount: i64,
     #[serde(default = "default_ttl")]
     pub ttl_seconds: i64,
+    #[serde(default)]
+    pub item_type: Option<String>,
+    #[serde(default)]
+    pub item_id: Option<String>,
 }
 
 fn default_ttl() -> i64 {
@@ -34,6 +38,8 @@ impl Reserve {
             subject: self.subject.clone(),
             meter: self.meter.clone(),
             amount: self.amount,
+            item_type: self.item_type.clone(),
+            item_id: self.item_id.clone(),
         }
     }
 }
@@ -127,6 +133,10 @@ pub struct Reservation {
     pub subject: String,
     /// Units reserved.
     pub amount: i64,
+    /// The item type it was reserved for, if any.
+    pub item_type: Option<String>,
+    /// The item it was reserved for, if any.
+    pub item_id: Option<String>,
     /// Units counted by the commit; none unless committed.
     pub committed: Option<i64>,
     /// Its state.
@@ -147,6 +157,8 @@ mod tests {
             meter: "tokens".into(),
             amount,
             ttl_seconds,
+            item_type: None,
+            item_id: None,
         }
     }
 

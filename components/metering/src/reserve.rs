@@ -20,16 +20,17 @@ use gatehouse_http::json;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use serde::Serialize;
 use spin_sdk::http::Request;
+use spin_sdk::sqlite::{Connection, Value};
 
 use crate::caller;
 use crate::check::{self, invalid};
 use crate::decision::{Decision, Standing, decide};
 use crate::events;
 use crate::holds;
-use crate::model::{Aggregation, recorded_data};
+use crate::model::{Aggregation, Use, recorded_data};
 use crate::reservation::{Commit, Reservation, Reserve, State};
 use crate::store;
-use crate::subject::{Kind, Subject};
+use crate::subject::Kind;
 
 /// The answer of a reserve: the decision, and the reservation when allowed.
 #[derive(Serialize)]
@@ -45,11 +46,11 @@ struct Reserved {
 /// Runs `work` in one write transaction: kept when it succeeds.
 async fn in_transaction<T>(
     caller: &OrgCaller,
-    work: impl AsyncFnOnce(&Tenant<'_>) -> Result<T, Problem>,
+    work: impl AsyncFnOnce(&Tenant<'_>, &Connection) -> Result<T, Problem>,
 ) -> Result<T, Problem> {
     let tenant = caller.tenant()?;
     store::begin(&caller.conn).await?;
-    let outcome = work(&tenant).await;
+    let outcome = work(&tenant, &caller.conn).await;
     let ended = store::end(&caller.conn, outcome.is_ok()).await;
     let value = outcome?;
     ended?;
@@ -68,7 +69,7 @@ pub async fn reserve(req: Request, request_id: &str) -> Result<Response, Problem
         req,
         request_id,
         |body: Reserve| async move {
-            let reserved = in_transaction(caller, async |t| reserve_now(t, &body).await).await?;
+            let reserved = in_transaction(caller, async |t, _| reserve_now(t, &body).await).await?;
             Ok(response::json(200, &reserved, request_id))
         },
     )
@@ -86,9 +87,11 @@ async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Pr
     }
     let now = unix_now();
     holds::expire(tenant, &target.meter.key, now).await?;
-    let standings = check::standings(tenant, &target.quotas, now).await?;
-    let quotas: Vec<Standing> = standings.iter().map(|c| c.standing.clone()).collect();
-    let decision = decide(&quotas, body.amount);
+    let cost = check::cost(tenant, &target, body.amount, now, false).await?;
+    let counted =
+        check::standings(tenant, &target.applies(), body.amount, cost.as_ref(), now).await?;
+    let quotas: Vec<Standing> = counted.iter().map(|c| c.standing.clone()).collect();
+    let decision = decide(&quotas);
     if !decision.allowed {
         return Ok(Reserved {
             reservation_id: None,
@@ -100,8 +103,8 @@ async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Pr
     let expires_at = now + body.ttl_seconds;
     tenant
         .exec(
-            "INSERT INTO quota_reservations (org_id, reservation_id, meter_key, subject_type, subject_id, amount, state, created_at, expires_at)
-             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO quota_reservations (org_id, reservation_id, meter_key, subject_type, subject_id, amount, state, created_at, expires_at, item_type, item_id)
+             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 db::text(&id),
                 db::text(&target.meter.key),
@@ -111,10 +114,12 @@ async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Pr
                 db::text(State::Held.as_str()),
                 db::int(now),
                 db::int(expires_at),
+                text_or_null(target.item_type.as_deref()),
+                text_or_null(target.item_id.as_deref()),
             ],
         )
         .await?;
-    for counted in &standings {
+    for counted in counted.iter().filter(|c| c.standing.need > 0) {
         tenant
             .exec(
                 "INSERT INTO quota_holds (org_id, reservation_id, quota_id, meter_key, period_start, amount, expires_at)
@@ -124,7 +129,7 @@ async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Pr
                     db::text(&counted.standing.id),
                     db::text(&target.meter.key),
                     db::int(counted.start),
-                    db::int(body.amount),
+                    db::int(counted.standing.need),
                     db::int(expires_at),
                 ],
             )
@@ -137,7 +142,11 @@ async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Pr
     })
 }
 
-const RESERVATION_COLUMNS: &str = "reservation_id, meter_key, subject_type, subject_id, amount, committed, state, created_at, expires_at";
+const RESERVATION_COLUMNS: &str = "reservation_id, meter_key, subject_type, subject_id, amount, committed, state, created_at, expires_at, item_type, item_id";
+
+fn text_or_null(value: Option<&str>) -> Value {
+    value.map_or(Value::Null, db::text)
+}
 
 /// The org's reservation `id`; another org's is not found, like one that
 /// does not exist.
@@ -163,6 +172,8 @@ async fn load(tenant: &Tenant<'_>, id: &str) -> Result<Reservation, Problem> {
         state: State::parse(&db::get_text(row, 6)).unwrap_or(State::Expired),
         created_at: db::get_int(row, 7).unwrap_or_default(),
         expires_at: db::get_int(row, 8).unwrap_or_default(),
+        item_type: db::get_opt_text(row, 9),
+        item_id: db::get_opt_text(row, 10),
     })
 }
 
@@ -216,12 +227,25 @@ async fn finish(
 /// `POST /v1/quotas/reservations/{id}/commit`.
 pub async fn commit(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
     let caller = caller::holding(&req, caller::CONSUME).await?;
+    let actor = caller::actor_id(&caller);
     let body: Commit = json::read_json(req, json::DEFAULT_LIMIT).await?;
-    let done = in_transaction(&caller, async |t| commit_now(t, id, body.amount).await).await?;
+    let done = in_transaction(&caller, async |t, conn| {
+        commit_now(t, conn, id, body.amount, &actor).await
+    })
+    .await?;
     Ok(response::json(200, &done, request_id))
 }
 
-async fn commit_now(tenant: &Tenant<'_>, id: &str, amount: i64) -> Result<Reservation, Problem> {
+/// Counts the actual amount like a consume that cannot be refused (the
+/// reservation held room for it): every applicable quota's counter in
+/// its current period, the usage event, the spend and the alerts.
+async fn commit_now(
+    tenant: &Tenant<'_>,
+    conn: &Connection,
+    id: &str,
+    amount: i64,
+    actor: &str,
+) -> Result<Reservation, Problem> {
     let now = unix_now();
     let mut reservation = load(tenant, id).await?;
     still_held(&reservation, now)?;
@@ -232,31 +256,7 @@ async fn commit_now(tenant: &Tenant<'_>, id: &str, amount: i64) -> Result<Reserv
             "amount may not exceed the amount reserved",
         ));
     }
-    if amount > 0 {
-        let holds = tenant
-            .query(
-                "SELECT quota_id, period_start FROM quota_holds WHERE org_id = ?1 AND reservation_id = ?2",
-                vec![db::text(id)],
-            )
-            .await?;
-        for hold in &holds {
-            let (quota, start) = (db::get_text(hold, 0), db::get_int(hold, 1).unwrap_or(0));
-            tenant
-                .exec(
-                    "INSERT INTO quota_counters (org_id, quota_id, period_start, used) VALUES (?1, ?, ?, 0)
-                     ON CONFLICT DO NOTHING",
-                    vec![db::text(&quota), db::int(start)],
-                )
-                .await?;
-            tenant
-                .exec(
-                    "UPDATE quota_counters SET used = used + ?2
-                     WHERE org_id = ?1 AND quota_id = ?3 AND period_start = ?4",
-                    vec![db::int(amount), db::text(&quota), db::int(start)],
-                )
-                .await?;
-        }
-    }
+    // Its holds go first, so the standings below do not count them.
     finish(
         tenant,
         &mut reservation,
@@ -265,21 +265,34 @@ async fn commit_now(tenant: &Tenant<'_>, id: &str, amount: i64) -> Result<Reserv
         now,
     )
     .await?;
-    // A meter is deleted only once no quota counts it: its reservation's
-    // usage is then not recorded.
-    if amount > 0
-        && let Some(meter) = store::meter(tenant, &reservation.meter).await?
-    {
-        let user = Subject {
-            kind: Kind::User,
-            id: reservation
-                .subject
-                .strip_prefix("user:")
-                .unwrap_or_default()
-                .to_string(),
-        };
-        let data = recorded_data(&meter, amount);
-        events::record(tenant, &meter.event_type, &user, &data, now).await?;
+    if amount == 0 {
+        return Ok(reservation);
+    }
+    let used = Use {
+        subject: reservation.subject.clone(),
+        meter: reservation.meter.clone(),
+        amount,
+        item_type: reservation.item_type.clone(),
+        item_id: reservation.item_id.clone(),
+    };
+    // A meter is deleted only once no quota counts it, and a member who
+    // left counts nothing more: the commit then records nothing.
+    let target = match check::target(tenant, &used).await {
+        Ok(target) => target,
+        Err(_) => return Ok(reservation),
+    };
+    let cost = check::cost(tenant, &target, amount, now, true).await?;
+    let counted = check::standings(tenant, &target.applies(), amount, cost.as_ref(), now).await?;
+    check::count(tenant, conn, &counted, now).await?;
+    let data = recorded_data(
+        &target.meter,
+        amount,
+        target.item_type.as_deref(),
+        target.item_id.as_deref(),
+    );
+    events::record(tenant, &target.meter.event_type, &target.user, &data, now).await?;
+    if let Some(cost) = &cost {
+        check::spend(tenant, conn, &target, amount, cost, ("commit", actor), now).await?;
     }
     Ok(reservation)
 }
@@ -287,7 +300,7 @@ async fn commit_now(tenant: &Tenant<'_>, id: &str, amount: i64) -> Result<Reserv
 /// `POST /v1/quotas/reservations/{id}/release`.
 pub async fn release(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
     let caller = caller::holding(&req, caller::CONSUME).await?;
-    let done = in_transaction(&caller, async |t| {
+    let done = in_transaction(&caller, async |t, _| {
         let now = unix_now();
         let mut reservation = load(t, id).await?;
         still_held(&reservation, now)?;

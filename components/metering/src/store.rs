@@ -9,11 +9,12 @@ use gatehouse_http::Problem;
 use spin_sdk::sqlite::{Connection, RowResult};
 
 use crate::model::{Aggregation, Meter};
+use crate::price::Price;
 use crate::subject::{Kind, Subject};
 
 /// The columns [`meter_of`] reads.
 pub const METER_COLUMNS: &str =
-    "meter_key, event_type, aggregation, value_path, group_by, created_at";
+    "meter_key, event_type, aggregation, value_path, group_by, created_at, price";
 
 /// A meter from a row of [`METER_COLUMNS`].
 pub fn meter_of(row: &RowResult) -> Meter {
@@ -27,6 +28,8 @@ pub fn meter_of(row: &RowResult) -> Meter {
             .and_then(|v| serde_json::from_value(v).ok())
             .unwrap_or_default(),
         created_at: db::get_int(row, 5).unwrap_or_default(),
+        // Written only as a checked price's canonical JSON.
+        price: db::get_opt_text(row, 6).and_then(|text| Price::from_stored(&text)),
     }
 }
 

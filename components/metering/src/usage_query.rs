@@ -4,7 +4,7 @@
 use gatehouse_http::{ErrorCode, FieldError, Problem};
 
 use crate::model::{valid_key, valid_path};
-use crate::period::{Period, parse_rfc3339};
+use crate::period::{Calendar, Unit, parse_rfc3339};
 use crate::subject::{self, Kind, Subject};
 
 /// The most buckets one query answers: enough for six weeks by the hour
@@ -47,11 +47,7 @@ impl Window {
         match self {
             Window::Hour => fixed(3600),
             Window::Day => fixed(86_400),
-            Window::Month => match Period::Month.window(t) {
-                (start, Some(next)) => (start, next),
-                // A month always has a next one.
-                (start, None) => (start, start + 86_400),
-            },
+            Window::Month => Calendar::utc().window(Unit::Month, t),
         }
     }
 }

@@ -29,6 +29,7 @@ mod members;
 mod orgs;
 mod preferences;
 mod teams;
+mod time_zone;
 
 use preferences::Scope;
 

@@ -16,6 +16,7 @@ use spin_sdk::sqlite::RowResult;
 use crate::context::{Caller, memberships_changed};
 use crate::fields::{Fields, patch_field};
 use crate::no_content;
+use crate::time_zone::{DEFAULT_TIME_ZONE, check_time_zone, stored_time_zone};
 
 /// A postal address.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -106,6 +107,8 @@ struct CreateOrg {
     address: Option<Address>,
     #[serde(default)]
     contact: Option<Contact>,
+    #[serde(default)]
+    time_zone: Option<String>,
 }
 
 impl Validate for CreateOrg {
@@ -118,6 +121,9 @@ impl Validate for CreateOrg {
         }
         if let Some(c) = &self.contact {
             check_contact(&mut fields, c);
+        }
+        if let Some(zone) = &self.time_zone {
+            check_time_zone(&mut fields, zone);
         }
         fields.finish()
     }
@@ -134,6 +140,8 @@ struct UpdateOrg {
     address: Option<Option<Address>>,
     #[serde(default, deserialize_with = "patch_field")]
     contact: Option<Option<Contact>>,
+    #[serde(default)]
+    time_zone: Option<String>,
 }
 
 impl Validate for UpdateOrg {
@@ -151,6 +159,9 @@ impl Validate for UpdateOrg {
         if let Some(Some(c)) = &self.contact {
             check_contact(&mut fields, c);
         }
+        if let Some(zone) = &self.time_zone {
+            check_time_zone(&mut fields, zone);
+        }
         fields.finish()
     }
 }
@@ -163,6 +174,8 @@ struct Org {
     name: String,
     address: Option<serde_json::Value>,
     contact: Option<serde_json::Value>,
+    /// The IANA zone its calendar periods (quota days, weeks, months) follow.
+    time_zone: String,
     created_by: String,
     created_at: i64,
     updated_at: i64,
@@ -171,7 +184,7 @@ struct Org {
 }
 
 const ORG_COLUMNS: &str =
-    "org_id, handle, name, address, contact, created_by, created_at, updated_at";
+    "org_id, handle, name, address, contact, created_by, created_at, updated_at, time_zone";
 
 fn org_from(row: &RowResult, role: OrgRole) -> Org {
     Org {
@@ -180,6 +193,7 @@ fn org_from(row: &RowResult, role: OrgRole) -> Org {
         name: db::get_text(row, 2),
         address: db::get_json(row, 3),
         contact: db::get_json(row, 4),
+        time_zone: db::get_text(row, 8),
         created_by: db::get_text(row, 5),
         created_at: db::get_int(row, 6).unwrap_or_default(),
         updated_at: db::get_int(row, 7).unwrap_or_default(),
@@ -219,11 +233,12 @@ async fn create_org(
 ) -> Result<Response, Problem> {
     let now = unix_now();
     let org_id = db::new_id("org_");
+    let time_zone = stored_time_zone(body.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE));
     let tenant = Tenant::joining(&caller.conn, caller.user_id(), &org_id, OrgRole::Admin);
     let inserted = tenant
         .exec(
-            "INSERT INTO orgs (org_id, handle, name, address, contact, created_by, created_at, updated_at)
-             VALUES (?1, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (handle) DO NOTHING",
+            "INSERT INTO orgs (org_id, handle, name, address, contact, created_by, created_at, updated_at, time_zone)
+             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (handle) DO NOTHING",
             vec![
                 db::text(&body.handle),
                 db::text(body.name.trim()),
@@ -232,6 +247,7 @@ async fn create_org(
                 db::text(caller.user_id()),
                 db::int(now),
                 db::int(now),
+                db::text(&time_zone),
             ],
         )
         .await?;
@@ -311,8 +327,11 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
     let items: Vec<(Org, i64)> = rows
         .iter()
         .map(|row| {
-            let role = crate::members::role_from(&db::get_text(row, 8));
-            (org_from(row, role), db::get_int(row, 9).unwrap_or_default())
+            let role = crate::members::role_from(&db::get_text(row, 9));
+            (
+                org_from(row, role),
+                db::get_int(row, 10).unwrap_or_default(),
+            )
         })
         .collect();
     let page = page.page(items, |(org, joined)| {
@@ -366,13 +385,14 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
     }
     let changed = tenant
         .exec(
-            "UPDATE orgs SET name = ?2, handle = ?3, address = ?4, contact = ?5, updated_at = ?6 WHERE org_id = ?1",
+            "UPDATE orgs SET name = ?2, handle = ?3, address = ?4, contact = ?5, updated_at = ?6, time_zone = ?7 WHERE org_id = ?1",
             vec![
                 db::text(body.name.as_deref().map_or(current.name.clone(), |n| n.trim().to_string())),
                 db::text(body.handle.unwrap_or(current.handle)),
                 db::opt_text(address),
                 db::opt_text(contact),
                 db::int(now),
+                db::text(body.time_zone.as_deref().map_or(current.time_zone, stored_time_zone)),
             ],
         )
         .await;

@@ -79,6 +79,10 @@ pub struct UpArgs {
     /// POST /v1/admin/jobs/$run with the operator_token variable).
     #[arg(long, value_name = "DURATION", value_parser = parse_jobs_every, overrides_with = "jobs_every")]
     pub jobs_every: Option<Duration>,
+    /// Tests only: guests read a wall clock that `PUT /.host/clock` sets
+    /// or advances (anyone who can reach the host can move it).
+    #[arg(long)]
+    pub controllable_clock: bool,
     #[command(flatten)]
     pub limits: LimitArgs,
     #[command(flatten)]
@@ -160,6 +164,7 @@ impl AppArgs {
             env,
             instances,
             request_timeout: None,
+            controllable_clock: false,
         }
     }
 
@@ -191,6 +196,7 @@ impl UpArgs {
         };
         LoadOptions {
             request_timeout: i.request_timeout,
+            controllable_clock: self.controllable_clock,
             ..self.app.load_options(self.env.clone(), reuse)
         }
     }

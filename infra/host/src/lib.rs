@@ -15,6 +15,7 @@
 //!     env: Vec::new(),
 //!     instances: Default::default(),
 //!     request_timeout: None,
+//!     controllable_clock: false,
 //! };
 //! let runtime = Runtime::load(&opts, &|name| std::env::var(name).ok()).await?;
 //! let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
@@ -25,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod body_deadline;
+pub mod clock;
 mod conn_clock;
 mod hooks;
 pub mod instances;

@@ -34,6 +34,20 @@ pub fn not_found() -> http::Response<Body> {
     problem(404, "not_found", "Not Found", "no route matches this path")
 }
 
+/// A path the host answers itself, with a method it does not take.
+pub fn method_not_allowed(allow: &'static str) -> http::Response<Body> {
+    let mut response = problem(
+        405,
+        "method_not_allowed",
+        "Method Not Allowed",
+        "this path does not take this method",
+    );
+    response
+        .headers_mut()
+        .insert(http::header::ALLOW, http::HeaderValue::from_static(allow));
+    response
+}
+
 /// A component trapped or failed; details go to the log only.
 pub fn internal() -> http::Response<Body> {
     problem(

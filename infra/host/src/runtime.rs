@@ -20,6 +20,7 @@ use wasmtime_wasi_http::handler::{
 };
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 
+use crate::clock::ClockOffset;
 use crate::instances::InstanceReuse;
 use crate::kv::{KvBackend, PoolCache};
 use crate::manifest::App;
@@ -51,6 +52,9 @@ pub struct LoadOptions {
     pub instances: InstanceReuse,
     /// How long a guest may run for one request before it is stopped.
     pub request_timeout: Option<Duration>,
+    /// Give guests a wall clock that `/.host/clock` moves (tests only;
+    /// see [`crate::clock`]).
+    pub controllable_clock: bool,
 }
 
 /// The body of every response the host sends: streamed from the guest as
@@ -70,6 +74,7 @@ pub struct Runtime {
     variables: HashMap<String, String>,
     request_timeout: Option<Duration>,
     internal_in_flight: AtomicUsize,
+    clock: Option<ClockOffset>,
 }
 
 /// A component's dispatchers: one per core. An instance runs on one
@@ -223,6 +228,7 @@ impl Runtime {
         let env = Arc::new(opts.env.clone());
         let app_variables = variables.app_values();
         let dispatchers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let clock = opts.controllable_clock.then(ClockOffset::default);
         Ok(Arc::new_cyclic(|runtime: &Weak<Runtime>| {
             let components = prepared
                 .into_iter()
@@ -237,6 +243,7 @@ impl Runtime {
                         request_timeout: opts.request_timeout,
                         runtime: runtime.clone(),
                         stats: Arc::default(),
+                        clock: clock.clone(),
                     };
                     let loaded = Loaded {
                         handlers: (0..dispatchers)
@@ -255,6 +262,7 @@ impl Runtime {
                 variables: app_variables,
                 request_timeout: opts.request_timeout,
                 internal_in_flight: AtomicUsize::new(0),
+                clock,
             }
         }))
     }
@@ -270,6 +278,11 @@ impl Runtime {
         self.components
             .get(id)
             .map(|loaded| loaded.handlers[0].state().stats.read())
+    }
+
+    /// The clock guests read, when `--controllable-clock` made it movable.
+    pub fn clock(&self) -> Option<&ClockOffset> {
+        self.clock.as_ref()
     }
 
     /// The value of an application variable, as components would read it.

@@ -251,7 +251,12 @@ async fn respond(
         Ok(req) => req,
         Err(response) => return response,
     };
-    let handled = runtime.handle(req, client, &origin).await;
+    // With `--controllable-clock` the host keeps this one path for itself;
+    // without it the path is the app's, like any other.
+    let handled = match runtime.clock() {
+        Some(clock) if path == crate::clock::PATH => crate::clock::answer(clock, req).await,
+        _ => runtime.handle(req, client, &origin).await,
+    };
     // A body that ran out of time before the component answered leaves the
     // answer unsent: it is 408 (and the connection closed), whatever the
     // component made of the cut-off body. The components read a request's

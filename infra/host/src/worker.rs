@@ -21,6 +21,7 @@ use wasmtime_wasi_http::handler::{
 use wasmtime_wasi_http::p3::bindings::ServicePre;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
+use crate::clock::ClockOffset;
 use crate::hooks::OutboundHooks;
 use crate::instances::InstanceReuse;
 use crate::outbound::HostPattern;
@@ -98,6 +99,8 @@ pub struct Component {
     pub runtime: Weak<Runtime>,
     /// What its instances have done so far.
     pub stats: Arc<Counters>,
+    /// The movable wall clock its instances read, if the host has one.
+    pub clock: Option<ClockOffset>,
 }
 
 /// Counts kept per component, for the log and for tests that must know
@@ -147,13 +150,14 @@ impl Drop for InFlight {
 impl Component {
     /// A fresh store for one instance.
     pub fn new_store(&self) -> Store<InstanceState> {
+        let mut wasi = WasiCtx::builder();
+        wasi.inherit_stdout().inherit_stderr().envs(&self.env);
+        if let Some(clock) = &self.clock {
+            wasi.wall_clock(clock.wall_clock());
+        }
         let state = InstanceState {
             table: ResourceTable::new(),
-            wasi: WasiCtx::builder()
-                .inherit_stdout()
-                .inherit_stderr()
-                .envs(&self.env)
-                .build(),
+            wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             hooks: OutboundHooks {
                 runtime: self.runtime.clone(),
