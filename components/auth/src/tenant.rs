@@ -280,13 +280,38 @@ mod store {
         }
 
         fn bind(&self, sql: &str, params: Vec<Value>) -> Result<Vec<Value>, Problem> {
-            if !is_scoped(sql) {
+            if !Self::scoped_remembered(sql) {
                 return Err(unscoped(sql));
             }
             let mut all = Vec::with_capacity(params.len() + 1);
             all.push(Value::Text(self.org_id.clone()));
             all.extend(params);
             Ok(all)
+        }
+
+        /// [`is_scoped`], remembered per statement text: the statements are
+        /// the code's own, a few hundred at most, and the check reads the
+        /// whole text (a long query's costs more than hashing it). The
+        /// memory is the instance's; a full one is cleared, not grown.
+        fn scoped_remembered(sql: &str) -> bool {
+            use std::cell::RefCell;
+            use std::collections::HashMap;
+            const MOST: usize = 1024;
+            thread_local! {
+                static SEEN: RefCell<HashMap<String, bool>> = RefCell::new(HashMap::new());
+            }
+            if let Some(known) = SEEN.with(|seen| seen.borrow().get(sql).copied()) {
+                return known;
+            }
+            let scoped = is_scoped(sql);
+            SEEN.with(|seen| {
+                let mut seen = seen.borrow_mut();
+                if seen.len() >= MOST {
+                    seen.clear();
+                }
+                seen.insert(sql.to_string(), scoped);
+            });
+            scoped
         }
 
         /// Runs a statement bound to the org (`?1`) with `params` as `?2…`.

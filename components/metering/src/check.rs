@@ -17,8 +17,9 @@
 //! for a priced meter, the spend, in the same transaction. Events sent to
 //! `/v1/usage/events` move no quota counters.
 //!
-//! Units held by open reservations count as used (see [`holds`]). A
-//! crossed alert threshold fires in the transaction that crossed it.
+//! Units held by open reservations count as used (see [`holds`]); an
+//! allowed consume that meets expired holds tidies them away. A crossed
+//! alert threshold fires in the transaction that crossed it.
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
@@ -35,6 +36,7 @@ use crate::caller;
 use crate::decision::{Decision, Standing, decide};
 use crate::events;
 use crate::expenditure;
+use crate::holds;
 use crate::model::{Aggregation, Enforcement, Measure, Meter, Quota, Use, recorded_data};
 use crate::period::{Calendar, Period, Unit};
 use crate::quotas::{QUOTA_COLUMNS_Q, quota_of};
@@ -169,6 +171,9 @@ pub(crate) struct Counted {
     pub quota: Quota,
     pub standing: Standing,
     pub start: i64,
+    /// Whether reservations that expired still have holds on it (to be
+    /// tidied up: they hold nothing).
+    pub expired_holds: bool,
 }
 
 /// The counters a quota counts at `now`: those starting at or after this
@@ -233,7 +238,8 @@ pub(crate) async fn standings(
                      (SELECT MIN(c.period_start) FROM quota_counters c
                       WHERE c.quota_id = q.quota_id AND c.used > 0 AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
                      (SELECT COALESCE(SUM(h.amount), 0) FROM quota_holds h
-                      WHERE h.quota_id = q.quota_id AND h.expires_at > ?5 AND h.period_start >= {COUNTING_FROM})
+                      WHERE h.quota_id = q.quota_id AND h.expires_at > ?5 AND h.period_start >= {COUNTING_FROM}),
+                     EXISTS (SELECT 1 FROM quota_holds x WHERE x.quota_id = q.quota_id AND x.expires_at <= ?5)
                  FROM quotas q
                  WHERE q.org_id = ?1 AND (q.meter_key = ?3 OR q.currency = ?4)
                    AND (q.item_type IS NULL OR (q.item_type = ?6 AND (q.item_id IS NULL OR q.item_id = ?7)))
@@ -264,10 +270,11 @@ pub(crate) async fn standings(
 fn counted(row: &RowResult, cal: &Calendar, amount: i64, cost: Option<&Cost>, now: i64) -> Counted {
     let quota = quota_of(row);
     let n = row.values.len();
-    let override_limit = db::get_int(row, n - 4);
-    let used = db::get_int(row, n - 3).unwrap_or(0);
-    let oldest = db::get_int(row, n - 2);
-    let held = db::get_int(row, n - 1).unwrap_or(0);
+    let override_limit = db::get_int(row, n - 5);
+    let used = db::get_int(row, n - 4).unwrap_or(0);
+    let oldest = db::get_int(row, n - 3);
+    let held = db::get_int(row, n - 2).unwrap_or(0);
+    let expired_holds = db::get_int(row, n - 1).unwrap_or(0) != 0;
     let need = match &quota.measure {
         Measure::Meter(_) => amount,
         Measure::Spend(_) => cost.map_or(0, |c| c.amount),
@@ -286,6 +293,7 @@ fn counted(row: &RowResult, cal: &Calendar, amount: i64, cost: Option<&Cost>, no
         start: quota.period.counter_start(cal, now),
         quota,
         standing,
+        expired_holds,
     }
 }
 
@@ -489,6 +497,9 @@ async fn consume_now(
     let counted = standings(tenant, &target.applies(), body.amount, cost.as_ref(), now).await?;
     let quotas: Vec<Standing> = counted.iter().map(|c| c.standing.clone()).collect();
     let decision = decide(&quotas);
+    if counted.iter().any(|c| c.expired_holds) {
+        holds::expire(tenant, &target.meter.key, now).await?;
+    }
     if !decision.allowed {
         return Ok(decision);
     }

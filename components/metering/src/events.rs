@@ -116,7 +116,9 @@ pub async fn record(
     now: i64,
 ) -> Result<(), Problem> {
     let event = Checked {
-        id: db::new_id("evt_"),
+        // Ids that sort by time append to the end of the table's key
+        // instead of splitting pages all over it.
+        id: crate::org_events::new_event_id(),
         source: CONSUME_SOURCE.into(),
         event_type: event_type.into(),
         subject: subject.clone(),

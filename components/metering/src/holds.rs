@@ -2,9 +2,10 @@
 //! its reservation has not expired: the standings leave expired holds out
 //! (see `check::standings`), so an expired reservation frees its amount at
 //! its expiry, whether or not anything ran since. [`expire`] then tidies
-//! up: each reserve on a meter deletes the meter's expired holds and marks
-//! their reservations expired, inside its own transaction. No background
-//! runner is needed.
+//! up: each reserve on a meter, and each allowed consume that meets an
+//! expired hold, deletes the meter's expired holds and marks their
+//! reservations expired, inside its own transaction. No background runner
+//! is needed.
 
 use gatehouse_auth::db;
 use gatehouse_auth::tenant::Tenant;

@@ -21,7 +21,9 @@ use crate::usage_query::bad;
 
 /// A new event id, `evt_` then the time in nanoseconds (16 hex digits)
 /// and 16 random ones: ids sort in the order events were made, so lists
-/// ordered newest first by (time, id) keep that order within a second.
+/// ordered newest first by (time, id) keep that order within a second,
+/// and rows keyed by them are appended to their index, not inserted all
+/// over it (also for the usage events that consumes record).
 pub fn new_event_id() -> String {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -135,6 +135,11 @@ pub fn engine_with(deadlines: bool) -> Result<Engine> {
         .wasm_component_model_async(true)
         .epoch_interruption(deadlines)
         .allocation_strategy(InstanceAllocationStrategy::Pooling(pooling));
+    // `GATEHOUSE_PERFMAP=1` names the guests' compiled functions for
+    // `perf` (a /tmp/perf-<pid>.map file); for profiling, never needed to run.
+    if std::env::var_os("GATEHOUSE_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Ok(Engine::new(&config)?)
 }
 
