@@ -322,3 +322,37 @@ pub fn retry_after(reply: &Reply) -> Result<i64> {
         .context("retry-after")?
         .parse()?)
 }
+
+/// A problem document's code, and its first field error's pointer and
+/// code, after checking its status and media type.
+pub fn problem(reply: Reply, status: u16) -> Result<(String, String, String)> {
+    assert_eq!(
+        reply.header("content-type"),
+        Some("application/problem+json"),
+        "{}",
+        reply.text()
+    );
+    let body = expect(reply, status)?;
+    let field = &body["errors"][0];
+    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    Ok((
+        text(&body["code"]),
+        text(&field["pointer"]),
+        text(&field["code"]),
+    ))
+}
+
+/// A team of `org` named `name` (below `parent`, if given), made by its
+/// admin; its id.
+pub fn team(host: &TestHost, org: &Org, name: &str, parent: Option<&str>) -> Result<String> {
+    let team = expect(
+        post(
+            host,
+            &format!("/v1/orgs/{}/teams", org.id),
+            &json!({"name": name, "parent_team_id": parent}),
+            Some(&org.admin),
+        )?,
+        201,
+    )?;
+    Ok(team["id"].as_str().context("team id")?.to_string())
+}

@@ -7,23 +7,10 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, app_config, call, database as db, expect, join, org, post, start_app,
+    Org, app_config, call, database as db, expect, join, org, post, problem, start_app, team,
 };
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
-
-fn team(host: &TestHost, org: &Org, name: &str, parent: Option<&str>) -> Result<String> {
-    let team = expect(
-        post(
-            host,
-            &format!("/v1/orgs/{}/teams", org.id),
-            &json!({"name": name, "parent_team_id": parent}),
-            Some(&org.admin),
-        )?,
-        201,
-    )?;
-    Ok(team["id"].as_str().context("team id")?.to_string())
-}
 
 fn write(host: &TestHost, token: &str, body: Value) -> Result<Reply> {
     post(host, "/v1/expenditure", &body, Some(token))
@@ -55,43 +42,26 @@ fn at(entity: &str, amount: &str, time: &str) -> Value {
 
 const MARCH: &str = "from=2025-03-01T00:00:00Z&to=2025-04-01T00:00:00Z";
 
-/// The problem's code and its first field error's pointer and code.
-fn problem(reply: Reply, status: u16) -> Result<(String, String, String)> {
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        reply.text()
-    );
-    let body = expect(reply, status)?;
-    let field = &body["errors"][0];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    Ok((
-        text(&body["code"]),
-        text(&field["pointer"]),
-        text(&field["code"]),
-    ))
-}
-
 #[test]
 fn a_tenth_and_two_tenths_make_exactly_three_tenths_and_big_sums_stay_exact() -> Result<()> {
     let host = start_app()?;
     let acme = org(&host, "ada@example.com", "acme")?;
     let me = format!("user:{}", acme.admin_id);
-    let sent = written(
-        &host,
-        &acme,
-        json!([
-            at(&me, "0.1", "2025-03-03T10:00:00Z"),
-            at(&me, "0.2", "2025-03-03T11:00:00Z"),
-            {"entity": "org", "amount": "9223372036.854775807", "currency": "EUR", "timestamp": "2025-03-04T00:00:00Z"},
-            {"entity": "org", "amount": "9223372036.854775807", "currency": "EUR", "timestamp": "2025-03-05T00:00:00Z"},
-            {"entity": "org", "amount": "-0.000000001", "currency": "EUR", "timestamp": "2025-03-06T00:00:00Z"},
-        ]),
-    )?;
+    // A hundred records of the largest amount one takes (100 million)
+    // sum past what i64 billionths hold.
+    let mut records = vec![
+        at(&me, "0.1", "2025-03-03T10:00:00Z"),
+        at(&me, "0.2", "2025-03-03T11:00:00Z"),
+        json!({"entity": "org", "amount": "-0.000000001", "currency": "EUR", "timestamp": "2025-03-06T00:00:00Z"}),
+    ];
+    for hour in 0..100 {
+        records.push(json!({"entity": "org", "amount": "100000000", "currency": "EUR",
+                            "timestamp": format!("2025-03-04T{:02}:{:02}:00Z", hour / 60, hour % 60)}));
+    }
+    let sent = written(&host, &acme, Value::Array(records))?;
     assert_eq!(
         (&sent["accepted"], &sent["duplicates"]),
-        (&json!(5), &json!(0))
+        (&json!(103), &json!(0))
     );
     let ids = sent["records"].as_array().context("records")?;
     assert!(
@@ -99,10 +69,10 @@ fn a_tenth_and_two_tenths_make_exactly_three_tenths_and_big_sums_stay_exact() ->
             .all(|r| r["id"].as_str().is_some_and(|id| id.starts_with("exp_")))
     );
     let month = read(&host, &acme, MARCH)?;
-    // Two maximal amounts pass i64 billionths: the total is still exact.
+    // Past i64 billionths, the total is still exact.
     assert_eq!(
         month["totals"],
-        json!({"USD": "0.30", "EUR": "18446744073.709551613"})
+        json!({"USD": "0.30", "EUR": "9999999999.999999999"})
     );
     assert_eq!(month["entity"], format!("org:{}", acme.id));
     let mine = read(&host, &acme, &format!("{MARCH}&entity={me}&currency=USD"))?;
@@ -450,6 +420,16 @@ fn bad_records_are_refused_whole_as_problem_documents_naming_each_field() -> Res
             "required",
         ),
         (json!(7), "", "invalid_type"),
+        (
+            record(json!("100000000.000000001"), "USD", "org"),
+            "/amount",
+            "out_of_range",
+        ),
+        (
+            json!({"entity": "org", "amount": "1", "currency": "USD", "timestamp": "2100-01-01T00:00:00Z"}),
+            "/timestamp",
+            "in_the_future",
+        ),
     ] {
         assert_eq!(
             problem(write(&host, admin, body)?, 422)?,

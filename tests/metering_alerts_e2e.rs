@@ -7,7 +7,7 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, call, expect, join, mail, org, post, signed_in, start_app, user_id,
+    Org, call, expect, join, mail, org, post, problem, signed_in, start_app, team, user_id,
 };
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
@@ -34,19 +34,6 @@ fn org_in(host: &TestHost, email: &str, handle: &str, zone: &str) -> Result<Org>
         admin_id: user_id(host, &admin)?,
         admin,
     })
-}
-
-fn team(host: &TestHost, org: &Org, name: &str, parent: Option<&str>) -> Result<String> {
-    let team = expect(
-        post(
-            host,
-            &format!("/v1/orgs/{}/teams", org.id),
-            &json!({"name": name, "parent_team_id": parent}),
-            Some(&org.admin),
-        )?,
-        201,
-    )?;
-    Ok(team["id"].as_str().context("team id")?.to_string())
 }
 
 fn meter(host: &TestHost, org: &Org, body: Value) -> Result<()> {
@@ -102,23 +89,6 @@ fn usage(answer: &Value) -> Vec<Value> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// The problem's status code and its first field error's pointer and code.
-fn problem(reply: Reply, status: u16) -> Result<(String, String, String)> {
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        reply.text()
-    );
-    let body = expect(reply, status)?;
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    Ok((
-        text(&body["code"]),
-        text(&body["errors"][0]["pointer"]),
-        text(&body["errors"][0]["code"]),
-    ))
 }
 
 /// Berlin's 1 and 2 November 2026 (its midnights are 23:00 UTC).

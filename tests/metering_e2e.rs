@@ -4,22 +4,11 @@
 //! Idempotency-Key, the tenant boundary, validation codes and credentials.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{Org, call, database as db, expect, join, org, post, start_app};
-use gatehouse_tests::{Reply, TestHost};
+use gatehouse_tests::TestHost;
+use gatehouse_tests::app::{
+    Org, call, database as db, expect, join, org, post, problem, start_app, team,
+};
 use serde_json::{Value, json};
-
-fn team(host: &TestHost, org: &Org, name: &str) -> Result<String> {
-    let team = expect(
-        post(
-            host,
-            &format!("/v1/orgs/{}/teams", org.id),
-            &json!({"name": name}),
-            Some(&org.admin),
-        )?,
-        201,
-    )?;
-    Ok(team["id"].as_str().context("team id")?.to_string())
-}
 
 fn meter(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
     expect(post(host, "/v1/meters", &body, Some(&org.admin))?, 201)
@@ -63,29 +52,11 @@ fn event(id: &str, subject: &str) -> Value {
            "subject": subject, "time": "2026-11-29T12:00:00Z", "data": {"tokens": 7}})
 }
 
-/// The problem's code and its first field error's pointer and code.
-fn problem(reply: Reply, status: u16) -> Result<(String, String, String)> {
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        reply.text()
-    );
-    let body = expect(reply, status)?;
-    let field = &body["errors"][0];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    Ok((
-        text(&body["code"]),
-        text(&field["pointer"]),
-        text(&field["code"]),
-    ))
-}
-
 #[test]
 fn a_resent_batch_is_all_duplicates_and_changes_no_count() -> Result<()> {
     let host = start_app()?;
     let acme = org(&host, "ada@example.com", "acme")?;
-    let eng = team(&host, &acme, "eng")?;
+    let eng = team(&host, &acme, "eng", None)?;
     let batch = json!([
         event("e1", &format!("user:{}", acme.admin_id)),
         event("e2", &format!("team:{eng}")),
@@ -176,7 +147,7 @@ fn sixty_four_concurrent_consumes_against_a_limit_of_twenty_grant_exactly_twenty
 fn a_team_quota_and_an_org_quota_both_apply_and_the_tighter_one_blocks() -> Result<()> {
     let host = start_app()?;
     let acme = org(&host, "ada@example.com", "acme")?;
-    let eng = team(&host, &acme, "eng")?;
+    let eng = team(&host, &acme, "eng", None)?;
     let (bob, bob_id) = join(
         &host,
         &acme.admin,
@@ -319,7 +290,7 @@ fn another_orgs_admin_finds_none_of_this_orgs_meters_or_quotas_and_cannot_meter_
     let host = start_app()?;
     let acme = org(&host, "ada@example.com", "acme")?;
     let globex = org(&host, "gus@example.com", "globex")?;
-    let eng = team(&host, &acme, "eng")?;
+    let eng = team(&host, &acme, "eng", None)?;
     meter(
         &host,
         &acme,

@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, app_config, call, database as db, expect, join, org, post, start_app,
+    Org, app_config, call, database as db, expect, join, org, post, problem, start_app, team,
 };
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
@@ -52,37 +52,6 @@ fn use_of(host: &TestHost, org: &Org, path: &str, body: Value) -> Result<Value> 
 
 fn consume(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
     use_of(host, org, "/v1/quotas/consume", body)
-}
-
-fn team(host: &TestHost, org: &Org, name: &str, parent: Option<&str>) -> Result<String> {
-    let team = expect(
-        post(
-            host,
-            &format!("/v1/orgs/{}/teams", org.id),
-            &json!({"name": name, "parent_team_id": parent}),
-            Some(&org.admin),
-        )?,
-        201,
-    )?;
-    Ok(team["id"].as_str().context("team id")?.to_string())
-}
-
-/// The problem's code and its first field error's pointer and code.
-fn problem(reply: Reply, status: u16) -> Result<(String, String, String)> {
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        reply.text()
-    );
-    let body = expect(reply, status)?;
-    let field = &body["errors"][0];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    Ok((
-        text(&body["code"]),
-        text(&field["pointer"]),
-        text(&field["code"]),
-    ))
 }
 
 #[test]
@@ -418,10 +387,40 @@ fn a_team_admin_sets_quotas_for_its_team_within_the_orgs() -> Result<()> {
         &lead,
     )?;
     assert_eq!(problem(raise, 422)?.2, "exceeds_org_quota");
-    // The lead sees the two quotas it manages, not the org's.
+    // The lead's own quotas are set above it.
+    let own = post(
+        &host,
+        "/v1/quotas",
+        &json!({"entity": format!("user:{lead_id}"), "meter": "calls", "limit": 1, "period": "day"}),
+        Some(&lead),
+    )?;
+    assert_eq!(problem(own, 403)?.0, "forbidden");
+    // A quota an org admin set on the lead's team is the org admins' to change.
+    let set_above = quota(
+        &host,
+        &acme.admin,
+        json!({"entity": format!("team:{eng}"), "meter": "calls", "limit": 10, "period": "day"}),
+    )?;
+    let path = format!(
+        "/v1/quotas/{}",
+        set_above["id"].as_str().unwrap_or_default()
+    );
+    for reply in [
+        patch(&host, &path, &json!({"enforcement": "soft"}), &lead)?,
+        post(
+            &host,
+            &format!("{path}/overrides"),
+            &json!({"limit": 20, "ttl_seconds": 60}),
+            Some(&lead),
+        )?,
+        call(&host, "DELETE", &path, None, Some(&lead), &[])?,
+    ] {
+        assert_eq!(problem(reply, 403)?.0, "forbidden");
+    }
+    // The lead sees the quotas of its teams and their members, not the org's.
     let listed = expect(get(&host, "/v1/quotas", &lead)?, 200)?;
     let items = listed["items"].as_array().context("items")?;
-    assert_eq!(items.len(), 2, "{listed}");
+    assert_eq!(items.len(), 3, "{listed}");
     let org_quota = expect(get(&host, "/v1/quotas", &acme.admin)?, 200)?["items"]
         .as_array()
         .context("items")?
@@ -688,5 +687,71 @@ fn spend_recorded_directly_counts_toward_a_teams_spend_quota_and_its_alerts() ->
         json!({"subject": format!("user:{bob_id}"), "meter": "tokens", "amount": 400}),
     )?;
     assert_eq!(fits["remaining"], "0.00");
+    Ok(())
+}
+
+#[test]
+fn a_reservation_holds_across_midnight_until_it_expires() -> Result<()> {
+    let host = clocked()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    calls_meter(&host, &acme)?;
+    let me = format!("user:{}", acme.admin_id);
+    quota(
+        &host,
+        &acme.admin,
+        json!({"entity": me, "meter": "calls", "limit": 1, "period": "day"}),
+    )?;
+    // Ten minutes before midnight UTC (the org's zone); held for half an
+    // hour, into the next day's period.
+    host.advance_clock(1_796_256_000 - BERLIN_2350 - 600)?;
+    let held = use_of(
+        &host,
+        &acme,
+        "/v1/quotas/reserve",
+        json!({"subject": me, "meter": "calls", "amount": 1, "ttl_seconds": 1800}),
+    )?;
+    assert_eq!(held["allowed"], true);
+    host.advance_clock(20 * 60)?;
+    let refused = consume(&host, &acme, json!({"subject": me, "meter": "calls"}))?;
+    assert_eq!(
+        refused["allowed"], false,
+        "the hold still counts: {refused}"
+    );
+    host.advance_clock(11 * 60)?;
+    let freed = consume(&host, &acme, json!({"subject": me, "meter": "calls"}))?;
+    assert_eq!(freed["allowed"], true, "expired, it holds nothing: {freed}");
+    Ok(())
+}
+
+#[test]
+fn a_counter_stops_at_its_ceiling_instead_of_overflowing() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    meter(
+        &host,
+        &acme,
+        json!({"key": "bytes", "event_type": "upload", "aggregation": "sum", "value_path": "bytes"}),
+    )?;
+    let me = format!("user:{}", acme.admin_id);
+    let soft = quota(
+        &host,
+        &acme.admin,
+        json!({"entity": me, "meter": "bytes", "limit": 1, "period": "lifetime", "enforcement": "soft"}),
+    )?;
+    let most = 1_000_000_000_000_000_i64;
+    for _ in 0..101 {
+        let answer = consume(
+            &host,
+            &acme,
+            json!({"subject": me, "meter": "bytes", "amount": most}),
+        )?;
+        assert_eq!(answer["allowed"], true);
+    }
+    let (used, kind): (i64, String) = db(&host)?.query_row(
+        "SELECT used, typeof(used) FROM quota_counters WHERE quota_id = ?1",
+        [soft["id"].as_str().unwrap_or_default()],
+        |row| Ok((row.get(0)?, row.get(1)?)),
+    )?;
+    assert_eq!((used, kind.as_str()), (100 * most, "integer"));
     Ok(())
 }

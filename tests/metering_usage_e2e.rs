@@ -1,11 +1,15 @@
 //! Usage queries and quota reservations through the built `metering`
 //! component: buckets by day for each aggregation, with and without a
-//! group, and who may read whose usage; reserve, commit and release,
+//! group, days, weeks and months in the org's time zone (a day with a
+//! clock change too), and who may read whose usage; reserve, commit and
+//! release,
 //! reservations that expire by themselves, concurrent reserves against a
 //! hard limit, the tenant boundary, validation codes and credentials.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{Org, call, database as db, expect, join, org, post, start_app};
+use gatehouse_tests::app::{
+    Org, call, database as db, expect, join, org, post, problem, start_app,
+};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
 
@@ -55,6 +59,23 @@ fn usage(host: &TestHost, token: &str, query: &str) -> Result<Reply> {
     )
 }
 
+/// Sets the org's time zone, as its admin.
+fn zone(host: &TestHost, org: &Org, name: &str) -> Result<()> {
+    let patched = expect(
+        call(
+            host,
+            "PATCH",
+            &format!("/v1/orgs/{}", org.id),
+            Some(&json!({"time_zone": name})),
+            Some(&org.admin),
+            &[],
+        )?,
+        200,
+    )?;
+    assert_eq!(patched["time_zone"], name);
+    Ok(())
+}
+
 fn reserve(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
     expect(
         post(host, "/v1/quotas/reserve", &body, Some(&org.admin))?,
@@ -74,24 +95,6 @@ fn end(host: &TestHost, org: &Org, id: &str, how: &str, body: Value) -> Result<R
 fn event(id: &str, subject: &str, time: &str, model: &str, tokens: i64) -> Value {
     json!({"specversion": "1.0", "id": id, "source": "usage-test", "type": "llm.call",
            "subject": subject, "time": time, "data": {"model": model, "usage": {"tokens": tokens}}})
-}
-
-/// The problem's code and its first field error's pointer and code.
-fn problem(reply: Reply, status: u16) -> Result<(String, String, String)> {
-    assert_eq!(
-        reply.header("content-type"),
-        Some("application/problem+json"),
-        "{}",
-        reply.text()
-    );
-    let body = expect(reply, status)?;
-    let field = &body["errors"][0];
-    let text = |v: &Value| v.as_str().unwrap_or_default().to_string();
-    Ok((
-        text(&body["code"]),
-        text(&field["pointer"]),
-        text(&field["code"]),
-    ))
 }
 
 /// `(start, value)` of every bucket, or `(start, group, value)` with groups.
@@ -265,6 +268,169 @@ fn usage_comes_in_daily_buckets_for_every_aggregation_and_by_group() -> Result<(
             json!(["2026-10-01T00:00:00Z", 0]),
             json!(["2026-11-01T00:00:00Z", 2122]),
         ]
+    );
+    Ok(())
+}
+
+#[test]
+fn days_weeks_and_months_start_at_the_orgs_midnights_once_it_has_a_time_zone() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    tokens_meter(&host, &acme)?;
+    let whole_org = format!("org:{}", acme.id);
+    // Tokyo is 9 hours ahead of UTC, without daylight saving time: its
+    // midnight is 15:00 UTC. The first event is Monday 00:30 there but
+    // still Sunday in UTC; the last two share a UTC day, not a Tokyo one.
+    let batch = json!([
+        event("t1", &whole_org, "2026-11-29T15:30:00Z", "small", 100),
+        event("t2", &whole_org, "2026-11-30T14:30:00Z", "small", 5),
+        event("t3", &whole_org, "2026-11-30T15:30:00Z", "large", 7),
+    ]);
+    expect(
+        post(&host, "/v1/usage/events", &batch, Some(&acme.admin))?,
+        200,
+    )?;
+    let read = |query: &str| usage(&host, &acme.admin, &format!("meter=tokens&{query}"));
+    let days = "from=2026-11-30T00:00:00Z&to=2026-12-02T00:00:00Z&window=day";
+    let weeks = "from=2026-11-23T00:00:00Z&to=2026-12-07T00:00:00Z&window=week";
+
+    let utc = expect(read(days)?, 200)?;
+    assert_eq!(utc["time_zone"], "UTC");
+    assert_eq!(
+        buckets(&utc),
+        vec![
+            json!(["2026-11-30T00:00:00Z", 12]),
+            json!(["2026-12-01T00:00:00Z", 0]),
+        ]
+    );
+    let utc_weeks = expect(read(weeks)?, 200)?;
+    assert_eq!(utc_weeks["window"], "week");
+    assert_eq!(
+        buckets(&utc_weeks),
+        vec![
+            json!(["2026-11-23T00:00:00Z", 100]),
+            json!(["2026-11-30T00:00:00Z", 12]),
+        ]
+    );
+
+    zone(&host, &acme, "Asia/Tokyo")?;
+    let tokyo = expect(read(days)?, 200)?;
+    assert_eq!(tokyo["time_zone"], "Asia/Tokyo");
+    assert_eq!(
+        buckets(&tokyo),
+        vec![
+            json!(["2026-11-30T00:00:00Z", 5]),
+            json!(["2026-11-30T15:00:00Z", 7]),
+            json!(["2026-12-01T15:00:00Z", 0]),
+        ]
+    );
+    let ends: Vec<&Value> = tokyo["buckets"]
+        .as_array()
+        .context("buckets")?
+        .iter()
+        .map(|b| &b["end"])
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            "2026-11-30T15:00:00Z",
+            "2026-12-01T15:00:00Z",
+            "2026-12-02T00:00:00Z"
+        ]
+    );
+    // Weeks run from Monday's midnight in Tokyo: Sunday 15:00 UTC.
+    let tokyo_weeks = expect(read(weeks)?, 200)?;
+    assert_eq!(
+        buckets(&tokyo_weeks),
+        vec![
+            json!(["2026-11-23T00:00:00Z", 0]),
+            json!(["2026-11-29T15:00:00Z", 112]),
+            json!(["2026-12-06T15:00:00Z", 0]),
+        ]
+    );
+    let grouped = expect(read(&format!("{days}&group_by=model"))?, 200)?;
+    assert_eq!(
+        buckets(&grouped),
+        vec![
+            json!(["2026-11-30T00:00:00Z", "small", 5]),
+            json!(["2026-11-30T15:00:00Z", "large", 7]),
+        ]
+    );
+    let months = expect(
+        read("from=2026-11-01T00:00:00Z&to=2027-01-01T00:00:00Z&window=month")?,
+        200,
+    )?;
+    assert_eq!(
+        buckets(&months),
+        vec![
+            json!(["2026-11-01T00:00:00Z", 105]),
+            json!(["2026-11-30T15:00:00Z", 7]),
+            json!(["2026-12-31T15:00:00Z", 0]),
+        ]
+    );
+    // Hours stay UTC's.
+    let hours = expect(
+        read("from=2026-11-30T14:00:00Z&to=2026-11-30T16:00:00Z&window=hour")?,
+        200,
+    )?;
+    assert_eq!(
+        buckets(&hours),
+        vec![
+            json!(["2026-11-30T14:00:00Z", 5]),
+            json!(["2026-11-30T15:00:00Z", 7]),
+        ]
+    );
+    Ok(())
+}
+
+#[test]
+fn the_day_clocks_go_forward_in_new_york_is_a_bucket_of_23_hours() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    meter(
+        &host,
+        &acme,
+        json!({"key": "calls", "event_type": "llm.call", "aggregation": "count"}),
+    )?;
+    zone(&host, &acme, "America/New_York")?;
+    let whole_org = format!("org:{}", acme.id);
+    // 2026-03-08 runs from 05:00 UTC (midnight EST) to 04:00 UTC the next
+    // day (midnight EDT). The last event is 00:30 on the 9th in New York,
+    // inside a day of 24 hours from the 8th's midnight.
+    let batch = json!([
+        event("n1", &whole_org, "2026-03-08T04:30:00Z", "small", 1),
+        event("n2", &whole_org, "2026-03-08T05:30:00Z", "small", 1),
+        event("n3", &whole_org, "2026-03-09T03:30:00Z", "small", 1),
+        event("n4", &whole_org, "2026-03-09T04:30:00Z", "small", 1),
+    ]);
+    expect(
+        post(&host, "/v1/usage/events", &batch, Some(&acme.admin))?,
+        200,
+    )?;
+    let answer = expect(
+        usage(
+            &host,
+            &acme.admin,
+            "meter=calls&from=2026-03-07T05:00:00Z&to=2026-03-10T04:00:00Z&window=day",
+        )?,
+        200,
+    )?;
+    assert_eq!(answer["time_zone"], "America/New_York");
+    assert_eq!(
+        buckets(&answer),
+        vec![
+            json!(["2026-03-07T05:00:00Z", 1]),
+            json!(["2026-03-08T05:00:00Z", 2]),
+            json!(["2026-03-09T04:00:00Z", 1]),
+        ]
+    );
+    let short = &answer["buckets"][1];
+    assert_eq!(
+        (&short["start"], &short["end"]),
+        (
+            &json!("2026-03-08T05:00:00Z"),
+            &json!("2026-03-09T04:00:00Z")
+        )
     );
     Ok(())
 }
@@ -599,7 +765,7 @@ fn validation_errors_of_usage_and_reservations_are_problem_documents_with_stable
             "not_after_from",
         ),
         (
-            format!("meter=tokens&{}", THREE_DAYS.replace("day", "week")),
+            format!("meter=tokens&{}", THREE_DAYS.replace("day", "fortnight")),
             "/window",
             "invalid",
         ),

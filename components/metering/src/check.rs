@@ -153,8 +153,17 @@ pub(crate) async fn cost(
     };
     let before = if price.is_tiered() {
         let month = target.calendar.start(Unit::Month, now);
-        let taken = if take { amount } else { 0 };
-        expenditure::take_month_units(tenant, &target.meter.key, month, taken).await?
+        if take {
+            expenditure::take_month_units(tenant, &target.meter.key, month, amount).await?
+        } else {
+            let rows = tenant
+                .query(
+                    "SELECT units FROM meter_month_units WHERE org_id = ?1 AND meter_key = ?2 AND month_start = ?3",
+                    vec![db::text(&target.meter.key), db::int(month)],
+                )
+                .await?;
+            rows.first().and_then(|r| db::get_int(r, 0)).unwrap_or(0)
+        }
     } else {
         0
     };
@@ -231,15 +240,15 @@ pub(crate) async fn standings(
                      WHERE t.org_id = ?1 AND t.parent_team_id IS NOT NULL)
                  SELECT {QUOTA_COLUMNS_Q},
                      (SELECT v.limit_units FROM quota_overrides v
-                      WHERE v.quota_id = q.quota_id AND v.expires_at > ?5
+                      WHERE v.org_id = ?1 AND v.quota_id = q.quota_id AND v.expires_at > ?5
                       ORDER BY v.created_at DESC, v.override_id DESC LIMIT 1),
                      (SELECT COALESCE(SUM(c.used), 0) FROM quota_counters c
-                      WHERE c.quota_id = q.quota_id AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
+                      WHERE c.org_id = ?1 AND c.quota_id = q.quota_id AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
                      (SELECT MIN(c.period_start) FROM quota_counters c
-                      WHERE c.quota_id = q.quota_id AND c.used > 0 AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
+                      WHERE c.org_id = ?1 AND c.quota_id = q.quota_id AND c.used > 0 AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
                      (SELECT COALESCE(SUM(h.amount), 0) FROM quota_holds h
-                      WHERE h.quota_id = q.quota_id AND h.expires_at > ?5 AND h.period_start >= {COUNTING_FROM}),
-                     EXISTS (SELECT 1 FROM quota_holds x WHERE x.quota_id = q.quota_id AND x.expires_at <= ?5)
+                      WHERE h.org_id = ?1 AND h.quota_id = q.quota_id AND h.expires_at > ?5),
+                     EXISTS (SELECT 1 FROM quota_holds x WHERE x.org_id = ?1 AND x.quota_id = q.quota_id AND x.expires_at <= ?5)
                  FROM quotas q
                  WHERE q.org_id = ?1 AND (q.meter_key = ?3 OR q.currency = ?4)
                    AND (q.item_type IS NULL OR (q.item_type = ?6 AND (q.item_id IS NULL OR q.item_id = ?7)))
@@ -297,24 +306,32 @@ fn counted(row: &RowResult, cal: &Calendar, amount: i64, cost: Option<&Cost>, no
     }
 }
 
-/// Raises each quota's counter by what the use adds to it, fires the
-/// alert thresholds that crossed, and for rolling quotas drops buckets
-/// that no longer count. Inside the caller's transaction.
+/// The most a counter holds: 100 times the largest limit, far enough
+/// that a counter at it is past any limit, and small enough that a
+/// rolling window's buckets never overflow their sum.
+const COUNTER_CEILING: i64 = 100 * crate::model::MAX_UNITS;
+
+/// Raises each quota's counter by what the use adds to it (in the period
+/// holding `at`, the use's time), fires the alert thresholds that
+/// crossed, and for rolling quotas drops buckets that no longer count at
+/// `now`. Inside the caller's transaction.
 pub(crate) async fn count(
     tenant: &Tenant<'_>,
     conn: &spin_sdk::sqlite::Connection,
     counted: &[Counted],
-    now: i64,
+    (at, now): (i64, i64),
 ) -> Result<(), Problem> {
     for c in counted.iter().filter(|c| c.standing.need > 0) {
         tenant
             .exec(
-                "INSERT INTO quota_counters (org_id, quota_id, period_start, used) VALUES (?1, ?2, ?3, ?4)
-                 ON CONFLICT (quota_id, period_start) DO UPDATE SET used = used + excluded.used",
+                "INSERT INTO quota_counters (org_id, quota_id, period_start, used) VALUES (?1, ?2, ?3, MIN(?4, ?5))
+                 ON CONFLICT (quota_id, period_start) DO UPDATE
+                 SET used = CASE WHEN used > ?5 - excluded.used THEN ?5 ELSE used + excluded.used END",
                 vec![
                     db::text(&c.quota.id),
                     db::int(c.start),
                     db::int(c.standing.need),
+                    db::int(COUNTER_CEILING),
                 ],
             )
             .await?;
@@ -329,7 +346,7 @@ pub(crate) async fn count(
                 )
                 .await?;
         }
-        fire_crossed(tenant, conn, c, now).await?;
+        fire_crossed(tenant, conn, c, (at, now)).await?;
     }
     Ok(())
 }
@@ -339,7 +356,7 @@ async fn fire_crossed(
     tenant: &Tenant<'_>,
     conn: &spin_sdk::sqlite::Connection,
     c: &Counted,
-    now: i64,
+    (at, now): (i64, i64),
 ) -> Result<(), Problem> {
     let Ok(thresholds) = alerts::parse_thresholds(&c.quota.thresholds) else {
         return Ok(());
@@ -353,13 +370,19 @@ async fn fire_crossed(
     let measure = match &c.quota.measure {
         Measure::Meter(key) | Measure::Spend(key) => key.as_str(),
     };
+    // A rolling quota's counters are buckets of a sixtieth of its window:
+    // its alerts fire at most once per window-long stretch instead.
+    let period_start = match c.quota.period {
+        Period::Rolling { window } => at - at.rem_euclid(window),
+        _ => c.start,
+    };
     let crossing = alerts::Crossing {
         quota_id: &c.quota.id,
         entity: &c.quota.entity,
         measure,
         limit: c.standing.limit,
         used: after,
-        period_start: c.start,
+        period_start,
         reset_at: c.standing.reset_at,
         enforcement: c.quota.enforcement,
     };
@@ -423,7 +446,7 @@ pub(crate) async fn count_recorded(
         amount: spent.amount.nanos(),
     };
     let counted = standings(tenant, &applies, 0, Some(&cost), spent.occurred_at).await?;
-    count(tenant, conn, &counted, spent.occurred_at).await
+    count(tenant, conn, &counted, (spent.occurred_at, unix_now())).await
 }
 
 /// `POST /v1/quotas/check`: the decision, nothing counted.
@@ -433,8 +456,9 @@ pub async fn check(req: Request, request_id: &str) -> Result<Response, Problem> 
     let body: Use = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let target = target(&tenant, &body).await?;
     let now = unix_now();
-    // The transaction is always rolled back: a check counts nothing.
-    store::begin(&caller.conn).await?;
+    // One read transaction (one snapshot for every read), rolled back:
+    // a check writes nothing, so it waits for no writer.
+    store::begin_read(&caller.conn).await?;
     let outcome = async {
         let cost = cost(&tenant, &target, body.amount, now, false).await?;
         standings(&tenant, &target.applies(), body.amount, cost.as_ref(), now).await
@@ -503,7 +527,7 @@ async fn consume_now(
     if !decision.allowed {
         return Ok(decision);
     }
-    count(tenant, conn, &counted, now).await?;
+    count(tenant, conn, &counted, (now, now)).await?;
     let data = recorded_data(
         &target.meter,
         body.amount,

@@ -13,6 +13,13 @@ use crate::subject::{self, Subject};
 
 /// The most records one request carries.
 pub const MAX_RECORDS: usize = 1000;
+/// How far ahead of the server's clock a record's time may be (the
+/// writer's clock may run a little fast).
+pub const MAX_CLOCK_SKEW: i64 = 300;
+/// The largest amount one record takes, either way: 100 million in the
+/// currency. Sums of many stay exact (they are summed as whole units and
+/// billionths apart) and quota counters saturate far below overflow.
+pub const MAX_RECORD_NANOS: i64 = 100_000_000 * 1_000_000_000;
 
 /// The fields a record may have.
 const FIELDS: [&str; 7] = [
@@ -144,7 +151,7 @@ pub fn check(value: &Value, at: &str, org_id: &str, now: i64) -> Result<Input, V
     });
     let amount = text(record, at, "amount", &mut errors);
     let amount = required(amount, record, at, "amount", &mut errors).and_then(|a| {
-        Amount::read(a)
+        let amount = Amount::read(a)
             .map_err(|e| {
                 errors.push(FieldError::new(
                     format!("{at}/amount"),
@@ -152,7 +159,16 @@ pub fn check(value: &Value, at: &str, org_id: &str, now: i64) -> Result<Input, V
                     e.message("amount"),
                 ))
             })
-            .ok()
+            .ok()?;
+        if amount.nanos().unsigned_abs() > MAX_RECORD_NANOS.unsigned_abs() {
+            errors.push(FieldError::new(
+                format!("{at}/amount"),
+                "out_of_range",
+                "amount may be at most 100000000 either way",
+            ));
+            return None;
+        }
+        Some(amount)
     });
     let currency = text(record, at, "currency", &mut errors);
     let currency = required(currency, record, at, "currency", &mut errors).filter(|c| {
@@ -197,6 +213,14 @@ pub fn check(value: &Value, at: &str, org_id: &str, now: i64) -> Result<Input, V
                     format!("{at}/timestamp"),
                     "invalid_time",
                     "timestamp must be an RFC 3339 date-time",
+                ));
+            } else if parsed.is_some_and(|t| t > now + MAX_CLOCK_SKEW) {
+                // Spend is recorded once it happened; a time ahead of now
+                // would count in periods that have not begun.
+                errors.push(FieldError::new(
+                    format!("{at}/timestamp"),
+                    "in_the_future",
+                    format!("timestamp may be at most {MAX_CLOCK_SKEW} seconds ahead of now"),
                 ));
             }
             parsed

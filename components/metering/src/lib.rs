@@ -13,7 +13,8 @@
 //!   limits on a meter's units or on spend, per calendar period in the
 //!   org's time zone, rolling window or lifetime, for every item or one;
 //!   managed by org admins, and by team admins within the org's
-//! - `GET /v1/usage`: a meter's usage in hourly, daily or monthly buckets
+//! - `GET /v1/usage`: a meter's usage in hourly buckets, or daily, weekly
+//!   or monthly ones of the org's time zone
 //! - `GET /v1/metering/stats`: an entity's usage, spend and quotas in
 //!   buckets of the org's calendar, for dashboards
 //! - `GET /v1/metering/alerts` and `GET /v1/org-events` (org admins): the

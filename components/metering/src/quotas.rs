@@ -4,9 +4,11 @@
 //!
 //! The org's admins manage every quota. A team admin (a member of a team
 //! holding [`MANAGE_TEAM`](crate::caller::MANAGE_TEAM)) manages the quotas
-//! of that team, the teams below it and their members, within the org's:
-//! a limit (or an override's) may not exceed any org-wide quota on the
-//! same measure, period and items. Another org's quotas are not found.
+//! of that team, the teams below it and their members other than itself,
+//! within the org's: a limit (or an override's) may not exceed any
+//! org-wide quota on the same measure, period and items, and a quota an
+//! org admin set is the org admins' to change, override or delete. Another
+//! org's quotas are not found.
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
@@ -70,7 +72,7 @@ fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
 enum Scope {
     /// An admin: the whole org.
     Org,
-    /// A team admin: these teams and members.
+    /// A team admin: these teams and members (never itself).
     Teams {
         teams: Vec<String>,
         users: Vec<String>,
@@ -127,6 +129,9 @@ async fn manager(req: &Request) -> Result<(OrgCaller, Scope), Problem> {
             users.push(id);
         }
     }
+    // A team admin's own quotas are set above it.
+    let me = tenant.actor().user_id.clone();
+    users.retain(|u| *u != me);
     drop(tenant);
     Ok((caller, Scope::Teams { teams, users }))
 }
@@ -147,6 +152,26 @@ async fn load(tenant: &Tenant<'_>, scope: &Scope, id: &str) -> Result<Quota, Pro
         .map(quota_of)
         .filter(|q| entity_of(q).is_some_and(|e| scope.covers(&e)))
         .ok_or_else(no_quota)
+}
+
+/// 403 when a team admin would change a quota an org admin set.
+async fn changeable(tenant: &Tenant<'_>, scope: &Scope, id: &str) -> Result<(), Problem> {
+    if matches!(scope, Scope::Org) {
+        return Ok(());
+    }
+    let set_by_admin = tenant
+        .query(
+            "SELECT 1 FROM quotas q JOIN memberships m ON m.org_id = q.org_id AND m.user_id = q.created_by
+             WHERE q.org_id = ?1 AND q.quota_id = ?2 AND m.role = 'admin'",
+            vec![db::text(id)],
+        )
+        .await?;
+    if set_by_admin.is_empty() {
+        Ok(())
+    } else {
+        Err(Problem::new(ErrorCode::Forbidden)
+            .detail("an org admin set this quota: only an org admin changes it"))
+    }
 }
 
 /// 422 when a team admin's `limit` passes an org-wide quota on the same
@@ -330,6 +355,7 @@ pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response,
     let tenant = caller.tenant()?;
     let body: PatchQuota = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let mut quota = load(&tenant, &scope, id).await?;
+    changeable(&tenant, &scope, id).await?;
     if let Some(limit) = &body.limit {
         quota.limit = parse_limit(&quota.measure, limit).ok_or_else(|| {
             invalid(
@@ -370,6 +396,7 @@ pub async fn delete(req: Request, id: &str, request_id: &str) -> Result<Response
     let (caller, scope) = manager(&req).await?;
     let tenant = caller.tenant()?;
     load(&tenant, &scope, id).await?;
+    changeable(&tenant, &scope, id).await?;
     // Open reservations keep holding against the meter's other quotas.
     for table in ["quota_holds", "quota_counters", "quota_overrides", "quotas"] {
         tenant
@@ -420,6 +447,7 @@ pub async fn create_override(
     let tenant = caller.tenant()?;
     let body: CreateOverride = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let quota = load(&tenant, &scope, id).await?;
+    changeable(&tenant, &scope, id).await?;
     let limit = parse_limit(&quota.measure, &body.limit).ok_or_else(|| {
         invalid(
             "/limit",
@@ -505,6 +533,7 @@ pub async fn delete_override(
     let (caller, scope) = manager(&req).await?;
     let tenant = caller.tenant()?;
     let quota = load(&tenant, &scope, id).await?;
+    changeable(&tenant, &scope, id).await?;
     let deleted = tenant
         .exec(
             "DELETE FROM quota_overrides WHERE org_id = ?1 AND quota_id = ?2 AND override_id = ?3",

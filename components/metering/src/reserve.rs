@@ -4,10 +4,11 @@
 //! A reserve decides like a consume (every applicable quota, the most
 //! restrictive wins) and, when allowed, holds the amount against each of
 //! those quotas in the same `IMMEDIATE` transaction, so concurrent
-//! consumes and reserves never pass a hard limit together. A commit
-//! counts the actual amount (at most the reserved one) in the periods the
-//! holds were taken in, frees the rest and records the usage event; a
-//! release frees everything. A reservation that reaches `expires_at`
+//! consumes and reserves never pass a hard limit together: a hold counts
+//! until its reservation expires, whatever period it was taken in. A
+//! commit counts the actual amount (at most the reserved one) in the
+//! current periods like a consume that cannot be refused, frees the rest,
+//! and records the usage event and the spend; a release frees everything. A reservation that reaches `expires_at`
 //! holds nothing from then on (see [`holds`]); committing or releasing it
 //! then is `409`, as is ending one that has ended.
 
@@ -279,11 +280,14 @@ async fn commit_now(
     // left counts nothing more: the commit then records nothing.
     let target = match check::target(tenant, &used).await {
         Ok(target) => target,
-        Err(_) => return Ok(reservation),
+        // Only those two (validation problems); a failing store fails
+        // the commit, and its transaction with it.
+        Err(problem) if problem.status == 422 => return Ok(reservation),
+        Err(problem) => return Err(problem),
     };
     let cost = check::cost(tenant, &target, amount, now, true).await?;
     let counted = check::standings(tenant, &target.applies(), amount, cost.as_ref(), now).await?;
-    check::count(tenant, conn, &counted, now).await?;
+    check::count(tenant, conn, &counted, (now, now)).await?;
     let data = recorded_data(
         &target.meter,
         amount,

@@ -170,7 +170,7 @@ async fn spend(
     (from, to): (i64, i64),
 ) -> Result<Vec<(i64, String, i64)>, Problem> {
     let sql = format!(
-        "WITH {} SELECT s.start, r.currency, SUM(r.amount) FROM spans s
+        "WITH {} SELECT s.start, r.currency, SUM(r.amount / 1000000000), SUM(r.amount % 1000000000) FROM spans s
          JOIN expenditure_rollup r ON r.occurred_at >= s.start AND r.occurred_at < s.stop
          WHERE r.org_id = ?1 AND r.entity_type = ?2 AND r.entity_id = ?3
            AND r.occurred_at >= ?4 AND r.occurred_at < ?5
@@ -190,7 +190,13 @@ async fn spend(
         .await?;
     Ok(rows
         .iter()
-        .filter_map(|r| Some((db::get_int(r, 0)?, db::get_text(r, 1), db::get_int(r, 2)?)))
+        .filter_map(|r| {
+            // Units and billionths summed apart, so no sum overflows.
+            let sum =
+                i128::from(db::get_int(r, 2)?) * 1_000_000_000 + i128::from(db::get_int(r, 3)?);
+            let sum = i64::try_from(sum).unwrap_or(if sum < 0 { i64::MIN } else { i64::MAX });
+            Some((db::get_int(r, 0)?, db::get_text(r, 1), sum))
+        })
         .collect())
 }
 

@@ -131,6 +131,12 @@ pub async fn begin(conn: &Connection) -> Result<(), Problem> {
     db::exec(conn, "BEGIN IMMEDIATE", vec![]).await.map(|_| ())
 }
 
+/// Starts a read transaction: its reads see one snapshot, and it takes
+/// no write lock.
+pub async fn begin_read(conn: &Connection) -> Result<(), Problem> {
+    db::exec(conn, "BEGIN", vec![]).await.map(|_| ())
+}
+
 /// Ends the transaction: commits when `keep`, else rolls back.
 pub async fn end(conn: &Connection, keep: bool) -> Result<(), Problem> {
     let sql = if keep { "COMMIT" } else { "ROLLBACK" };

@@ -1,5 +1,7 @@
-//! `GET /v1/usage`: a meter's usage in UTC windows, computed from the
-//! stored events with the meter's aggregation.
+//! `GET /v1/usage`: a meter's usage in windows, computed from the stored
+//! events with the meter's aggregation. Hours are UTC's; days, weeks (from
+//! Monday) and months start at the org's midnights, in its time zone, and
+//! the answer names that zone.
 //!
 //! Who may read what: an admin of the org, or a holder of the
 //! [`READ`](crate::caller::READ) permission, reads any subject of the org
@@ -24,12 +26,13 @@ use spin_sdk::http::Request;
 use spin_sdk::sqlite::Value;
 
 use crate::caller;
+use crate::expenditure::calendar;
 use crate::meters::no_meter;
 use crate::model::{Aggregation, Meter};
 use crate::period::format_rfc3339;
 use crate::store;
 use crate::subject::{Kind, Subject};
-use crate::usage_query::{Invalid, Span, UsageQuery, bad, json_path};
+use crate::usage_query::{Invalid, Span, UsageQuery, bad, json_path, spans_json};
 
 #[derive(Serialize)]
 struct Bucket {
@@ -46,6 +49,7 @@ struct Usage {
     aggregation: Aggregation,
     subject: String,
     window: &'static str,
+    time_zone: String,
     from: String,
     to: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -85,84 +89,23 @@ fn json_of(value: Option<&Value>) -> Json {
     }
 }
 
-/// The window's first second, as SQL over `occurred_at`.
-fn window_key(query: &UsageQuery) -> &'static str {
-    use crate::usage_query::Window;
-    match query.window {
-        Window::Hour => "occurred_at - (occurred_at % 3600 + 3600) % 3600",
-        Window::Day => "occurred_at - (occurred_at % 86400 + 86400) % 86400",
-        Window::Month => {
-            "CAST(strftime('%s', occurred_at, 'unixepoch', 'start of month') AS INTEGER)"
-        }
-    }
-}
-
-/// The statement that folds the events, and its parameters after the org:
-/// ?2 event type, ?3 from, ?4 to, ?5 value path, ?6 group path,
-/// ?7 and ?8 the subject's kind and id.
-fn statement(query: &UsageQuery, meter: &Meter) -> (String, Vec<Value>) {
-    let value_path = meter.value_path.as_deref().map(json_path);
-    let (value, only) = match meter.aggregation {
-        Aggregation::Count => ("COUNT(*)", ""),
-        Aggregation::Sum => (
-            "SUM(json_extract(data, ?5))",
-            " AND json_type(data, ?5) IN ('integer', 'real')",
-        ),
-        Aggregation::Max => (
-            "MAX(json_extract(data, ?5))",
-            " AND json_type(data, ?5) IN ('integer', 'real')",
-        ),
-        Aggregation::UniqueCount => (
-            "COUNT(DISTINCT json_extract(data, ?5))",
-            " AND json_type(data, ?5) <> 'null'",
-        ),
-        // With one MAX(), SQLite takes the other columns from the row that
-        // has the maximum: the newest event's value.
-        Aggregation::Latest => (
-            "json_extract(data, ?5), MAX(occurred_at)",
-            " AND json_type(data, ?5) <> 'null'",
-        ),
-    };
-    let group = if query.group_by.is_some() {
-        "json_extract(data, ?6)"
-    } else {
-        "NULL"
-    };
-    let whose = if query.subject.is_some() {
-        " AND subject_type = ?7 AND subject_id = ?8"
-    } else {
-        ""
-    };
-    let sql = format!(
-        "SELECT {key} AS bucket, {group} AS grp, {value} FROM usage_events
-         WHERE org_id = ?1 AND event_type = ?2 AND occurred_at >= ?3 AND occurred_at < ?4{only}{whose}
-         GROUP BY bucket, grp ORDER BY bucket, grp",
-        key = window_key(query),
-    );
+/// The statement for `query` over `meter`'s events into `spans`, with
+/// its parameters after the org.
+fn statement(query: &UsageQuery, meter: &Meter, spans: &[Span]) -> (String, Vec<Value>) {
+    let (sql, highest) = query.statement(meter.aggregation);
     let (kind, id) = query
         .subject
         .as_ref()
         .map_or(("", ""), |s| (s.kind.as_str(), s.id.as_str()));
     let mut params = vec![
         db::text(&meter.event_type),
-        db::int(query.from),
-        db::int(query.to),
-        db::opt_text(value_path),
+        db::text(spans_json(spans)),
+        db::opt_text(meter.value_path.as_deref().map(json_path)),
         db::opt_text(query.group_by.as_deref().map(json_path)),
         db::text(kind),
         db::text(id),
     ];
-    // A statement takes as many parameters as its highest number: bind no
-    // more than that (the org, ?1, is bound apart).
-    let highest = if query.subject.is_some() {
-        8
-    } else if query.group_by.is_some() {
-        6
-    } else if meter.aggregation != Aggregation::Count {
-        5
-    } else {
-        4
-    };
+    // Bind no more than the statement numbers (the org, ?1, is bound apart).
     params.truncate(highest - 1);
     (sql, params)
 }
@@ -204,10 +147,11 @@ pub async fn usage(req: Request, request_id: &str) -> Result<Response, Problem> 
             "the subject is not this organization or one of its teams, members or keys",
         ));
     }
-    let spans = query.spans().map_err(Invalid::problem)?;
-    let (sql, params) = statement(&query, &meter);
+    let calendar = calendar(&tenant).await?;
+    let spans = query.spans(&calendar).map_err(Invalid::problem)?;
+    let (sql, params) = statement(&query, &meter, &spans);
     let rows = tenant.query(&sql, params).await?;
-    let at: HashMap<i64, &Span> = spans.iter().map(|s| (s.key, s)).collect();
+    let at: HashMap<i64, &Span> = spans.iter().map(|s| (s.start, s)).collect();
     let bucket = |span: &Span, value, group| Bucket {
         start: format_rfc3339(span.start),
         end: format_rfc3339(span.end),
@@ -231,7 +175,7 @@ pub async fn usage(req: Request, request_id: &str) -> Result<Response, Problem> 
             .iter()
             .map(|span| {
                 let value = values
-                    .remove(&span.key)
+                    .remove(&span.start)
                     .unwrap_or_else(|| empty(meter.aggregation));
                 bucket(span, value, None)
             })
@@ -246,6 +190,7 @@ pub async fn usage(req: Request, request_id: &str) -> Result<Response, Problem> 
         aggregation: meter.aggregation,
         subject,
         window: query.window.as_str(),
+        time_zone: calendar.name().to_string(),
         from: format_rfc3339(query.from),
         to: format_rfc3339(query.to),
         group_by: query.group_by.clone(),

@@ -134,7 +134,7 @@ pub async fn check_unusual_spend(
     let rows = tenant
         .query(
             &format!(
-                "WITH {} SELECT s.start, SUM(r.amount) FROM spans s
+                "WITH {} SELECT s.start, SUM(r.amount / 1000000000), SUM(r.amount % 1000000000) FROM spans s
                  JOIN expenditure_rollup r ON r.occurred_at >= s.start AND r.occurred_at < s.stop
                  WHERE r.org_id = ?1 AND r.entity_type = 'org' AND r.entity_id = ?1 AND r.currency = ?2
                    AND r.occurred_at >= ?3 AND r.occurred_at < ?4
@@ -144,10 +144,17 @@ pub async fn check_unusual_spend(
             vec![db::text(currency), db::int(first), db::int(today.1)],
         )
         .await?;
+    // Whole units and billionths are summed apart (each sum stays far
+    // from overflowing) and joined here, saturating.
     let total = |start: i64| {
         rows.iter()
             .find(|r| db::get_int(r, 0) == Some(start))
-            .and_then(|r| db::get_int(r, 1))
+            .map(|r| {
+                let units = i128::from(db::get_int(r, 1).unwrap_or(0));
+                let nanos = i128::from(db::get_int(r, 2).unwrap_or(0));
+                let sum = units * 1_000_000_000 + nanos;
+                i64::try_from(sum).unwrap_or(if sum < 0 { i64::MIN } else { i64::MAX })
+            })
             .unwrap_or(0)
     };
     let history: Vec<i64> = trailing.iter().map(|day| total(day.0)).collect();
