@@ -570,7 +570,7 @@ fn a_member_reads_only_their_own_stats_and_no_alerts_and_strangers_nothing() -> 
         "member",
         &[&eng],
     )?;
-    let (_, cat) = join(
+    let (cat_token, cat) = join(
         &host,
         &acme.admin,
         &acme.id,
@@ -618,6 +618,36 @@ fn a_member_reads_only_their_own_stats_and_no_alerts_and_strangers_nothing() -> 
     for path in ["/v1/metering/alerts", "/v1/org-events"] {
         assert_eq!(problem(get(&host, path, &bob_token)?, 403)?.0, "forbidden");
     }
+    // With usage:read (through a role), Cat reads anyone's, as for usage.
+    let reader = expect(
+        post(
+            &host,
+            "/v1/roles",
+            &json!({"name": "usage-reader", "permissions": ["usage:read"]}),
+            Some(&acme.admin),
+        )?,
+        201,
+    )?;
+    let granted = call(
+        &host,
+        "PUT",
+        &format!(
+            "/v1/roles/{}/members/{cat}",
+            reader["name"].as_str().unwrap_or_default()
+        ),
+        None,
+        Some(&acme.admin),
+        &[],
+    )?;
+    assert!(granted.status < 300, "{}", granted.text());
+    let theirs = expect(
+        stats(&host, &cat_token, &format!("entity=user:{bob}&{day}"))?,
+        200,
+    )?;
+    assert_eq!(
+        theirs["buckets"][0]["usage"],
+        json!({"calls": 1, "tokens": 5})
+    );
 
     // An admin sees empty listings before anything fired.
     for path in ["/v1/metering/alerts", "/v1/org-events"] {

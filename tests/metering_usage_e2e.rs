@@ -8,7 +8,7 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, call, database as db, expect, join, org, post, problem, start_app,
+    Org, app_config, call, database as db, expect, join, org, post, problem, start_app,
 };
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
@@ -646,7 +646,9 @@ fn thirty_two_concurrent_reserves_of_one_against_a_limit_of_ten_hold_exactly_ten
 
 #[test]
 fn a_reservation_that_expires_frees_its_amount_and_can_no_longer_be_committed() -> Result<()> {
-    let host = start_app()?;
+    let mut config = app_config();
+    config.controllable_clock = true;
+    let host = TestHost::start(config)?;
     let acme = org(&host, "ada@example.com", "acme")?;
     tokens_meter(&host, &acme)?;
     let limit = quota(&host, &acme, "org", "tokens", 10)?;
@@ -654,7 +656,7 @@ fn a_reservation_that_expires_frees_its_amount_and_can_no_longer_be_committed() 
     let held = reserve(
         &host,
         &acme,
-        json!({"subject": ada, "meter": "tokens", "amount": 10, "ttl_seconds": 1}),
+        json!({"subject": ada, "meter": "tokens", "amount": 10, "ttl_seconds": 60}),
     )?;
     let id = held["reservation_id"].as_str().context("reservation id")?;
     let refused = reserve(
@@ -663,8 +665,8 @@ fn a_reservation_that_expires_frees_its_amount_and_can_no_longer_be_committed() 
         json!({"subject": ada, "meter": "tokens", "amount": 1}),
     )?;
     assert_eq!(refused["allowed"], false);
-    // Real time passes the one-second expiry; nothing else releases it.
-    std::thread::sleep(std::time::Duration::from_millis(2100));
+    // The clock passes the minute's expiry; nothing else releases it.
+    host.advance_clock(61)?;
     let consumed = expect(
         post(
             &host,

@@ -31,6 +31,12 @@ pub async fn query(
         .map_err(|e| internal("read", &format!("{e:?}")))
 }
 
+/// Runs a statement for its effect alone: one call to the store, where
+/// [`exec`] makes a second for the count.
+pub async fn run(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<(), Problem> {
+    query(conn, sql, params).await.map(|_| ())
+}
+
 /// Runs a statement for its effect; returns the number of changed rows.
 pub async fn exec(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u64, Problem> {
     query(conn, sql, params).await?;

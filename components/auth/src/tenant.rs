@@ -324,6 +324,13 @@ mod store {
             db::query(self.conn, sql, params).await
         }
 
+        /// Runs a statement bound to the org for its effect alone (no count:
+        /// one call to the store fewer than [`Tenant::exec`]).
+        pub async fn run(&self, sql: &str, params: Vec<Value>) -> Result<(), Problem> {
+            let params = self.bind(sql, params)?;
+            db::run(self.conn, sql, params).await
+        }
+
         /// Runs a statement bound to the org for its effect; the changed row count.
         pub async fn exec(&self, sql: &str, params: Vec<Value>) -> Result<u64, Problem> {
             let params = self.bind(sql, params)?;

@@ -323,7 +323,7 @@ pub(crate) async fn count(
 ) -> Result<(), Problem> {
     for c in counted.iter().filter(|c| c.standing.need > 0) {
         tenant
-            .exec(
+            .run(
                 "INSERT INTO quota_counters (org_id, quota_id, period_start, used) VALUES (?1, ?2, ?3, MIN(?4, ?5))
                  ON CONFLICT (quota_id, period_start) DO UPDATE
                  SET used = CASE WHEN used > ?5 - excluded.used THEN ?5 ELSE used + excluded.used END",
@@ -337,7 +337,7 @@ pub(crate) async fn count(
             .await?;
         if let Period::Rolling { window } = c.quota.period {
             tenant
-                .exec(
+                .run(
                     "DELETE FROM quota_counters WHERE org_id = ?1 AND quota_id = ?2 AND period_start < ?3",
                     vec![
                         db::text(&c.quota.id),

@@ -48,10 +48,11 @@ struct Outcome {
     errors: Vec<EventError>,
 }
 
-/// Stores one event; false when the org has it already.
-async fn insert(tenant: &Tenant<'_>, event: &Checked, now: i64) -> Result<bool, Problem> {
-    let stored = tenant
-        .exec(
+/// Stores one event of a fresh id (so never a duplicate: no count is
+/// read back).
+async fn insert(tenant: &Tenant<'_>, event: &Checked, now: i64) -> Result<(), Problem> {
+    tenant
+        .run(
             "INSERT INTO usage_events (org_id, source, event_id, event_type, subject_type, subject_id, occurred_at, data, received_at)
              VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             vec![
@@ -65,8 +66,7 @@ async fn insert(tenant: &Tenant<'_>, event: &Checked, now: i64) -> Result<bool, 
                 db::int(now),
             ],
         )
-        .await?;
-    Ok(stored == 1)
+        .await
 }
 
 /// Stores `events` with one statement; how many were new. `events` holds
@@ -125,7 +125,7 @@ pub async fn record(
         occurred_at: now,
         data: data.to_string(),
     };
-    insert(tenant, &event, now).await.map(|_| ())
+    insert(tenant, &event, now).await
 }
 
 /// The `source` of the events quota consumption records.

@@ -58,15 +58,19 @@ struct Stats {
     quotas: Vec<Json>,
 }
 
-/// 403 unless the caller may read `entity`'s stats.
+/// 403 unless the caller may read `entity`'s stats: an admin or a holder
+/// of [`READ`](crate::caller::READ) reads any entity's (as usage and
+/// spend), a member its own.
 fn may_read(caller: &OrgCaller, entity: &Subject) -> Result<(), Problem> {
-    if caller.principal.is_org_admin() {
+    if caller.principal.is_org_admin() || caller.principal.has_permission(crate::caller::READ) {
         return Ok(());
     }
     match &caller.principal.subject {
         Caller::User { id } if entity.kind == Kind::User && &entity.id == id => Ok(()),
-        _ => Err(Problem::new(ErrorCode::Forbidden)
-            .detail("a member reads their own stats only (user:<id>); others need an admin")),
+        _ => Err(Problem::new(ErrorCode::Forbidden).detail(format!(
+            "a member reads their own stats only (user:<id>); others need an admin or {}",
+            crate::caller::READ
+        ))),
     }
 }
 

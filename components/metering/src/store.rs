@@ -128,17 +128,17 @@ pub async fn teams_of(tenant: &Tenant<'_>, user_id: &str) -> Result<Vec<String>,
 /// Starts a write transaction: `IMMEDIATE` takes the write lock now, so
 /// what the transaction reads stays true until it commits.
 pub async fn begin(conn: &Connection) -> Result<(), Problem> {
-    db::exec(conn, "BEGIN IMMEDIATE", vec![]).await.map(|_| ())
+    db::run(conn, "BEGIN IMMEDIATE", vec![]).await
 }
 
 /// Starts a read transaction: its reads see one snapshot, and it takes
 /// no write lock.
 pub async fn begin_read(conn: &Connection) -> Result<(), Problem> {
-    db::exec(conn, "BEGIN", vec![]).await.map(|_| ())
+    db::run(conn, "BEGIN", vec![]).await
 }
 
 /// Ends the transaction: commits when `keep`, else rolls back.
 pub async fn end(conn: &Connection, keep: bool) -> Result<(), Problem> {
     let sql = if keep { "COMMIT" } else { "ROLLBACK" };
-    db::exec(conn, sql, vec![]).await.map(|_| ())
+    db::run(conn, sql, vec![]).await
 }
