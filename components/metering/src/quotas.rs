@@ -16,12 +16,13 @@ use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::json;
 use gatehouse_http::pagination::PageRequest;
-use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
+use gatehouse_http::{ErrorCode, Problem, Response, response};
 use serde::Serialize;
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::{RowResult, Value};
 
 use crate::caller;
+use crate::check::invalid;
 use crate::model::{
     CreateOverride, CreateQuota, Enforcement, Measure, PatchQuota, Quota, parse_limit, show_amount,
 };
@@ -60,12 +61,6 @@ pub fn quota_of(row: &RowResult) -> Quota {
 
 fn no_quota() -> Problem {
     Problem::not_found().detail("no such quota")
-}
-
-fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
-    Problem::new(ErrorCode::ValidationFailed)
-        .detail("the request body has invalid fields")
-        .errors(vec![FieldError::new(pointer, code, message)])
 }
 
 /// Whom a caller manages quotas for.

@@ -34,9 +34,10 @@ use spin_sdk::sqlite::Value;
 use crate::model::{Measure, show_amount};
 use crate::period::{Calendar, format_rfc3339};
 use crate::quotas::{QUOTA_COLUMNS_Q, quota_of};
-use crate::stats_query::{Invalid, StatsQuery, percent, remaining, spans_table};
+use crate::stats_query::{StatsQuery, percent, remaining, spans_table};
 use crate::store;
 use crate::subject::{Kind, Subject};
+use crate::usage_query::Invalid;
 use crate::usage_query::{Span, bad};
 
 #[derive(Serialize)]

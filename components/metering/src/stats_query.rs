@@ -2,11 +2,9 @@
 //! buckets it fills in the org's calendar, and a quota's status. Pure, so
 //! the rules are tested natively.
 
-use gatehouse_http::Problem;
-
-use crate::period::{Calendar, Unit, parse_rfc3339};
+use crate::period::{Calendar, Unit};
 use crate::subject::{self, Kind, Subject};
-use crate::usage_query::{MAX_BUCKETS, Span, bad};
+use crate::usage_query::{Invalid, MAX_BUCKETS, Span, required, time};
 
 /// A parsed stats query.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,45 +17,6 @@ pub struct StatsQuery {
     pub to: i64,
     /// The bucket: a day, week or month of the org's calendar.
     pub window: Unit,
-}
-
-/// Why a query was refused; [`Invalid::problem`] is its answer
-/// (`invalid_query` with the parameter as its pointer). Kept small, so
-/// results carrying it stay cheap to move.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Invalid {
-    param: &'static str,
-    code: &'static str,
-    message: String,
-}
-
-impl Invalid {
-    fn new(param: &'static str, code: &'static str, message: impl Into<String>) -> Invalid {
-        Invalid {
-            param,
-            code,
-            message: message.into(),
-        }
-    }
-
-    /// The `invalid_query` problem.
-    pub fn problem(self) -> Problem {
-        bad(self.param, self.code, self.message)
-    }
-}
-
-fn required(param: &'static str, value: Option<String>) -> Result<String, Invalid> {
-    value.ok_or_else(|| Invalid::new(param, "required", format!("{param} is required")))
-}
-
-fn time(param: &'static str, value: Option<String>) -> Result<i64, Invalid> {
-    parse_rfc3339(&required(param, value)?).ok_or_else(|| {
-        Invalid::new(
-            param,
-            "invalid",
-            format!("{param} must be an RFC 3339 date-time"),
-        )
-    })
 }
 
 impl StatsQuery {
@@ -182,7 +141,7 @@ mod tests {
     }
 
     fn at(text: &str) -> i64 {
-        parse_rfc3339(text).unwrap()
+        crate::period::parse_rfc3339(text).unwrap()
     }
 
     const WEEK: &str = "from=2026-11-01T00:00:00Z&to=2026-11-08T00:00:00Z&window=day";

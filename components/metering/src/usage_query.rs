@@ -98,8 +98,9 @@ pub fn bad(param: &str, code: &str, message: impl Into<String>) -> Problem {
         .errors(vec![FieldError::new(format!("/{param}"), code, message)])
 }
 
-/// Why a query was refused; [`Invalid::problem`] is its answer. Kept
-/// small, so results carrying it stay cheap to move.
+/// Why a query (of usage, or of stats) was refused; [`Invalid::problem`]
+/// is its answer (`invalid_query` with the parameter as its pointer).
+/// Kept small, so results carrying it stay cheap to move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Invalid {
     param: &'static str,
@@ -108,7 +109,11 @@ pub struct Invalid {
 }
 
 impl Invalid {
-    fn new(param: &'static str, code: &'static str, message: impl Into<String>) -> Invalid {
+    pub(crate) fn new(
+        param: &'static str,
+        code: &'static str,
+        message: impl Into<String>,
+    ) -> Invalid {
         Invalid {
             param,
             code,
@@ -122,11 +127,13 @@ impl Invalid {
     }
 }
 
-fn required(param: &'static str, value: Option<String>) -> Result<String, Invalid> {
+/// The parameter's value, or why it is missing.
+pub(crate) fn required(param: &'static str, value: Option<String>) -> Result<String, Invalid> {
     value.ok_or_else(|| Invalid::new(param, "required", format!("{param} is required")))
 }
 
-fn time(param: &'static str, value: Option<String>) -> Result<i64, Invalid> {
+/// The parameter as an RFC 3339 time in unix seconds.
+pub(crate) fn time(param: &'static str, value: Option<String>) -> Result<i64, Invalid> {
     parse_rfc3339(&required(param, value)?).ok_or_else(|| {
         Invalid::new(
             param,
