@@ -755,3 +755,59 @@ fn a_counter_stops_at_its_ceiling_instead_of_overflowing() -> Result<()> {
     assert_eq!((used, kind.as_str()), (100 * most, "integer"));
     Ok(())
 }
+
+#[test]
+fn an_admin_patches_a_quotas_limit_enforcement_and_thresholds() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    calls_meter(&host, &acme)?;
+    let me = format!("user:{}", acme.admin_id);
+    let limit = quota(
+        &host,
+        &acme.admin,
+        json!({"entity": me, "meter": "calls", "limit": 1, "period": "day"}),
+    )?;
+    let path = format!("/v1/quotas/{}", limit["id"].as_str().unwrap_or_default());
+    consume(&host, &acme, json!({"subject": me, "meter": "calls"}))?;
+    assert_eq!(
+        consume(&host, &acme, json!({"subject": me, "meter": "calls"}))?["allowed"],
+        false
+    );
+    let changed = expect(
+        patch(
+            &host,
+            &path,
+            &json!({"limit": 3, "thresholds": [{"percent": 50}]}),
+            &acme.admin,
+        )?,
+        200,
+    )?;
+    assert_eq!(
+        (
+            &changed["limit"],
+            &changed["thresholds"],
+            &changed["enforcement"]
+        ),
+        (&json!(3), &json!([{"percent": 50}]), &json!("hard"))
+    );
+    assert_eq!(expect(get(&host, &path, &acme.admin)?, 200)?, changed);
+    let now = consume(&host, &acme, json!({"subject": me, "meter": "calls"}))?;
+    assert_eq!(
+        (&now["allowed"], &now["remaining"]),
+        (&json!(true), &json!(1))
+    );
+    for bad in [
+        json!({"limit": "3"}),
+        json!({"limit": -1}),
+        json!({"thresholds": [{"percent": 0}]}),
+        json!({"enforcement": "maybe"}),
+    ] {
+        let reply = patch(&host, &path, &bad, &acme.admin)?;
+        assert_eq!(problem(reply, 422)?.0, "validation_failed", "{bad}");
+    }
+    let anonymous = call(&host, "PATCH", &path, Some(&json!({"limit": 9})), None, &[])?;
+    assert_eq!(problem(anonymous, 401)?.0, "unauthenticated");
+    let unchanged = expect(get(&host, &path, &acme.admin)?, 200)?;
+    assert_eq!(unchanged["limit"], 3);
+    Ok(())
+}
