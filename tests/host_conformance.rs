@@ -379,6 +379,31 @@ fn sqlite_statements_run_on_the_default_database() -> Result<()> {
 }
 
 #[test]
+fn a_transaction_reads_its_own_writes_and_counts_stay_with_their_connection() -> Result<()> {
+    let host = start_probe_app(None)?;
+    let sql = |body: &str| -> Result<serde_json::Value> {
+        send("POST", &host.url("/probe/sql"), &[], body.as_bytes())?.json()
+    };
+    // A read inside a transaction sees the transaction's uncommitted rows;
+    // a read after a write leaves the write's changed-row count.
+    let out = sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, name TEXT);\nBEGIN;\nINSERT INTO t (name) VALUES ('a'), ('b'), ('c');\nSELECT COUNT(*) FROM t;\nCOMMIT;\nSELECT COUNT(*) FROM t",
+    )?;
+    assert_eq!(out["rows"], serde_json::json!([[3], [3]]), "{out}");
+    assert_eq!(out["changes"], 3, "{out}");
+    // A rolled-back transaction leaves nothing behind for the next reader.
+    let out =
+        sql("BEGIN;\nDELETE FROM t;\nSELECT COUNT(*) FROM t;\nROLLBACK;\nSELECT COUNT(*) FROM t")?;
+    assert_eq!(out["rows"], serde_json::json!([[0], [3]]), "{out}");
+    // Another request's connection starts with no write of its own, as a
+    // connection Spin opens does.
+    let out = sql("SELECT COUNT(*) FROM t")?;
+    assert_eq!(out["rows"], serde_json::json!([[3]]), "{out}");
+    assert_eq!(out["changes"], 0, "{out}");
+    Ok(())
+}
+
+#[test]
 fn sqlite_errors_and_denials_reach_the_guest_as_wit_errors() -> Result<()> {
     let host = start_probe_app(None)?;
     let out = send("POST", &host.url("/probe/sql?db=other"), &[], b"SELECT 1")?.json()?;

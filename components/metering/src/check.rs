@@ -30,6 +30,7 @@ use gatehouse_http::json;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::{RowResult, Value};
+use std::sync::LazyLock;
 
 use crate::alerts;
 use crate::caller;
@@ -63,63 +64,102 @@ pub(crate) struct Target {
     pub item_id: Option<String>,
 }
 
-/// The meter, the member the use counts for, and the org's calendar, in
-/// one read. A subject that is not a member (or a key) of the org is
-/// unknown, like a meter the org does not have.
-pub(crate) async fn target(tenant: &Tenant<'_>, body: &Use) -> Result<Target, Problem> {
-    let subject = subject::parse(&body.subject).ok_or_else(|| {
-        invalid(
-            "/subject",
-            "invalid_subject",
-            "subject must be user:<id> or key:<id>",
-        )
-    })?;
-    let (user_id, key_id) = match subject.kind {
-        Kind::User => (db::text(&subject.id), Value::Null),
-        Kind::Key => (Value::Null, db::text(&subject.id)),
-        _ => {
+/// The subject of a use as the statement's parameters: a member's id or
+/// a key's id.
+fn subject_params(body: &Use) -> Result<(Value, Value), Problem> {
+    let subject = subject::parse(&body.subject).ok_or_else(bad_subject)?;
+    match subject.kind {
+        Kind::User => Ok((db::text(&subject.id), Value::Null)),
+        Kind::Key => Ok((Value::Null, db::text(&subject.id))),
+        _ => Err(bad_subject()),
+    }
+}
+
+fn bad_subject() -> Problem {
+    invalid(
+        "/subject",
+        "invalid_subject",
+        "subject must be user:<id> or key:<id>",
+    )
+}
+
+/// A use resolved: what it counts against, what it costs, and where every
+/// quota that applies to it stands.
+pub(crate) struct Resolved {
+    pub target: Target,
+    pub cost: Option<Cost>,
+    pub counted: Vec<Counted>,
+}
+
+/// The meter, the member the use counts for (a key's owner, for a key),
+/// the org's calendar and every applicable quota's standing, in one
+/// statement. A subject that is not a member (or a key) of the org is
+/// unknown, like a meter the org does not have. For a priced meter the
+/// use's cost follows (see [`cost`]; `take` as there).
+///
+/// The calendar's period starts are parameters of that statement, so the
+/// org's time zone must be known before it runs: the zone this instance
+/// last saw for the org is assumed (UTC at first), and the statement
+/// reads the zone too; when an admin has changed it since, the statement
+/// runs again with the new one.
+pub(crate) async fn resolve(
+    tenant: &Tenant<'_>,
+    body: &Use,
+    now: i64,
+    take: bool,
+) -> Result<Resolved, Problem> {
+    let (user_id, key_id) = subject_params(body)?;
+    let org = tenant.org_id().to_string();
+    let mut calendar = zones::assumed(&org);
+    let rows = loop {
+        let rows = tenant
+            .query(
+                &RESOLVE_SQL,
+                vec![
+                    user_id.clone(),
+                    db::text(&body.meter),
+                    key_id.clone(),
+                    db::int(now),
+                    text_or_null(body.item_type.as_deref()),
+                    text_or_null(body.item_id.as_deref()),
+                    db::int(calendar.start(Unit::Day, now)),
+                    db::int(calendar.start(Unit::Week, now)),
+                    db::int(calendar.start(Unit::Month, now)),
+                ],
+            )
+            .await?;
+        let Some(row) = rows.first() else {
             return Err(invalid(
-                "/subject",
-                "invalid_subject",
-                "subject must be user:<id> or key:<id>",
+                "/meter",
+                "unknown_meter",
+                "the org has no meter with this key",
             ));
+        };
+        let zone = db::get_opt_text(row, ZONE_COLUMN);
+        if zone.as_deref().unwrap_or(UTC) == calendar.name() {
+            break rows;
         }
+        // (A zone the time zone database does not know counts as UTC, as
+        // everywhere else: then the statement may have had it right.)
+        let seen = zones::learn(&org, zone.as_deref());
+        if seen.name() == calendar.name() {
+            break rows;
+        }
+        calendar = seen;
     };
-    let rows = tenant
-        .query(
-            &format!(
-                "SELECT {METER_COLUMNS},
-                    (SELECT o.time_zone FROM orgs o WHERE o.org_id = ?1),
-                    COALESCE(
-                        (SELECT m.user_id FROM memberships m WHERE m.org_id = ?1 AND m.user_id = ?2),
-                        (SELECT k.owner_user_id FROM api_keys k
-                         JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.owner_user_id
-                         WHERE k.org_id = ?1 AND k.key_id = ?3))
-                 FROM meters WHERE org_id = ?1 AND meter_key = ?4"
-            ),
-            vec![user_id, key_id, db::text(&body.meter)],
-        )
-        .await?;
-    let Some(row) = rows.first() else {
-        return Err(invalid(
-            "/meter",
-            "unknown_meter",
-            "the org has no meter with this key",
-        ));
-    };
-    let n = row.values.len();
-    let user = db::get_opt_text(row, n - 1).ok_or_else(|| {
+    let head = &rows[0];
+    let user = db::get_opt_text(head, USER_COLUMN).ok_or_else(|| {
         invalid(
             "/subject",
             "unknown_subject",
             "the subject is not a member or an API key of this organization",
         )
     })?;
-    let calendar = db::get_opt_text(row, n - 2)
-        .and_then(|zone| Calendar::of(&zone))
-        .unwrap_or_else(Calendar::utc);
-    Ok(Target {
-        meter: store::meter_of(row),
+    let meter = store::meter_of(&RowResult {
+        values: head.values[METER_COLUMN..ZONE_COLUMN].to_vec(),
+    });
+    let target = Target {
+        meter,
         user: Subject {
             kind: Kind::User,
             id: user,
@@ -127,7 +167,120 @@ pub(crate) async fn target(tenant: &Tenant<'_>, body: &Use) -> Result<Target, Pr
         calendar,
         item_type: body.item_type.clone(),
         item_id: body.item_id.clone(),
+    };
+    let cost = cost(tenant, &target, body.amount, now, take).await?;
+    let counted = rows
+        .iter()
+        // A meter no quota counts joins none: one row without a quota.
+        .filter(|row| db::get_opt_text(row, 0).is_some())
+        .map(|row| counted(row, &target.calendar, body.amount, cost.as_ref(), now))
+        // Spend quotas in every currency were read; the use's counts.
+        .filter(|c| match &c.quota.measure {
+            Measure::Meter(_) => true,
+            Measure::Spend(currency) => cost.as_ref().is_some_and(|k| &k.currency == currency),
+        })
+        .collect();
+    Ok(Resolved {
+        target,
+        cost,
+        counted,
     })
+}
+
+const UTC: &str = "UTC";
+
+/// The statement's columns: a quota's ([`QUOTA_COLUMNS_Q`]), its
+/// standing's five, then the meter's ([`METER_COLUMNS`]), the org's zone
+/// and the member the use counts for.
+const STANDING_COLUMN: usize = 14;
+const METER_COLUMN: usize = STANDING_COLUMN + 5;
+const ZONE_COLUMN: usize = METER_COLUMN + 7;
+const USER_COLUMN: usize = ZONE_COLUMN + 1;
+
+/// A quota's override, its count in the period (or window), the start of
+/// its oldest counter in use, what open reservations hold and whether
+/// expired ones still hold: the five columns after the quota's.
+const STANDING_SQL: &str = "(SELECT v.limit_units FROM quota_overrides v
+      WHERE v.org_id = ?1 AND v.quota_id = q.quota_id AND v.expires_at > ?5
+      ORDER BY v.created_at DESC, v.override_id DESC LIMIT 1),
+     (SELECT COALESCE(SUM(c.used), 0) FROM quota_counters c
+      WHERE c.org_id = ?1 AND c.quota_id = q.quota_id AND c.period_start >= COUNTING_FROM AND c.period_start <= ?5),
+     (SELECT MIN(c.period_start) FROM quota_counters c
+      WHERE c.org_id = ?1 AND c.quota_id = q.quota_id AND c.used > 0 AND c.period_start >= COUNTING_FROM AND c.period_start <= ?5),
+     (SELECT COALESCE(SUM(h.amount), 0) FROM quota_holds h
+      WHERE h.org_id = ?1 AND h.quota_id = q.quota_id AND h.expires_at > ?5),
+     EXISTS (SELECT 1 FROM quota_holds x WHERE x.org_id = ?1 AND x.quota_id = q.quota_id AND x.expires_at <= ?5)";
+
+/// A use's meter, member, zone and quotas (see [`resolve`]): `?2` the
+/// member's id or `?4` the key's, `?3` the meter, `?5` now, `?6`/`?7` the
+/// item, `?8`–`?10` the period starts. Built once an instance.
+static RESOLVE_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE who(user_id) AS (
+             SELECT COALESCE(
+                 (SELECT m.user_id FROM memberships m WHERE m.org_id = ?1 AND m.user_id = ?2),
+                 (SELECT k.owner_user_id FROM api_keys k
+                  JOIN memberships m ON m.org_id = k.org_id AND m.user_id = k.owner_user_id
+                  WHERE k.org_id = ?1 AND k.key_id = ?4))),
+         up(team_id) AS (
+             SELECT team_id FROM team_members WHERE org_id = ?1 AND user_id = (SELECT user_id FROM who)
+             UNION
+             SELECT t.parent_team_id FROM teams t JOIN up ON t.team_id = up.team_id
+             WHERE t.org_id = ?1 AND t.parent_team_id IS NOT NULL),
+         head AS (
+             SELECT {METER_COLUMNS},
+                 (SELECT o.time_zone FROM orgs o WHERE o.org_id = ?1) AS zone,
+                 (SELECT user_id FROM who) AS user_id
+             FROM meters WHERE org_id = ?1 AND meter_key = ?3)
+         SELECT {QUOTA_COLUMNS_Q}, {standing}, head.*
+         FROM head LEFT JOIN quotas q
+           ON q.org_id = ?1
+          AND (q.meter_key = head.meter_key OR (q.currency IS NOT NULL AND head.price IS NOT NULL))
+          AND (q.item_type IS NULL OR (q.item_type = ?6 AND (q.item_id IS NULL OR q.item_id = ?7)))
+          AND (q.entity_type = 'org' OR (q.entity_type = 'user' AND q.entity_id = head.user_id)
+               OR (q.entity_type = 'team' AND q.entity_id IN (SELECT team_id FROM up)))
+         ORDER BY q.quota_id",
+        standing = STANDING_SQL.replace("COUNTING_FROM", COUNTING_FROM),
+    )
+});
+
+/// The org's calendar as this instance last saw it.
+mod zones {
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+
+    use crate::period::Calendar;
+
+    /// Orgs remembered at most: past it, the memory starts over.
+    const MAX_ORGS: usize = 4096;
+
+    static ZONES: Mutex<Option<HashMap<String, Calendar>>> = Mutex::new(None);
+
+    /// The calendar last seen for `org`; UTC if none.
+    pub(super) fn assumed(org: &str) -> Calendar {
+        ZONES
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .and_then(|zones| zones.get(org).cloned())
+            .unwrap_or_else(Calendar::utc)
+    }
+
+    /// Remembers `zone` (none: UTC) as `org`'s; its calendar.
+    pub(super) fn learn(org: &str, zone: Option<&str>) -> Calendar {
+        let calendar = zone.and_then(Calendar::of).unwrap_or_else(Calendar::utc);
+        let mut zones = ZONES.lock().unwrap_or_else(|p| p.into_inner());
+        let zones = zones.get_or_insert_with(HashMap::new);
+        if zones.len() >= MAX_ORGS {
+            zones.clear();
+        }
+        zones.insert(org.to_string(), calendar.clone());
+        calendar
+    }
+}
+
+pub(crate) fn text_or_null(v: Option<&str>) -> Value {
+    v.map_or(Value::Null, db::text)
 }
 
 /// A use's spend: the currency and the amount in billionths.
@@ -203,20 +356,6 @@ pub(crate) struct Applies<'a> {
     pub calendar: &'a Calendar,
 }
 
-impl Target {
-    /// The quotas a use of the target counts against.
-    pub(crate) fn applies(&self) -> Applies<'_> {
-        Applies {
-            user: Some(&self.user.id),
-            team: None,
-            meter: Some(&self.meter.key),
-            item_type: self.item_type.as_deref(),
-            item_id: self.item_id.as_deref(),
-            calendar: &self.calendar,
-        }
-    }
-}
-
 /// Every quota that applies to a use of `amount` units costing `cost`,
 /// where each stands at `now`.
 pub(crate) async fn standings(
@@ -227,35 +366,9 @@ pub(crate) async fn standings(
     now: i64,
 ) -> Result<Vec<Counted>, Problem> {
     let cal = applies.calendar;
-    let text_or_null = |v: Option<&str>| v.map_or(Value::Null, db::text);
     let rows = tenant
         .query(
-            &format!(
-                "WITH RECURSIVE up(team_id) AS (
-                     SELECT team_id FROM team_members WHERE org_id = ?1 AND user_id = ?2
-                     UNION
-                     SELECT team_id FROM teams WHERE org_id = ?1 AND team_id = ?11
-                     UNION
-                     SELECT t.parent_team_id FROM teams t JOIN up ON t.team_id = up.team_id
-                     WHERE t.org_id = ?1 AND t.parent_team_id IS NOT NULL)
-                 SELECT {QUOTA_COLUMNS_Q},
-                     (SELECT v.limit_units FROM quota_overrides v
-                      WHERE v.org_id = ?1 AND v.quota_id = q.quota_id AND v.expires_at > ?5
-                      ORDER BY v.created_at DESC, v.override_id DESC LIMIT 1),
-                     (SELECT COALESCE(SUM(c.used), 0) FROM quota_counters c
-                      WHERE c.org_id = ?1 AND c.quota_id = q.quota_id AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
-                     (SELECT MIN(c.period_start) FROM quota_counters c
-                      WHERE c.org_id = ?1 AND c.quota_id = q.quota_id AND c.used > 0 AND c.period_start >= {COUNTING_FROM} AND c.period_start <= ?5),
-                     (SELECT COALESCE(SUM(h.amount), 0) FROM quota_holds h
-                      WHERE h.org_id = ?1 AND h.quota_id = q.quota_id AND h.expires_at > ?5),
-                     EXISTS (SELECT 1 FROM quota_holds x WHERE x.org_id = ?1 AND x.quota_id = q.quota_id AND x.expires_at <= ?5)
-                 FROM quotas q
-                 WHERE q.org_id = ?1 AND (q.meter_key = ?3 OR q.currency = ?4)
-                   AND (q.item_type IS NULL OR (q.item_type = ?6 AND (q.item_id IS NULL OR q.item_id = ?7)))
-                   AND (q.entity_type = 'org' OR (q.entity_type = 'user' AND q.entity_id = ?2)
-                        OR (q.entity_type = 'team' AND q.entity_id IN (SELECT team_id FROM up)))
-                 ORDER BY q.quota_id"
-            ),
+            &STANDINGS_SQL,
             vec![
                 text_or_null(applies.user),
                 text_or_null(applies.meter),
@@ -276,14 +389,38 @@ pub(crate) async fn standings(
         .collect())
 }
 
+/// Every quota that applies (see [`standings`]): `?2` the member, `?11`
+/// the team, `?3` the meter, `?4` the currency of spend quotas, `?5` now,
+/// `?6`/`?7` the item, `?8`–`?10` the period starts. Built once an
+/// instance.
+static STANDINGS_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH RECURSIVE up(team_id) AS (
+             SELECT team_id FROM team_members WHERE org_id = ?1 AND user_id = ?2
+             UNION
+             SELECT team_id FROM teams WHERE org_id = ?1 AND team_id = ?11
+             UNION
+             SELECT t.parent_team_id FROM teams t JOIN up ON t.team_id = up.team_id
+             WHERE t.org_id = ?1 AND t.parent_team_id IS NOT NULL)
+         SELECT {QUOTA_COLUMNS_Q}, {standing}
+         FROM quotas q
+         WHERE q.org_id = ?1 AND (q.meter_key = ?3 OR q.currency = ?4)
+           AND (q.item_type IS NULL OR (q.item_type = ?6 AND (q.item_id IS NULL OR q.item_id = ?7)))
+           AND (q.entity_type = 'org' OR (q.entity_type = 'user' AND q.entity_id = ?2)
+                OR (q.entity_type = 'team' AND q.entity_id IN (SELECT team_id FROM up)))
+         ORDER BY q.quota_id",
+        standing = STANDING_SQL.replace("COUNTING_FROM", COUNTING_FROM),
+    )
+});
+
 fn counted(row: &RowResult, cal: &Calendar, amount: i64, cost: Option<&Cost>, now: i64) -> Counted {
     let quota = quota_of(row);
-    let n = row.values.len();
-    let override_limit = db::get_int(row, n - 5);
-    let used = db::get_int(row, n - 4).unwrap_or(0);
-    let oldest = db::get_int(row, n - 3);
-    let held = db::get_int(row, n - 2).unwrap_or(0);
-    let expired_holds = db::get_int(row, n - 1).unwrap_or(0) != 0;
+    let s = STANDING_COLUMN;
+    let override_limit = db::get_int(row, s);
+    let used = db::get_int(row, s + 1).unwrap_or(0);
+    let oldest = db::get_int(row, s + 2);
+    let held = db::get_int(row, s + 3).unwrap_or(0);
+    let expired_holds = db::get_int(row, s + 4).unwrap_or(0) != 0;
     let need = match &quota.measure {
         Measure::Meter(_) => amount,
         Measure::Spend(_) => cost.map_or(0, |c| c.amount),
@@ -454,18 +591,13 @@ pub async fn check(req: Request, request_id: &str) -> Result<Response, Problem> 
     let caller = caller::holding(&req, caller::CONSUME).await?;
     let tenant = caller.tenant()?;
     let body: Use = json::read_json(req, json::DEFAULT_LIMIT).await?;
-    let target = target(&tenant, &body).await?;
     let now = unix_now();
     // One read transaction (one snapshot for every read), rolled back:
     // a check writes nothing, so it waits for no writer.
     store::begin_read(&caller.conn).await?;
-    let outcome = async {
-        let cost = cost(&tenant, &target, body.amount, now, false).await?;
-        standings(&tenant, &target.applies(), body.amount, cost.as_ref(), now).await
-    }
-    .await;
+    let outcome = resolve(&tenant, &body, now, false).await;
     let ended = store::end(&caller.conn, false).await;
-    let quotas: Vec<Standing> = outcome?.into_iter().map(|c| c.standing).collect();
+    let quotas: Vec<Standing> = outcome?.counted.into_iter().map(|c| c.standing).collect();
     ended?;
     Ok(response::json(200, &decide(&quotas), request_id))
 }
@@ -508,7 +640,12 @@ async fn consume_now(
     body: &Use,
     actor: &str,
 ) -> Result<Decision, Problem> {
-    let target = target(tenant, body).await?;
+    let now = unix_now();
+    let Resolved {
+        target,
+        cost,
+        counted,
+    } = resolve(tenant, body, now, true).await?;
     if target.meter.aggregation == Aggregation::Count && body.amount != 1 {
         return Err(invalid(
             "/amount",
@@ -516,9 +653,6 @@ async fn consume_now(
             "a count meter counts one event per consume: amount must be 1",
         ));
     }
-    let now = unix_now();
-    let cost = cost(tenant, &target, body.amount, now, true).await?;
-    let counted = standings(tenant, &target.applies(), body.amount, cost.as_ref(), now).await?;
     let quotas: Vec<Standing> = counted.iter().map(|c| c.standing.clone()).collect();
     let decision = decide(&quotas);
     if counted.iter().any(|c| c.expired_holds) {

@@ -21,10 +21,10 @@ use gatehouse_http::json;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use serde::Serialize;
 use spin_sdk::http::Request;
-use spin_sdk::sqlite::{Connection, Value};
+use spin_sdk::sqlite::Connection;
 
 use crate::caller;
-use crate::check::{self, invalid};
+use crate::check::{self, invalid, text_or_null};
 use crate::decision::{Decision, Standing, decide};
 use crate::events;
 use crate::holds;
@@ -78,7 +78,10 @@ pub async fn reserve(req: Request, request_id: &str) -> Result<Response, Problem
 }
 
 async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Problem> {
-    let target = check::target(tenant, &body.as_use()).await?;
+    let now = unix_now();
+    let check::Resolved {
+        target, counted, ..
+    } = check::resolve(tenant, &body.as_use(), now, false).await?;
     if target.meter.aggregation == Aggregation::Count && body.amount != 1 {
         return Err(invalid(
             "/amount",
@@ -86,11 +89,9 @@ async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Pr
             "a count meter counts one event per use: amount must be 1",
         ));
     }
-    let now = unix_now();
-    holds::expire(tenant, &target.meter.key, now).await?;
-    let cost = check::cost(tenant, &target, body.amount, now, false).await?;
-    let counted =
-        check::standings(tenant, &target.applies(), body.amount, cost.as_ref(), now).await?;
+    if counted.iter().any(|c| c.expired_holds) {
+        holds::expire(tenant, &target.meter.key, now).await?;
+    }
     let quotas: Vec<Standing> = counted.iter().map(|c| c.standing.clone()).collect();
     let decision = decide(&quotas);
     if !decision.allowed {
@@ -144,10 +145,6 @@ async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Pr
 }
 
 const RESERVATION_COLUMNS: &str = "reservation_id, meter_key, subject_type, subject_id, amount, committed, state, created_at, expires_at, item_type, item_id";
-
-fn text_or_null(value: Option<&str>) -> Value {
-    value.map_or(Value::Null, db::text)
-}
 
 /// The org's reservation `id`; another org's is not found, like one that
 /// does not exist.
@@ -278,15 +275,17 @@ async fn commit_now(
     };
     // A meter is deleted only once no quota counts it, and a member who
     // left counts nothing more: the commit then records nothing.
-    let target = match check::target(tenant, &used).await {
-        Ok(target) => target,
+    let check::Resolved {
+        target,
+        cost,
+        counted,
+    } = match check::resolve(tenant, &used, now, true).await {
+        Ok(resolved) => resolved,
         // Only those two (validation problems); a failing store fails
         // the commit, and its transaction with it.
         Err(problem) if problem.status == 422 => return Ok(reservation),
         Err(problem) => return Err(problem),
     };
-    let cost = check::cost(tenant, &target, amount, now, true).await?;
-    let counted = check::standings(tenant, &target.applies(), amount, cost.as_ref(), now).await?;
     check::count(tenant, conn, &counted, (now, now)).await?;
     let data = recorded_data(
         &target.meter,

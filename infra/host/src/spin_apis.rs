@@ -33,17 +33,29 @@ use generated::spin::variables::variables as vars;
 /// An open key-value store, as the guest holds it.
 pub struct KvHandle(KvBackend);
 
-/// An open database connection, as the guest holds it. The connection stays
-/// with the handle so that a transaction spans the guest's statements.
+/// An open database connection, as the guest holds it: a pooled connection
+/// for reads outside a transaction and, from a write until the transaction
+/// it is in ends, the file's writer connection with the write turn. Both
+/// see every committed write (WAL), so the guest sees one connection.
 pub struct DbHandle {
     pool: Arc<Pool>,
     conn: Arc<Mutex<Option<rusqlite::Connection>>>,
-    /// The write turn this connection holds while it is in a transaction.
+    /// The write turn (and writer connection) held while in a transaction.
     turn: TurnSlot,
+    /// `last_insert_rowid()` and `changes()` as the handle's last write
+    /// left them: the writer connection moves on to other handles.
+    last: Arc<Mutex<LastWrite>>,
 }
 
 /// Where a connection keeps its write turn.
 type TurnSlot = Arc<Mutex<Option<WriteTurn>>>;
+
+/// What a connection reports about its last write.
+#[derive(Clone, Copy, Default)]
+struct LastWrite {
+    rowid: i64,
+    changes: u64,
+}
 
 impl Drop for DbHandle {
     fn drop(&mut self) {
@@ -208,6 +220,7 @@ fn open_db(
         pool: pool.clone(),
         conn: Arc::new(Mutex::new(Some(conn))),
         turn: Arc::new(Mutex::new(None)),
+        last: Arc::new(Mutex::new(LastWrite::default())),
     };
     Ok(Ok(view.table.push(handle)?))
 }
@@ -283,22 +296,28 @@ impl sql::HostConnection for SpinView<'_> {
         statement: String,
         parameters: Vec<sql::Value>,
     ) -> wasmtime::Result<Result<sql::QueryResult, sql::Error>> {
-        let conn = self.table.get(&h)?.conn.clone();
-        Ok(
-            with_conn(&conn, |c| run_statement(c, &statement, parameters))
-                .unwrap_or(Err(sql::Error::InvalidConnection))
-                .map(|(columns, rows)| sql::QueryResult { columns, rows }),
-        )
+        let handle = self.table.get(&h)?;
+        let writes = needs_write_turn(&statement);
+        let run = statement_runner(statement, parameters);
+        // A blocking call cannot wait its turn: it writes in the transaction
+        // the handle holds the turn for, else on its pooled connection.
+        let ran = {
+            let mut slot = handle.turn.lock().unwrap_or_else(|p| p.into_inner());
+            match slot.as_mut() {
+                Some(turn) => Some(on_writer(turn, run)),
+                None => with_conn(&handle.conn, run),
+            }
+        };
+        Ok(settle(&handle.turn, &handle.last, ran, writes, None)
+            .map(|(columns, rows)| sql::QueryResult { columns, rows }))
     }
 
     fn last_insert_rowid(&mut self, h: Resource<DbHandle>) -> wasmtime::Result<i64> {
-        let conn = self.table.get(&h)?.conn.clone();
-        Ok(with_conn(&conn, |c| c.last_insert_rowid()).unwrap_or(0))
+        Ok(last_write(&self.table.get(&h)?.last).rowid)
     }
 
     fn changes(&mut self, h: Resource<DbHandle>) -> wasmtime::Result<u64> {
-        let conn = self.table.get(&h)?.conn.clone();
-        Ok(with_conn(&conn, |c| c.changes()).unwrap_or(0))
+        Ok(last_write(&self.table.get(&h)?.last).changes)
     }
 
     fn drop(&mut self, rep: Resource<DbHandle>) -> wasmtime::Result<()> {
@@ -307,11 +326,90 @@ impl sql::HostConnection for SpinView<'_> {
     }
 }
 
-fn db_conn<T>(
+/// A handle's parts, cloned out of the resource table so that no borrow
+/// of the store is held across an await.
+#[derive(Clone)]
+struct HandleParts {
+    pool: Arc<Pool>,
+    conn: Arc<Mutex<Option<rusqlite::Connection>>>,
+    turn: TurnSlot,
+    last: Arc<Mutex<LastWrite>>,
+}
+
+fn db_parts<T>(
     store: &Accessor<T, SpinApis>,
     h: &Resource<DbHandle>,
-) -> wasmtime::Result<Arc<Mutex<Option<rusqlite::Connection>>>> {
-    store.with(|mut access| Ok(access.get().table.get(h)?.conn.clone()))
+) -> wasmtime::Result<HandleParts> {
+    store.with(|mut access| {
+        let handle = access.get().table.get(h)?;
+        Ok(HandleParts {
+            pool: handle.pool.clone(),
+            conn: handle.conn.clone(),
+            turn: handle.turn.clone(),
+            last: handle.last.clone(),
+        })
+    })
+}
+
+fn last_write(last: &Mutex<LastWrite>) -> LastWrite {
+    *last.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// What running a statement on a connection gives: its outcome, whether
+/// the connection is outside a transaction after it, and its last write.
+type Ran = (
+    Result<(Vec<String>, Vec<sql::RowResult>), sql::Error>,
+    bool,
+    LastWrite,
+);
+
+fn statement_runner(
+    statement: String,
+    parameters: Vec<sql::Value>,
+) -> impl FnOnce(&rusqlite::Connection) -> Ran + Send + 'static {
+    move |c: &rusqlite::Connection| {
+        let outcome = run_statement(c, &statement, parameters);
+        let last = LastWrite {
+            rowid: c.last_insert_rowid(),
+            changes: c.changes(),
+        };
+        (outcome, c.is_autocommit(), last)
+    }
+}
+
+/// Runs `run` on the writer connection of a held turn.
+fn on_writer(turn: &mut WriteTurn, run: impl FnOnce(&rusqlite::Connection) -> Ran) -> Ran {
+    match turn.conn() {
+        Ok(c) => run(c),
+        Err(e) => (Err(sql_io(format!("{e:#}"))), true, LastWrite::default()),
+    }
+}
+
+/// Settles a statement that ran: a write's counts are the handle's from
+/// now on; a turn passes on when the transaction it was held for has ended
+/// (`taken`: one this statement took, kept while a transaction stays open).
+fn settle(
+    turn: &TurnSlot,
+    last: &Mutex<LastWrite>,
+    ran: Option<Ran>,
+    writes: bool,
+    taken: Option<WriteTurn>,
+) -> Result<(Vec<String>, Vec<sql::RowResult>), sql::Error> {
+    let (outcome, autocommit, counts) = ran.unwrap_or((
+        Err(sql::Error::InvalidConnection),
+        true,
+        LastWrite::default(),
+    ));
+    if writes {
+        *last.lock().unwrap_or_else(|p| p.into_inner()) = counts;
+    }
+    let mut slot = turn.lock().unwrap_or_else(|p| p.into_inner());
+    if autocommit {
+        *slot = None;
+    } else if taken.is_some() {
+        *slot = taken;
+    }
+    outcome
 }
 
 /// How long a statement waits for its write turn before it goes on without
@@ -328,17 +426,6 @@ fn needs_write_turn(statement: &str) -> bool {
         .unwrap_or_default()
         .to_ascii_uppercase();
     !matches!(first.as_str(), "SELECT" | "PRAGMA" | "EXPLAIN" | "VALUES")
-}
-
-/// The handle's pool and its write-turn slot.
-fn db_turn<T>(
-    store: &Accessor<T, SpinApis>,
-    h: &Resource<DbHandle>,
-) -> wasmtime::Result<(Arc<Pool>, TurnSlot)> {
-    store.with(|mut access| {
-        let handle = access.get().table.get(h)?;
-        Ok((handle.pool.clone(), handle.turn.clone()))
-    })
 }
 
 /// Runs `f` against the handle's connection on a blocking thread.
@@ -375,40 +462,39 @@ impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
             sql::Error,
         >,
     > {
-        let conn = db_conn(store, &h)?;
-        let (pool, turn) = db_turn(store, &h)?;
-        // A connection in a transaction keeps its turn from the statement
-        // that opened it to the one that ends it.
-        let held = turn.lock().unwrap_or_else(|p| p.into_inner()).is_some();
+        let parts = db_parts(store, &h)?;
         let writes = needs_write_turn(&statement);
-        let taken = if !held && writes {
-            pool.write_turn(WRITE_TURN_WAIT).await
+        let held = parts
+            .turn
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .is_some();
+        // A transaction that began on the pooled connection (its write turn
+        // timed out) stays there to its end.
+        let pooled_in_transaction =
+            !held && with_conn(&parts.conn, |c| !c.is_autocommit()).unwrap_or(false);
+        let mut taken = if !held && !pooled_in_transaction && writes {
+            parts.pool.write_turn(WRITE_TURN_WAIT).await
         } else {
             None
         };
-        let run = move |c: &rusqlite::Connection| {
-            (run_statement(c, &statement, parameters), c.is_autocommit())
-        };
+        let run = statement_runner(statement, parameters);
         // With the write turn (or for a read, which never waits for a
         // writer in WAL mode) the statement cannot wait on a lock: it runs
         // here, sparing the hand-off to a blocking thread and back, which
         // a transaction of a dozen statements would otherwise pay a dozen
         // times while every other writer waits for it.
-        let outcome = if held || taken.is_some() || !writes {
-            with_conn(&conn, run)
+        let ran = if let Some(turn) = taken.as_mut() {
+            Some(on_writer(turn, run))
+        } else if held {
+            let mut slot = parts.turn.lock().unwrap_or_else(|p| p.into_inner());
+            slot.as_mut().map(|turn| on_writer(turn, run))
+        } else if !writes {
+            with_conn(&parts.conn, run)
         } else {
-            blocking(conn, run).await
+            blocking(parts.conn.clone(), run).await
         };
-        let (outcome, autocommit) = outcome.unwrap_or((Err(sql::Error::InvalidConnection), true));
-        {
-            let mut slot = turn.lock().unwrap_or_else(|p| p.into_inner());
-            if autocommit {
-                *slot = None;
-            } else if taken.is_some() {
-                *slot = taken;
-            }
-        }
-        let (columns, rows) = match outcome {
+        let (columns, rows) = match settle(&parts.turn, &parts.last, ran, writes, taken) {
             Ok(ok) => ok,
             Err(e) => return Ok(Err(e)),
         };
@@ -419,23 +505,19 @@ impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
         })
     }
 
-    // Both read a number the connection keeps: they never wait on a lock,
-    // so they run here rather than on a blocking thread (a hand-off there
-    // and back for every statement whose changed rows a guest counts).
+    // Both answer what the handle's last write left (see `LastWrite`).
     async fn last_insert_rowid_async(
         store: &Accessor<T, Self>,
         h: Resource<DbHandle>,
     ) -> wasmtime::Result<i64> {
-        let conn = db_conn(store, &h)?;
-        Ok(with_conn(&conn, |c| c.last_insert_rowid()).unwrap_or(0))
+        Ok(last_write(&db_parts(store, &h)?.last).rowid)
     }
 
     async fn changes_async(
         store: &Accessor<T, Self>,
         h: Resource<DbHandle>,
     ) -> wasmtime::Result<u64> {
-        let conn = db_conn(store, &h)?;
-        Ok(with_conn(&conn, |c| c.changes()).unwrap_or(0))
+        Ok(last_write(&db_parts(store, &h)?.last).changes)
     }
 }
 

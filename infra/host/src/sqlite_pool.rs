@@ -9,8 +9,41 @@ use rusqlite::Connection;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-/// A held [`Pool::write_turn`]; the turn passes on when it is dropped.
-pub struct WriteTurn(#[allow(dead_code)] tokio::sync::OwnedMutexGuard<()>);
+/// A held [`Pool::write_turn`], with the file's writer connection; the turn
+/// passes on when it is dropped.
+pub struct WriteTurn {
+    writer: tokio::sync::OwnedMutexGuard<Option<Connection>>,
+    path: PathBuf,
+}
+
+impl WriteTurn {
+    /// The writer connection, opened on first use (or again after one was
+    /// given up).
+    pub fn conn(&mut self) -> Result<&Connection> {
+        if self.writer.is_none() {
+            *self.writer = Some(open(&self.path)?);
+        }
+        self.writer
+            .as_ref()
+            .context("the writer connection is not open")
+    }
+}
+
+impl Drop for WriteTurn {
+    /// A transaction its holder left open is rolled back, so the next turn
+    /// starts clean; a connection that cannot roll back is given up.
+    fn drop(&mut self) {
+        let open_transaction = self.writer.as_ref().is_some_and(|c| !c.is_autocommit());
+        if open_transaction
+            && self
+                .writer
+                .as_ref()
+                .is_some_and(|c| c.execute_batch("ROLLBACK").is_err())
+        {
+            *self.writer = None;
+        }
+    }
+}
 
 /// Idle connections kept per file.
 const MAX_IDLE: usize = 16;
@@ -19,7 +52,12 @@ const MAX_IDLE: usize = 16;
 pub struct Pool {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
-    writer: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// The connection every write turn writes with. One connection for
+    /// all writes keeps its page cache valid from one transaction to the
+    /// next: a connection whose cache another connection's commit made
+    /// stale drops it, and reads every page again (and, memory-mapped,
+    /// maps the file again) at its next transaction.
+    writer: std::sync::Arc<tokio::sync::Mutex<Option<Connection>>>,
 }
 
 impl Pool {
@@ -32,9 +70,9 @@ impl Pool {
         let pool = Pool {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
-            writer: std::sync::Arc::new(tokio::sync::Mutex::new(())),
+            writer: std::sync::Arc::new(tokio::sync::Mutex::new(Some(open(path)?))),
         };
-        let conn = pool.open()?;
+        let conn = open(path)?;
         pool.release(conn);
         Ok(pool)
     }
@@ -44,27 +82,12 @@ impl Pool {
         &self.path
     }
 
-    fn open(&self) -> Result<Connection> {
-        let conn = Connection::open(&self.path)
-            .with_context(|| format!("cannot open SQLite file {}", self.path.display()))?;
-        conn.busy_timeout(std::time::Duration::from_secs(5))?;
-        conn.execute_batch(
-            // Memory-mapped reads: after another connection's commit, a
-            // connection's page cache is stale and its pages would be read
-            // again with a system call and a copy each; mapped, they are
-            // read in place.
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-             PRAGMA mmap_size = 268435456;",
-        )?;
-        Ok(conn)
-    }
-
     /// Takes an idle connection or opens a new one.
     pub fn acquire(&self) -> Result<Connection> {
         let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
         match idle {
             Some(conn) => Ok(conn),
-            None => self.open(),
+            None => open(&self.path),
         }
     }
 
@@ -81,16 +104,20 @@ impl Pool {
     }
 
     /// The right to write to this file, taken in turn (first come, first
-    /// served) by the guests' connections of this host. SQLite admits one
-    /// writer at a time and makes the others retry after sleeps of up to
-    /// 100 ms; queueing them here instead hands the lock straight to the
-    /// next writer. `None` after `wait`: the caller goes on without it and
-    /// SQLite's busy timeout decides, as it would have anyway.
+    /// served) by the guests' connections of this host, with the writer
+    /// connection to write with. SQLite admits one writer at a time and
+    /// makes the others retry after sleeps of up to 100 ms; queueing them
+    /// here instead hands the lock straight to the next writer. `None`
+    /// after `wait`: the caller goes on without it and SQLite's busy
+    /// timeout decides, as it would have anyway.
     pub async fn write_turn(&self, wait: std::time::Duration) -> Option<WriteTurn> {
         tokio::time::timeout(wait, self.writer.clone().lock_owned())
             .await
             .ok()
-            .map(WriteTurn)
+            .map(|writer| WriteTurn {
+                writer,
+                path: self.path.clone(),
+            })
     }
 
     /// Runs the read `f` on this thread when an idle connection is at hand,
@@ -130,4 +157,23 @@ impl Pool {
         .await
         .context("SQLite task panicked")?
     }
+}
+
+/// Opens a connection to `path` as every connection here is set up.
+fn open(path: &Path) -> Result<Connection> {
+    let conn = Connection::open(path)
+        .with_context(|| format!("cannot open SQLite file {}", path.display()))?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))?;
+    // Prepared statements are kept per connection and keyed by their text;
+    // the writer connection runs every component's writes.
+    conn.set_prepared_statement_cache_capacity(256);
+    conn.execute_batch(
+        // Memory-mapped reads: after another connection's commit, a
+        // connection's page cache is stale and its pages would be read
+        // again with a system call and a copy each; mapped, they are
+        // read in place.
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
+         PRAGMA mmap_size = 268435456;",
+    )?;
+    Ok(conn)
 }
