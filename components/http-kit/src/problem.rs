@@ -27,6 +27,9 @@ pub enum ErrorCode {
     Unauthenticated,
     /// Valid credentials, insufficient rights.
     Forbidden,
+    /// A webhook delivery whose signature (or credentials) did not verify
+    /// for its source; the reason is the problem's first field error.
+    WebhookVerificationFailed,
     /// Valid credentials, but the route acts for a signed-in person and
     /// needs a session token (not a JWT or an API key).
     SessionRequired,
@@ -53,7 +56,7 @@ pub enum ErrorCode {
 
 impl ErrorCode {
     /// Every code, so documents and tests can enumerate them.
-    pub const ALL: [ErrorCode; 20] = {
+    pub const ALL: [ErrorCode; 21] = {
         use ErrorCode::*;
         [
             NotFound,
@@ -66,6 +69,7 @@ impl ErrorCode {
             InvalidHeader,
             Unauthenticated,
             Forbidden,
+            WebhookVerificationFailed,
             SessionRequired,
             Conflict,
             IdempotencyKeyInvalid,
@@ -93,6 +97,7 @@ impl ErrorCode {
             InvalidHeader => "invalid_header",
             Unauthenticated => "unauthenticated",
             Forbidden => "forbidden",
+            WebhookVerificationFailed => "webhook_verification_failed",
             SessionRequired => "session_required",
             Conflict => "conflict",
             IdempotencyKeyInvalid => "idempotency_key_invalid",
@@ -116,7 +121,7 @@ impl ErrorCode {
             UnsupportedMediaType => 415,
             PayloadTooLarge => 413,
             ValidationFailed | IdempotencyKeyReused => 422,
-            Unauthenticated => 401,
+            Unauthenticated | WebhookVerificationFailed => 401,
             Forbidden | SessionRequired => 403,
             Conflict | IdempotencyInProgress => 409,
             PreconditionFailed => 412,
@@ -141,6 +146,7 @@ impl ErrorCode {
             InvalidHeader => "Invalid Header",
             Unauthenticated => "Unauthenticated",
             Forbidden => "Forbidden",
+            WebhookVerificationFailed => "Webhook Verification Failed",
             SessionRequired => "Session Required",
             Conflict => "Conflict",
             IdempotencyKeyInvalid => "Invalid Idempotency Key",

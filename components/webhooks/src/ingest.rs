@@ -1,0 +1,193 @@
+//! `POST /v1/hooks/{source}`: a provider's delivery to one of an org's
+//! sources. No Gatehouse credential is asked for: the provider's signature
+//! (or, for Azure DevOps, the configured credentials) over the body exactly
+//! as received is the only authentication, checked in constant time.
+//!
+//! A delivery that verifies is stored before the answer, keyed by the
+//! provider's delivery or event id: a redelivery answers `200` with the
+//! first one's id and changes nothing. One that does not is refused with
+//! `401` and counted per reason, its payload not kept.
+
+use gatehouse_auth::db;
+use gatehouse_http::idempotency::unix_now;
+use gatehouse_http::json::read_body;
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
+use serde::Serialize;
+use spin_sdk::http::Request;
+use spin_sdk::sqlite::{Connection, Value};
+use webhooks_core::{HeaderFn, Provider, Rejection, Verified, verify};
+
+use crate::sources::no_source;
+use crate::store;
+
+/// The largest delivery taken, in bytes.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+/// The answer to an accepted delivery.
+#[derive(Serialize)]
+struct Accepted {
+    /// The stored event's id (the first delivery's, for a redelivery).
+    id: String,
+    /// Whether this delivery was one already stored.
+    duplicate: bool,
+}
+
+/// A live source as the ingest reads it: its org, provider and sealed
+/// settings.
+struct Live {
+    org_id: String,
+    provider: Provider,
+    sealed: String,
+}
+
+async fn live_source(conn: &Connection, id: &str) -> Result<Option<Live>, Problem> {
+    let rows = db::query(
+        conn,
+        "SELECT org_id, provider, config FROM webhook_sources
+         WHERE source_id = ? AND deleted_at IS NULL",
+        vec![db::text(id)],
+    )
+    .await?;
+    Ok(rows.first().and_then(|row| {
+        Some(Live {
+            org_id: db::get_text(row, 0),
+            provider: Provider::parse(&db::get_text(row, 1))?,
+            sealed: db::get_text(row, 2),
+        })
+    }))
+}
+
+/// `POST /v1/hooks/{source}`.
+pub async fn ingest(req: Request, source_id: &str, request_id: &str) -> Result<Response, Problem> {
+    let conn = db::open().await?;
+    let source = live_source(&conn, source_id).await?.ok_or_else(no_source)?;
+    let (parts, body) = req.into_parts();
+    let bytes = read_body(&parts.headers, body, BODY_LIMIT).await?;
+    let settings = store::open(&source.sealed, source_id)
+        .await?
+        .ok_or_else(|| {
+            eprintln!("webhooks: source {source_id}'s settings do not open with this master key");
+            Problem::internal()
+        })?;
+    let headers = HeaderFn(|name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    });
+    let now = unix_now();
+    let verified = match verify(
+        source.provider,
+        &settings.verify_config(),
+        &headers,
+        &bytes,
+        now,
+    ) {
+        Ok(verified) => verified,
+        Err(rejection) => {
+            count_rejection(&conn, &source, source_id, rejection, now).await?;
+            return Err(refused(rejection));
+        }
+    };
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    let accepted = store_event(
+        &conn,
+        &source,
+        source_id,
+        &verified,
+        &bytes,
+        content_type,
+        now,
+    )
+    .await?;
+    Ok(response::json(200, &accepted, request_id))
+}
+
+fn refused(rejection: Rejection) -> Problem {
+    Problem::new(ErrorCode::WebhookVerificationFailed)
+        .detail("the delivery did not verify for this source")
+        .errors(vec![FieldError::new(
+            "",
+            rejection.code(),
+            rejection.message(),
+        )])
+}
+
+async fn count_rejection(
+    conn: &Connection,
+    source: &Live,
+    source_id: &str,
+    rejection: Rejection,
+    now: i64,
+) -> Result<(), Problem> {
+    db::run(
+        conn,
+        "INSERT INTO webhook_rejections (org_id, source_id, reason, count, last_at) VALUES (?, ?, ?, 1, ?)
+         ON CONFLICT (source_id, reason) DO UPDATE SET count = count + 1, last_at = excluded.last_at",
+        vec![
+            db::text(&source.org_id),
+            db::text(source_id),
+            db::text(rejection.code()),
+            db::int(now),
+        ],
+    )
+    .await
+}
+
+/// Stores the delivery unless the source has it already; the stored id.
+async fn store_event(
+    conn: &Connection,
+    source: &Live,
+    source_id: &str,
+    verified: &Verified,
+    body: &[u8],
+    content_type: Option<String>,
+    now: i64,
+) -> Result<Accepted, Problem> {
+    let id = db::new_id("whe_");
+    let inserted = db::query(
+        conn,
+        "INSERT INTO webhook_events (org_id, event_id, source_id, provider, delivery_id, event_type,
+                                     payload, content_type, signed_at, received_at)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING event_id",
+        vec![
+            db::text(&source.org_id),
+            db::text(&id),
+            db::text(source_id),
+            db::text(source.provider.as_str()),
+            db::text(&verified.dedupe_id),
+            db::opt_text(verified.event_type.clone()),
+            Value::Blob(body.to_vec()),
+            db::opt_text(content_type),
+            verified.signed_at.map_or(Value::Null, db::int),
+            db::int(now),
+        ],
+    )
+    .await?;
+    if !inserted.is_empty() {
+        return Ok(Accepted {
+            id,
+            duplicate: false,
+        });
+    }
+    let rows = db::query(
+        conn,
+        "SELECT event_id FROM webhook_events WHERE source_id = ? AND delivery_id = ?",
+        vec![db::text(source_id), db::text(&verified.dedupe_id)],
+    )
+    .await?;
+    let first = rows
+        .first()
+        .map(|r| db::get_text(r, 0))
+        .ok_or_else(Problem::internal)?;
+    Ok(Accepted {
+        id: first,
+        duplicate: true,
+    })
+}

@@ -1,0 +1,286 @@
+//! The bodies of `POST /v1/webhooks/sources` and `PATCH …/{id}`, checked
+//! before anything is stored. A source's settings become the
+//! [`VerifyConfig`] its deliveries are verified with.
+
+use gatehouse_http::FieldError;
+use gatehouse_http::json::Validate;
+use serde::{Deserialize, Deserializer, Serialize};
+use webhooks_core::{ConfigError, Provider, VerifyConfig};
+
+/// The most secrets (or public keys) a source holds: a rotation needs two.
+pub const MAX_SECRETS: usize = 5;
+/// The longest secret, credential or header value accepted.
+const MAX_SECRET_LEN: usize = 512;
+/// The longest description.
+const MAX_DESCRIPTION: usize = 200;
+
+/// Basic credentials an Azure DevOps service hook sends.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Basic {
+    pub username: String,
+    pub password: String,
+}
+
+/// A header (and its value) an Azure DevOps service hook sends.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Header {
+    pub name: String,
+    pub value: String,
+}
+
+/// `POST /v1/webhooks/sources`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateSource {
+    pub provider: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub secrets: Option<Vec<String>>,
+    #[serde(default)]
+    pub tolerance_seconds: Option<i64>,
+    #[serde(default)]
+    pub basic: Option<Basic>,
+    #[serde(default)]
+    pub header: Option<Header>,
+}
+
+/// `PATCH /v1/webhooks/sources/{id}`: each field present replaces the
+/// stored one; `null` clears an optional one.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchSource {
+    #[serde(default, deserialize_with = "present")]
+    pub description: Option<Option<String>>,
+    #[serde(default)]
+    pub secrets: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "present")]
+    pub tolerance_seconds: Option<Option<i64>>,
+    #[serde(default, deserialize_with = "present")]
+    pub basic: Option<Option<Basic>>,
+    #[serde(default, deserialize_with = "present")]
+    pub header: Option<Option<Header>>,
+}
+
+/// A field that is present, even as null: `Some(None)`.
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+/// What a source verifies with, as sealed at rest.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct Settings {
+    pub secrets: Vec<String>,
+    pub tolerance_seconds: Option<i64>,
+    pub basic: Option<Basic>,
+    pub header: Option<Header>,
+    pub description: Option<String>,
+}
+
+impl Settings {
+    /// The settings with `patch` applied.
+    pub fn patched(mut self, patch: PatchSource) -> Settings {
+        if let Some(description) = patch.description {
+            self.description = description;
+        }
+        if let Some(secrets) = patch.secrets {
+            self.secrets = secrets;
+        }
+        if let Some(tolerance) = patch.tolerance_seconds {
+            self.tolerance_seconds = tolerance;
+        }
+        if let Some(basic) = patch.basic {
+            self.basic = basic;
+        }
+        if let Some(header) = patch.header {
+            self.header = header;
+        }
+        self
+    }
+
+    /// The verification config these settings make.
+    pub fn verify_config(&self) -> VerifyConfig {
+        let mut config = VerifyConfig::with_secrets(self.secrets.iter().cloned());
+        if let Some(t) = self.tolerance_seconds.and_then(|t| u64::try_from(t).ok()) {
+            config = config.tolerance(t);
+        }
+        if let Some(b) = &self.basic {
+            config = config.basic(&b.username, &b.password);
+        }
+        if let Some(h) = &self.header {
+            config = config.header(&h.name, &h.value);
+        }
+        config
+    }
+
+    /// Every problem with these settings for `provider`.
+    pub fn check(&self, provider: Provider) -> Result<(), Vec<FieldError>> {
+        let mut errors = Vec::new();
+        if self
+            .description
+            .as_ref()
+            .is_some_and(|d| d.chars().count() > MAX_DESCRIPTION)
+        {
+            errors.push(FieldError::new(
+                "/description",
+                "too_long",
+                format!("description is at most {MAX_DESCRIPTION} characters"),
+            ));
+        }
+        let signs = provider != Provider::AzureDevOps;
+        if self.secrets.len() > MAX_SECRETS {
+            errors.push(FieldError::new(
+                "/secrets",
+                "too_many_secrets",
+                format!("a source holds at most {MAX_SECRETS} secrets"),
+            ));
+        }
+        for (i, secret) in self.secrets.iter().enumerate() {
+            if secret.is_empty() || secret.len() > MAX_SECRET_LEN {
+                errors.push(FieldError::new(
+                    format!("/secrets/{i}"),
+                    "invalid_secret",
+                    format!("a secret is 1 to {MAX_SECRET_LEN} characters"),
+                ));
+            }
+        }
+        if self.tolerance_seconds.is_some() && provider.default_tolerance_secs().is_none() {
+            errors.push(FieldError::new(
+                "/tolerance_seconds",
+                "tolerance_not_supported",
+                format!("{provider} deliveries carry no signed timestamp"),
+            ));
+        } else if self
+            .tolerance_seconds
+            .is_some_and(|t| !(1..=MAX_TOLERANCE).contains(&t))
+        {
+            errors.push(FieldError::new(
+                "/tolerance_seconds",
+                "tolerance_out_of_range",
+                "tolerance_seconds is 1 to 3600",
+            ));
+        }
+        if !signs && (self.basic.is_some() || self.header.is_some()) {
+            let too_long = |v: &str| v.is_empty() || v.len() > MAX_SECRET_LEN;
+            if let Some(b) = &self.basic
+                && (too_long(&b.username) || too_long(&b.password) || b.username.contains(':'))
+            {
+                errors.push(FieldError::new(
+                    "/basic",
+                    "invalid_credentials",
+                    format!(
+                        "username (without ':') and password are 1 to {MAX_SECRET_LEN} characters"
+                    ),
+                ));
+            }
+            if let Some(h) = &self.header
+                && too_long(&h.value)
+            {
+                errors.push(FieldError::new(
+                    "/header/value",
+                    "invalid_credentials",
+                    format!("the header's value is 1 to {MAX_SECRET_LEN} characters"),
+                ));
+            }
+        }
+        if !signs && !self.secrets.is_empty() {
+            errors.push(FieldError::new(
+                "/secrets",
+                "secrets_not_supported",
+                "azure_devops deliveries carry no signature: use basic or header",
+            ));
+        }
+        if signs && (self.basic.is_some() || self.header.is_some()) {
+            let pointer = if self.basic.is_some() {
+                "/basic"
+            } else {
+                "/header"
+            };
+            errors.push(FieldError::new(
+                pointer,
+                "credentials_not_supported",
+                format!("{provider} deliveries are verified by their signature"),
+            ));
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // The provider's own rules: the secrets' form, credentials.
+        self.verify_config()
+            .check(provider)
+            .map_err(|e| vec![config_error(provider, e)])
+    }
+}
+
+/// The widest tolerance, as the verifier accepts it.
+const MAX_TOLERANCE: i64 = 3600;
+
+fn config_error(provider: Provider, e: ConfigError) -> FieldError {
+    match e {
+        ConfigError::NoSecret => FieldError::new(
+            "/secrets",
+            "secrets_required",
+            format!("{provider} sources need at least one secret"),
+        ),
+        ConfigError::InvalidSecret(i) | ConfigError::PrivateKey(i) => {
+            FieldError::new(format!("/secrets/{i}"), "invalid_secret", e.to_string())
+        }
+        ConfigError::NoCredentials => FieldError::new(
+            "/basic",
+            "credentials_required",
+            "azure_devops sources need basic credentials, a header, or both",
+        ),
+        ConfigError::InvalidHeaderName(_) => {
+            FieldError::new("/header/name", "invalid_header_name", e.to_string())
+        }
+        ConfigError::ToleranceOutOfRange => FieldError::new(
+            "/tolerance_seconds",
+            "tolerance_out_of_range",
+            "tolerance_seconds is 1 to 3600",
+        ),
+    }
+}
+
+impl CreateSource {
+    /// The provider named, if known.
+    pub fn provider(&self) -> Option<Provider> {
+        Provider::parse(&self.provider)
+    }
+
+    /// The settings the body gives.
+    pub fn settings(&self) -> Settings {
+        Settings {
+            secrets: self.secrets.clone().unwrap_or_default(),
+            tolerance_seconds: self.tolerance_seconds,
+            basic: self.basic.clone(),
+            header: self.header.clone(),
+            description: self.description.clone(),
+        }
+    }
+}
+
+impl Validate for CreateSource {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let Some(provider) = self.provider() else {
+            return Err(vec![FieldError::new(
+                "/provider",
+                "unknown_provider",
+                "provider is one of stripe, github, standard, jira, teams, azure_devops, slack",
+            )]);
+        };
+        self.settings().check(provider)
+    }
+}
+
+impl Validate for PatchSource {
+    // Checked against the source's provider once it is loaded.
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        Ok(())
+    }
+}

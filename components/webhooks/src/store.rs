@@ -1,0 +1,110 @@
+//! What the handlers share: the sealed settings of a source, the public
+//! base URL, cursors over `(time, id)`.
+
+use gatehouse_auth::caller::OrgCaller;
+use gatehouse_auth::db;
+use gatehouse_auth::sealing::sealing_key;
+use gatehouse_auth::tenant::Tenant;
+use gatehouse_http::pagination::PageRequest;
+use gatehouse_http::principal::Subject;
+use gatehouse_http::{ErrorCode, FieldError, Problem};
+use identity_core::sealed::SealingKey;
+use webhooks_core::Provider;
+
+use crate::input::Settings;
+
+/// The base URL ingest URLs are made of, without a trailing `/`.
+pub async fn public_base_url() -> String {
+    spin_sdk::variables::get("public_base_url")
+        .await
+        .map(|v| v.trim_end_matches('/').to_string())
+        .unwrap_or_default()
+}
+
+/// Sources' settings are sealed with their own key, derived from the
+/// master key; the source id is the associated data, so a sealed config
+/// copied to another source does not open.
+async fn key() -> Result<SealingKey, Problem> {
+    sealing_key(
+        "webhook-sources",
+        "webhook sources need the master_key variable (32 bytes of base64)",
+    )
+    .await
+}
+
+/// `settings` sealed for source `id`.
+pub async fn seal(settings: &Settings, id: &str) -> Result<String, Problem> {
+    let plain = serde_json::to_vec(settings).map_err(|_| Problem::internal())?;
+    Ok(key().await?.seal(&plain, id))
+}
+
+/// The settings sealed in `sealed` for source `id`; none if they do not
+/// open (another master key, or a row copied from elsewhere).
+pub async fn open(sealed: &str, id: &str) -> Result<Option<Settings>, Problem> {
+    let key = key().await?;
+    Ok(key
+        .open(sealed, id)
+        .and_then(|plain| serde_json::from_slice(&plain).ok()))
+}
+
+/// The org's live source `id`: its provider and settings.
+pub async fn settings(
+    tenant: &Tenant<'_>,
+    id: &str,
+) -> Result<Option<(Provider, Settings)>, Problem> {
+    let rows = tenant
+        .query(
+            "SELECT provider, config FROM webhook_sources
+             WHERE org_id = ?1 AND source_id = ?2 AND deleted_at IS NULL",
+            vec![db::text(id)],
+        )
+        .await?;
+    let Some(row) = rows.first() else {
+        return Ok(None);
+    };
+    let Some(provider) = Provider::parse(&db::get_text(row, 0)) else {
+        return Ok(None);
+    };
+    let settings = open(&db::get_text(row, 1), id).await?.ok_or_else(|| {
+        eprintln!("webhooks: source {id}'s settings do not open with this master key");
+        Problem::internal()
+    })?;
+    Ok(Some((provider, settings)))
+}
+
+/// Who made something, for the record.
+pub fn actor_id(caller: &OrgCaller) -> String {
+    match &caller.principal.subject {
+        Subject::User { id } => id.clone(),
+        Subject::ApiKey { id, owner_user_id } => {
+            owner_user_id.clone().unwrap_or_else(|| id.clone())
+        }
+        Subject::Service { name } => name.clone(),
+        Subject::External { provider, sub } => format!("{provider}:{sub}"),
+    }
+}
+
+/// A cursor's position: a time and an id (`<unix>:<id>`); before the
+/// first page, after everything.
+pub fn cursor_position(page: &PageRequest) -> Result<(i64, String), Problem> {
+    let Some(cursor) = &page.cursor else {
+        return Ok((i64::MAX, String::new()));
+    };
+    cursor
+        .split_once(':')
+        .and_then(|(at, id)| Some((at.parse().ok()?, id.to_string())))
+        .ok_or_else(|| {
+            Problem::new(ErrorCode::InvalidQuery)
+                .detail("the cursor was not made here")
+                .errors(vec![FieldError::new(
+                    "/cursor",
+                    "invalid",
+                    "the cursor was not made here",
+                )])
+        })
+}
+
+/// The position of an item made at `at` with `id`.
+pub fn position(at: i64, id: &str) -> String {
+    format!("{at}:{id}")
+}
