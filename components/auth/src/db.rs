@@ -77,8 +77,7 @@ pub fn get_int(row: &RowResult, i: usize) -> Option<i64> {
 /// A new id: `prefix` and 128 random bits in hex.
 pub fn new_id(prefix: &str) -> String {
     let bytes = identity_core::random::bytes::<16>();
-    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    format!("{prefix}{hex}")
+    format!("{prefix}{}", hex::encode(bytes))
 }
 
 /// Column `i` as text, `None` for NULL.

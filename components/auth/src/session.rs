@@ -136,10 +136,7 @@ mod store {
     /// written, so the caller retries rather than trusting a change the
     /// cache may not have seen; `what` names the entries for the log.
     pub async fn bump_version(store: Option<&Store>, key: &str, what: &str) -> Result<(), Problem> {
-        let fresh: String = identity_core::random::bytes::<16>()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let fresh = hex::encode(identity_core::random::bytes::<16>());
         let unavailable = || {
             eprintln!("auth: could not invalidate cached {what}");
             Problem::new(ErrorCode::Unavailable).detail(

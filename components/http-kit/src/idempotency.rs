@@ -49,7 +49,7 @@ pub fn fingerprint(method: &str, path: &str, body: &[u8]) -> String {
     h.update(path.as_bytes());
     h.update([0]);
     h.update(body);
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(h.finalize())
 }
 
 /// A stored outcome.
@@ -325,11 +325,15 @@ pub mod sqlite {
         let method = parts.method.as_str();
         let path = parts.uri.path();
         let scope = format!("{caller}/{method} {path}");
-        let fingerprint = super::fingerprint(method, path, &bytes);
         let key = parts
             .headers
             .get(super::HEADER)
             .and_then(|v| v.to_str().ok());
+        // Without a key there is nothing to compare a retry with.
+        let fingerprint = match key {
+            Some(_) => super::fingerprint(method, path, &bytes),
+            None => String::new(),
+        };
         let store = SqliteStore::new(conn);
         let run = || async {
             let body: T = json::parse_valid(json::content_type(&parts.headers), &bytes)?;

@@ -35,7 +35,7 @@ pub fn generate() -> String {
             .unwrap_or_default();
         bytes = nanos.to_le_bytes();
     }
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

@@ -30,10 +30,7 @@ pub fn issue(prefix: &str) -> Issued {
 
 /// The stored form of a presented token.
 pub fn digest(secret: &str) -> String {
-    Sha256::digest(secret.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(Sha256::digest(secret.as_bytes()))
 }
 
 /// Whether a presented token has the expected prefix and shape (cheap

@@ -84,8 +84,7 @@ impl MailId {
         let mut bytes = [0u8; 16];
         getrandom::fill(&mut bytes)
             .map_err(|e| MailError::new(format!("no random source: {e}")))?;
-        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-        Ok(MailId(format!("mail_{hex}")))
+        Ok(MailId(format!("mail_{}", hex::encode(bytes))))
     }
 
     /// An id read back from the outbox.

@@ -138,7 +138,7 @@ impl std::fmt::Display for JobId {
 fn random_hex() -> Result<String, JobError> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| JobError::new(format!("no random source: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 /// A job as stored.
