@@ -7,10 +7,13 @@
 //!
 //! `boundaries` covers who may manage sources and read events (roles,
 //! credentials, the tenant boundary, deleted sources, body size) and the
-//! validation codes.
+//! validation codes. `dispatch` covers the handing on of accepted
+//! deliveries to the deployment's handlers by background jobs, and replay.
 
 #[path = "webhooks_e2e/boundaries.rs"]
 mod boundaries;
+#[path = "webhooks_e2e/dispatch.rs"]
+mod dispatch;
 #[path = "webhooks_e2e/support.rs"]
 mod support;
 

@@ -42,7 +42,12 @@ CREATE TABLE webhook_events (
     provider     TEXT    NOT NULL,
     delivery_id  TEXT    NOT NULL,                    -- the provider's id, or sha256:<hex> of the body
     event_type   TEXT,
-    status       TEXT    NOT NULL DEFAULT 'received' CHECK (status IN ('received', 'dispatched', 'failed', 'dead')),
+    -- received: no handler takes it; pending: handed to handlers by jobs;
+    -- dispatched: every handler took it; failed: a handler refused it and
+    -- its job will try again; dead: a handler's job ran out of attempts.
+    status       TEXT    NOT NULL DEFAULT 'received' CHECK (status IN ('received', 'pending', 'dispatched', 'failed', 'dead')),
+    handlers_pending INTEGER NOT NULL DEFAULT 0,          -- handler jobs not yet done
+    last_error   TEXT,                                    -- the last handler failure, short
     payload      BLOB    NOT NULL,                    -- the body as received
     content_type TEXT,
     signed_at    INTEGER,

@@ -16,6 +16,9 @@ pub async fn perform(
 ) -> Result<Finished, JobError> {
     match job.kind.as_str() {
         gatehouse_mail::SEND_JOB => gatehouse_mail::run_job(conn, job, policy, now).await,
+        gatehouse_webhook_dispatch::DISPATCH_JOB => {
+            gatehouse_webhook_dispatch::run_job(conn, job, policy, now).await
+        }
         other => {
             let outcome = Outcome::Retry(format!(
                 "unknown job kind `{other}`: this build has no handler for it"

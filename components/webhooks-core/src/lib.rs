@@ -41,6 +41,7 @@
 
 mod compare;
 mod config;
+mod handlers;
 mod headers;
 mod keys;
 mod provider;
@@ -50,6 +51,7 @@ mod signing;
 mod verify;
 
 pub use config::{BasicCredentials, ConfigError, HeaderCredential, VerifyConfig};
+pub use handlers::{Handler, HandlersError, matching, parse_handlers, type_matches};
 pub use headers::{HeaderFn, Headers};
 pub use keys::{KeyError, PublicKey, SigningKey, SigningSecret};
 pub use provider::{Provider, UnknownProvider};

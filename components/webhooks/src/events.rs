@@ -12,7 +12,7 @@ use spin_sdk::sqlite::{RowResult, Value};
 use crate::store;
 
 /// The statuses an event can be in.
-const STATUSES: [&str; 4] = ["received", "dispatched", "failed", "dead"];
+const STATUSES: [&str; 5] = ["received", "pending", "dispatched", "failed", "dead"];
 
 /// An accepted delivery, as listed.
 #[derive(Debug, Serialize)]
@@ -27,6 +27,8 @@ pub struct Event {
     pub received_at: i64,
     /// The body's length in bytes.
     pub size: i64,
+    /// The last handler failure, while failed or dead.
+    pub last_error: Option<String>,
 }
 
 /// An accepted delivery with its body.
@@ -41,7 +43,8 @@ struct Detailed {
 }
 
 const EVENT_COLUMNS: &str =
-    "event_id, source_id, provider, event_type, delivery_id, status, received_at, length(payload)";
+    "event_id, source_id, provider, event_type, delivery_id, status, received_at,
+     length(payload), CASE WHEN status IN ('failed', 'dead') THEN last_error END";
 
 fn event_of(row: &RowResult) -> Event {
     Event {
@@ -53,6 +56,7 @@ fn event_of(row: &RowResult) -> Event {
         status: db::get_text(row, 5),
         received_at: db::get_int(row, 6).unwrap_or(0),
         size: db::get_int(row, 7).unwrap_or(0),
+        last_error: db::get_opt_text(row, 8),
     }
 }
 
@@ -83,7 +87,7 @@ fn filters(query: Option<&str>) -> Result<Filters, Problem> {
             "status" if !STATUSES.contains(&value.as_str()) => {
                 return Err(bad_query(
                     "/status",
-                    "status is one of received, dispatched, failed, dead",
+                    "status is one of received, pending, dispatched, failed, dead",
                 ));
             }
             "status" => f.status = Some(value),
@@ -155,7 +159,7 @@ pub async fn get(req: Request, id: &str, request_id: &str) -> Result<Response, P
     let row = rows
         .first()
         .ok_or_else(|| Problem::not_found().detail("no such webhook event"))?;
-    let payload = match row.values.get(8) {
+    let payload = match row.values.get(9) {
         Some(Value::Blob(bytes)) => body_value(bytes),
         Some(Value::Text(text)) => body_value(text.as_bytes()),
         _ => serde_json::Value::Null,
@@ -163,7 +167,7 @@ pub async fn get(req: Request, id: &str, request_id: &str) -> Result<Response, P
     let detailed = Detailed {
         event: event_of(row),
         payload,
-        signed_at: db::get_int(row, 9),
+        signed_at: db::get_int(row, 10),
     };
     Ok(response::json(200, &detailed, request_id))
 }
@@ -172,4 +176,66 @@ pub async fn get(req: Request, id: &str, request_id: &str) -> Result<Response, P
 fn body_value(bytes: &[u8]) -> serde_json::Value {
     serde_json::from_slice(bytes)
         .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(bytes).into_owned()))
+}
+
+/// `POST /v1/webhooks/events/{id}/$replay`: the event handed again to
+/// every handler that takes it now (a new job each), `202` with the event;
+/// `409` when none does.
+pub async fn replay(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
+    let caller = admin(&req).await?;
+    let tenant = caller.tenant()?;
+    let rows = tenant
+        .query(
+            "SELECT provider, event_type FROM webhook_events WHERE org_id = ?1 AND event_id = ?2",
+            vec![db::text(id)],
+        )
+        .await?;
+    let row = rows
+        .first()
+        .ok_or_else(|| Problem::not_found().detail("no such webhook event"))?;
+    let provider =
+        webhooks_core::Provider::parse(&db::get_text(row, 0)).ok_or_else(Problem::internal)?;
+    let event_type = db::get_opt_text(row, 1);
+    let handlers = gatehouse_webhook_dispatch::handlers().await;
+    let urls: Vec<&str> = webhooks_core::matching(&handlers, provider, event_type.as_deref())
+        .iter()
+        .map(|h| h.url.as_str())
+        .collect();
+    if urls.is_empty() {
+        return Err(Problem::new(ErrorCode::Conflict)
+            .detail("no handler takes this event's provider and type"));
+    }
+    let policy = gatehouse_jobs::policy().await;
+    let now = gatehouse_http::idempotency::unix_now();
+    // Each replay is a round of its own: its jobs are new ones.
+    let round = db::new_id("replay_");
+    store::begin(&caller.conn).await?;
+    let outcome = async {
+        tenant
+            .run(
+                "UPDATE webhook_events SET status = 'pending', handlers_pending = handlers_pending + ?2, last_error = NULL
+                 WHERE org_id = ?1 AND event_id = ?3",
+                vec![db::int(urls.len() as i64), db::text(id)],
+            )
+            .await?;
+        gatehouse_webhook_dispatch::queue(&caller.conn, id, &urls, &round, &policy, now)
+            .await
+            .map_err(|e| {
+                eprintln!("webhooks: queueing handler jobs failed: {e}");
+                Problem::internal()
+            })
+    }
+    .await;
+    store::end(&caller.conn, outcome.is_ok()).await?;
+    outcome?;
+    let rows = tenant
+        .query(
+            &format!(
+                "SELECT {EVENT_COLUMNS} FROM webhook_events WHERE org_id = ?1 AND event_id = ?2"
+            ),
+            vec![db::text(id)],
+        )
+        .await?;
+    let event = rows.first().map(event_of).ok_or_else(Problem::internal)?;
+    Ok(response::json(202, &event, request_id))
 }

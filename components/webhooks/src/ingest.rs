@@ -15,7 +15,7 @@ use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use serde::Serialize;
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::{Connection, Value};
-use webhooks_core::{HeaderFn, Provider, Rejection, Verified, verify};
+use webhooks_core::{HeaderFn, Provider, Rejection, Verified, matching, verify};
 
 use crate::sources::no_source;
 use crate::store;
@@ -140,6 +140,7 @@ async fn count_rejection(
 }
 
 /// Stores the delivery unless the source has it already; the stored id.
+/// When handlers take it, their jobs are queued in the same transaction.
 async fn store_event(
     conn: &Connection,
     source: &Live,
@@ -149,27 +150,58 @@ async fn store_event(
     content_type: Option<String>,
     now: i64,
 ) -> Result<Accepted, Problem> {
+    let handlers = gatehouse_webhook_dispatch::handlers().await;
+    let urls: Vec<&str> = matching(&handlers, source.provider, verified.event_type.as_deref())
+        .iter()
+        .map(|h| h.url.as_str())
+        .collect();
     let id = db::new_id("whe_");
-    let inserted = db::query(
-        conn,
-        "INSERT INTO webhook_events (org_id, event_id, source_id, provider, delivery_id, event_type,
-                                     payload, content_type, signed_at, received_at)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING event_id",
-        vec![
-            db::text(&source.org_id),
-            db::text(&id),
-            db::text(source_id),
-            db::text(source.provider.as_str()),
-            db::text(&verified.dedupe_id),
-            db::opt_text(verified.event_type.clone()),
-            Value::Blob(body.to_vec()),
-            db::opt_text(content_type),
-            verified.signed_at.map_or(Value::Null, db::int),
-            db::int(now),
-        ],
-    )
-    .await?;
+    let insert = || {
+        db::query(
+            conn,
+            "INSERT INTO webhook_events (org_id, event_id, source_id, provider, delivery_id, event_type,
+                                         payload, content_type, signed_at, received_at, status, handlers_pending)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING event_id",
+            vec![
+                db::text(&source.org_id),
+                db::text(&id),
+                db::text(source_id),
+                db::text(source.provider.as_str()),
+                db::text(&verified.dedupe_id),
+                db::opt_text(verified.event_type.clone()),
+                Value::Blob(body.to_vec()),
+                db::opt_text(content_type.clone()),
+                verified.signed_at.map_or(Value::Null, db::int),
+                db::int(now),
+                db::text(if urls.is_empty() { "received" } else { "pending" }),
+                db::int(urls.len() as i64),
+            ],
+        )
+    };
+    let inserted = if urls.is_empty() {
+        insert().await?
+    } else {
+        let policy = gatehouse_jobs::policy().await;
+        store::begin(conn).await?;
+        let outcome = async {
+            let inserted = insert().await?;
+            if !inserted.is_empty() {
+                gatehouse_webhook_dispatch::queue(conn, &id, &urls, "0", &policy, now)
+                    .await
+                    .map_err(|e| {
+                        eprintln!("webhooks: queueing handler jobs failed: {e}");
+                        Problem::internal()
+                    })?;
+            }
+            Ok::<_, Problem>(inserted)
+        }
+        .await;
+        let ended = store::end(conn, outcome.is_ok()).await;
+        let inserted = outcome?;
+        ended?;
+        inserted
+    };
     if !inserted.is_empty() {
         return Ok(Accepted {
             id,

@@ -9,7 +9,12 @@
 //!   rules on the raw body (`webhooks-core`), stored before the answer and
 //!   deduplicated by the provider's id; refusals are counted per reason
 //! - `GET /v1/webhooks/events`, `GET /v1/webhooks/events/{id}` (org
-//!   admins): what the org's sources delivered
+//!   admins): what the org's sources delivered; `POST
+//!   /v1/webhooks/events/{id}/$replay` hands one to its handlers again
+//!
+//! Deliveries that the deployment's handlers (`webhook_handlers`) take are
+//! handed to them by background jobs (`gatehouse-webhook-dispatch`),
+//! queued with the event in one transaction.
 //!
 //! Everything but the ingest acts in the org of the caller's principal;
 //! the ingest finds its org through the source.
@@ -58,6 +63,9 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         }
         ["v1", "webhooks", "events"] if *m == Method::GET => events::list(req, id).await,
         ["v1", "webhooks", "events", e] if *m == Method::GET => events::get(req, e, id).await,
+        ["v1", "webhooks", "events", e, "$replay"] if *m == Method::POST => {
+            events::replay(req, e, id).await
+        }
         other => Err(fallback(allowed(other))),
     }
 }
@@ -70,6 +78,7 @@ fn allowed(segments: &[&str]) -> Option<&'static [&'static str]> {
         ["v1", "webhooks", "sources"] => &["GET", "POST"],
         ["v1", "webhooks", "sources", _] => &["GET", "PATCH", "DELETE"],
         ["v1", "webhooks", "events"] | ["v1", "webhooks", "events", _] => &["GET"],
+        ["v1", "webhooks", "events", _, "$replay"] => &["POST"],
         _ => return None,
     })
 }

@@ -108,3 +108,14 @@ pub fn cursor_position(page: &PageRequest) -> Result<(i64, String), Problem> {
 pub fn position(at: i64, id: &str) -> String {
     format!("{at}:{id}")
 }
+
+/// Opens a write transaction (`IMMEDIATE`: it holds the write lock from
+/// its first statement).
+pub async fn begin(conn: &spin_sdk::sqlite::Connection) -> Result<(), Problem> {
+    db::run(conn, "BEGIN IMMEDIATE", vec![]).await
+}
+
+/// Ends the transaction: kept when `keep`, else rolled back.
+pub async fn end(conn: &spin_sdk::sqlite::Connection, keep: bool) -> Result<(), Problem> {
+    db::run(conn, if keep { "COMMIT" } else { "ROLLBACK" }, vec![]).await
+}
