@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod fake_http;
+pub mod webhook_signers;
 
 use anyhow::{Context, Result, bail};
 use std::net::{SocketAddr, TcpListener};

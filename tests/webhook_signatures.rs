@@ -13,11 +13,8 @@
 //! `v1a`; it skips such entries, so Ed25519 signatures are checked here by
 //! this crate alone (and against RFC 8032 in its unit tests).
 
-use anyhow::{Context, Result, bail};
-use gatehouse_tests::root;
+use anyhow::{Context, Result};
 use serde_json::{Value, json};
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 use webhooks_core::{
     IdSource, Provider, Rejection, Signer, SigningKey, SigningSecret, Verified, VerifyConfig,
@@ -29,28 +26,7 @@ const T: i64 = 1_700_000_000;
 
 /// Runs `jobs` through `sign.mjs` in one node process.
 fn node(jobs: Value) -> Result<Vec<Value>> {
-    let dir = root().join("tests/webhook-signers");
-    if !dir.join("node_modules/standardwebhooks").exists() {
-        bail!("run `npm ci` in tests/webhook-signers (scripts/test does)");
-    }
-    let mut child = Command::new("node")
-        .arg("sign.mjs")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("node is needed for the webhook signers")?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(jobs.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("sign.mjs failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    gatehouse_tests::webhook_signers::run(jobs)
 }
 
 /// The headers of one result, as name/value pairs.

@@ -5,12 +5,11 @@
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpStream;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use gatehouse_tests::app::{Org, app_config, call, expect, post, problem};
-use gatehouse_tests::{Reply, TestHost, root, send};
+use gatehouse_tests::{Reply, TestHost, send};
 use serde_json::{Value, json};
 
 /// The guests' wall clock when a test starts (2027-01-15), in Unix
@@ -49,28 +48,7 @@ pub fn sign(jobs: Value) -> Result<Vec<Headers>> {
 /// What `sign.mjs` answers for each job of `jobs`, as it answers it (a
 /// `standard_verify` job answers `{"ok", "error"}`, not headers).
 pub fn signers(jobs: Value) -> Result<Vec<Value>> {
-    let dir = root().join("tests/webhook-signers");
-    if !dir.join("node_modules/standardwebhooks").exists() {
-        bail!("run `npm ci` in tests/webhook-signers (scripts/test does)");
-    }
-    let mut child = Command::new("node")
-        .arg("sign.mjs")
-        .current_dir(&dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .context("node is needed for the webhook signers")?;
-    child
-        .stdin
-        .take()
-        .context("stdin")?
-        .write_all(jobs.to_string().as_bytes())?;
-    let out = child.wait_with_output()?;
-    if !out.status.success() {
-        bail!("sign.mjs failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(serde_json::from_slice(&out.stdout)?)
+    gatehouse_tests::webhook_signers::run(jobs)
 }
 
 /// The headers of one signing job.

@@ -32,6 +32,20 @@ impl OrgCaller {
         Ok(OrgCaller { principal, conn })
     }
 
+    /// Who the caller is, for the record of what it made: the user, a
+    /// key's owner (or the key), the service, or the provider's subject.
+    pub fn actor_id(&self) -> String {
+        use gatehouse_http::principal::Subject;
+        match &self.principal.subject {
+            Subject::User { id } => id.clone(),
+            Subject::ApiKey { id, owner_user_id } => {
+                owner_user_id.clone().unwrap_or_else(|| id.clone())
+            }
+            Subject::Service { name } => name.clone(),
+            Subject::External { provider, sub } => format!("{provider}:{sub}"),
+        }
+    }
+
     /// The tenant context of the caller's org.
     pub fn tenant(&self) -> Result<Tenant<'_>, Problem> {
         Tenant::for_principal(&self.conn, &self.principal)

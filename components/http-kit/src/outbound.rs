@@ -1,6 +1,7 @@
 //! Timeouts for calls components make to other services (mail providers,
-//! identity providers): one that does not answer delays the request by
-//! about ten seconds at most.
+//! identity providers, webhook handlers): one that does not answer delays
+//! the request by about ten seconds at most; and how a call that got no
+//! answer is told.
 
 use spin_sdk::wasip3::http::types::RequestOptions;
 use spin_sdk::wasip3::http_compat::RequestOptionsExtension;
@@ -20,4 +21,12 @@ pub fn timeouts() -> RequestOptionsExtension {
     let _ = options.set_first_byte_timeout(Some(FIRST_BYTE_TIMEOUT_NS));
     let _ = options.set_between_bytes_timeout(Some(BETWEEN_BYTES_TIMEOUT_NS));
     RequestOptionsExtension(options)
+}
+
+/// Why a call got no answer, in words fit for a log or a job's last
+/// error: the WASI error code's name (`ConnectionRefused`, …).
+pub fn failure(code: &impl std::fmt::Debug) -> String {
+    format!("{code:?}")
+        .trim_start_matches("ErrorCode::")
+        .to_string()
 }

@@ -214,10 +214,9 @@ async fn post(request: ProviderRequest) -> Result<(u16, Vec<u8>), String> {
     // seconds at most (the batch stops at the first such failure).
     req.extensions_mut()
         .insert(gatehouse_http::outbound::timeouts());
-    let res = spin_sdk::http::send(req).await.map_err(|code| {
-        let code = format!("{code:?}");
-        code.trim_start_matches("ErrorCode::").to_string()
-    })?;
+    let res = spin_sdk::http::send(req)
+        .await
+        .map_err(|code| gatehouse_http::outbound::failure(&code))?;
     let status = res.status().as_u16();
     // The status decides; a reply body that cannot be read leaves only the
     // message id unknown.

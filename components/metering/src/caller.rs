@@ -54,12 +54,5 @@ pub fn scope(caller: &OrgCaller) -> String {
 
 /// The user id that created something, for the record.
 pub fn actor_id(caller: &OrgCaller) -> String {
-    match &caller.principal.subject {
-        Subject::User { id } => id.clone(),
-        Subject::ApiKey { id, owner_user_id } => {
-            owner_user_id.clone().unwrap_or_else(|| id.clone())
-        }
-        Subject::Service { name } => name.clone(),
-        Subject::External { provider, sub } => format!("{provider}:{sub}"),
-    }
+    caller.actor_id()
 }

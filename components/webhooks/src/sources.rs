@@ -120,7 +120,7 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
                 db::int(settings.secrets.len() as i64),
                 db::int(i64::from(settings.basic.is_some())),
                 db::int(i64::from(settings.header.is_some())),
-                db::text(store::actor_id(&caller)),
+                db::text(caller.actor_id()),
                 db::int(now),
                 db::int(now),
             ],

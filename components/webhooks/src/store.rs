@@ -1,12 +1,10 @@
 //! What the handlers share: the sealed settings of a source, the public
 //! base URL, cursors over `(time, id)`.
 
-use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
 use gatehouse_auth::sealing::sealing_key;
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::pagination::PageRequest;
-use gatehouse_http::principal::Subject;
 use gatehouse_http::{ErrorCode, FieldError, Problem};
 use identity_core::sealed::SealingKey;
 use webhooks_core::Provider;
@@ -70,18 +68,6 @@ pub async fn settings(
         Problem::internal()
     })?;
     Ok(Some((provider, settings)))
-}
-
-/// Who made something, for the record.
-pub fn actor_id(caller: &OrgCaller) -> String {
-    match &caller.principal.subject {
-        Subject::User { id } => id.clone(),
-        Subject::ApiKey { id, owner_user_id } => {
-            owner_user_id.clone().unwrap_or_else(|| id.clone())
-        }
-        Subject::Service { name } => name.clone(),
-        Subject::External { provider, sub } => format!("{provider}:{sub}"),
-    }
 }
 
 /// A cursor's position: a time and an id (`<unix>:<id>`); before the

@@ -195,10 +195,9 @@ async fn post(
         .map_err(|_| "the request could not be built".to_string())?;
     req.extensions_mut()
         .insert(gatehouse_http::outbound::timeouts());
-    let res = spin_sdk::http::send(req).await.map_err(|code| {
-        let code = format!("{code:?}");
-        code.trim_start_matches("ErrorCode::").to_string()
-    })?;
+    let res = spin_sdk::http::send(req)
+        .await
+        .map_err(|code| gatehouse_http::outbound::failure(&code))?;
     let status = res.status().as_u16();
     // The answer's body is not needed; reading it frees the connection.
     let _ = res.into_body().collect().await;

@@ -3,8 +3,7 @@
 //! that secret. Webhooks registered without a secret are unsigned and so
 //! refused here.
 
-use super::{prefixed_hex, raw_keys, tags};
-use crate::compare::any_equal;
+use super::hub_signature;
 use crate::verify::{json, text_at, verified};
 use crate::{Headers, Rejection, Verified, VerifyConfig};
 
@@ -13,14 +12,7 @@ pub(crate) fn verify<H: Headers + ?Sized>(
     headers: &H,
     body: &[u8],
 ) -> Result<Verified, Rejection> {
-    let keys = raw_keys(config)?;
-    let header = headers
-        .header("x-hub-signature")
-        .ok_or(Rejection::MissingSignature)?;
-    let signature = prefixed_hex(&header, "sha256=")?;
-    if !any_equal(&tags(&keys, &[body]), &[signature]) {
-        return Err(Rejection::SignatureMismatch);
-    }
+    hub_signature(config, headers, "x-hub-signature", body)?;
     let event = json(body).ok_or(Rejection::BodyNotJson)?;
     let identifier = headers
         .header("x-atlassian-webhook-identifier")

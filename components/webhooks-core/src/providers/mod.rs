@@ -45,3 +45,21 @@ fn prefixed_hex(value: &str, prefix: &str) -> Result<Vec<u8>, Rejection> {
         _ => Err(Rejection::MalformedSignature),
     }
 }
+
+/// Checks `header` (`sha256={hex}`, an HMAC-SHA256 of the whole body with
+/// one of the configured secrets), as GitHub and Jira Cloud sign.
+fn hub_signature<H: crate::Headers + ?Sized>(
+    config: &VerifyConfig,
+    headers: &H,
+    header: &str,
+    body: &[u8],
+) -> Result<(), Rejection> {
+    let keys = raw_keys(config)?;
+    let value = headers.header(header).ok_or(Rejection::MissingSignature)?;
+    let signature = prefixed_hex(&value, "sha256=")?;
+    if crate::compare::any_equal(&tags(&keys, &[body]), &[signature]) {
+        Ok(())
+    } else {
+        Err(Rejection::SignatureMismatch)
+    }
+}
