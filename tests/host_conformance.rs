@@ -400,6 +400,11 @@ fn a_transaction_reads_its_own_writes_and_counts_stay_with_their_connection() ->
     let out = sql("SELECT COUNT(*) FROM t")?;
     assert_eq!(out["rows"], serde_json::json!([[3]]), "{out}");
     assert_eq!(out["changes"], 0, "{out}");
+    // A write that changes nothing counts none, whatever the connection it
+    // ran on wrote before for someone else.
+    let out =
+        sql("UPDATE t SET name = 'z';\nINSERT OR IGNORE INTO t (id, name) VALUES (1, 'again')")?;
+    assert_eq!(out["changes"], 0, "{out}");
     Ok(())
 }
 

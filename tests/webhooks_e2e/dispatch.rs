@@ -173,9 +173,11 @@ fn a_github_delivery_is_handed_to_the_matching_handler_signed_as_standard_webhoo
     let billing = Handler::start(200)?;
     let host = start_dispatching(
         json!([
-            {"provider": "github", "types": ["issues.*", "push"], "url": issues.url},
-            {"provider": "github", "types": ["pull_request"], "url": pulls.url},
-            {"provider": "stripe", "types": ["*"], "url": billing.url},
+            {"provider": "github", "sources": ["*"], "types": ["issues.*", "push"], "url": issues.url},
+            {"provider": "github", "sources": ["*"], "types": ["pull_request"], "url": pulls.url},
+            {"provider": "stripe", "sources": ["*"], "types": ["*"], "url": billing.url},
+            // Another source's handler: this org's deliveries are not its own.
+            {"provider": "github", "sources": ["whs_00000000000000000000000000000000"], "types": ["*"], "url": billing.url},
         ]),
         &[],
     )?;
@@ -269,7 +271,7 @@ fn a_github_delivery_is_handed_to_the_matching_handler_signed_as_standard_webhoo
 fn the_same_delivery_received_twice_reaches_its_handler_once() -> Result<()> {
     let handler = Handler::start(200)?;
     let host = start_dispatching(
-        json!([{"provider": "github", "types": ["*"], "url": handler.url}]),
+        json!([{"provider": "github", "sources": ["*"], "types": ["*"], "url": handler.url}]),
         &[],
     )?;
     let acme = org(&host, "ada@example.com", "acme")?;
@@ -306,8 +308,8 @@ fn a_failing_handler_leaves_the_event_failed_with_its_error_and_dead_after_the_l
     let unreachable = format!("http://127.0.0.1:{}/hook", free_port()?);
     let host = start_dispatching(
         json!([
-            {"provider": "github", "types": ["issues.*"], "url": failing.url},
-            {"provider": "github", "types": ["push"], "url": unreachable},
+            {"provider": "github", "sources": ["*"], "types": ["issues.*"], "url": failing.url},
+            {"provider": "github", "sources": ["*"], "types": ["push"], "url": unreachable},
         ]),
         &[("JOB_MAX_ATTEMPTS", "2")],
     )?;
@@ -373,8 +375,8 @@ fn a_handler_that_fails_once_gets_the_event_on_the_retry_and_it_is_dispatched() 
     let flaky = Handler::start(502)?;
     let host = start_dispatching(
         json!([
-            {"provider": "github", "types": ["push"], "url": steady.url},
-            {"provider": "github", "types": ["push", "issues.*"], "url": flaky.url},
+            {"provider": "github", "sources": ["*"], "types": ["push"], "url": steady.url},
+            {"provider": "github", "sources": ["*"], "types": ["push", "issues.*"], "url": flaky.url},
         ]),
         &[],
     )?;
@@ -414,8 +416,8 @@ fn replaying_a_dead_event_after_its_handler_recovers_dispatches_it_to_every_matc
     let flaky = Handler::start(503)?;
     let host = start_dispatching(
         json!([
-            {"provider": "github", "types": ["issues.*"], "url": steady.url},
-            {"provider": "github", "types": ["*"], "url": flaky.url},
+            {"provider": "github", "sources": ["*"], "types": ["issues.*"], "url": steady.url},
+            {"provider": "github", "sources": ["*"], "types": ["*"], "url": flaky.url},
         ]),
         &[("JOB_MAX_ATTEMPTS", "1")],
     )?;
@@ -469,7 +471,7 @@ fn replay_is_a_conflict_without_a_matching_handler_and_only_the_orgs_admins_may_
 -> Result<()> {
     let handler = Handler::start(200)?;
     let host = start_dispatching(
-        json!([{"provider": "github", "types": ["push"], "url": handler.url}]),
+        json!([{"provider": "github", "sources": ["*"], "types": ["push"], "url": handler.url}]),
         &[],
     )?;
     let acme = org(&host, "ada@example.com", "acme")?;
@@ -526,8 +528,8 @@ fn an_event_no_handler_subscribes_to_stays_received_and_nothing_is_sent() -> Res
     let invoices = Handler::start(200)?;
     let host = start_dispatching(
         json!([
-            {"provider": "github", "types": ["issues.*", "push"], "url": github_handler.url},
-            {"provider": "standard", "types": ["invoice.*"], "url": invoices.url},
+            {"provider": "github", "sources": ["*"], "types": ["issues.*", "push"], "url": github_handler.url},
+            {"provider": "standard", "sources": ["*"], "types": ["invoice.*"], "url": invoices.url},
         ]),
         &[],
     )?;
@@ -581,8 +583,8 @@ fn an_event_without_a_type_goes_only_to_a_handler_taking_every_type() -> Result<
     let invoices = Handler::start(200)?;
     let host = start_dispatching(
         json!([
-            {"provider": "standard", "types": ["*"], "url": every.url},
-            {"provider": "standard", "types": ["invoice.*"], "url": invoices.url},
+            {"provider": "standard", "sources": ["*"], "types": ["*"], "url": every.url},
+            {"provider": "standard", "sources": ["*"], "types": ["invoice.*"], "url": invoices.url},
         ]),
         &[],
     )?;

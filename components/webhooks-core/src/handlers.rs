@@ -1,10 +1,13 @@
 //! Which handlers an accepted delivery is handed to: the deployment's
 //! `webhook_handlers` setting, a JSON array of
-//! `{"provider": "stripe", "types": ["invoice.*", "checkout.session.completed"], "url": "http://billing.spin.internal/…"}`.
+//! `{"provider": "stripe", "sources": ["whs_…"], "types": ["invoice.*"], "url": "http://billing.spin.internal/…"}`.
 //!
-//! A type pattern is `*` (every type), an exact type, or a prefix ending
-//! in `.*` (`invoice.*` matches `invoice.paid`, not `invoice`). A delivery
-//! without a type matches `*` only.
+//! Sources belong to orgs, and any org may make one for any provider, so a
+//! handler names the sources it trusts: their ids, or `*` for every org's
+//! (a handler that then tells orgs apart by the `org_id` and `source_id`
+//! it is given). A type pattern is `*` (every type), an exact type, or a
+//! prefix ending in `.*` (`invoice.*` matches `invoice.paid`, not
+//! `invoice`). A delivery without a type matches `*` only.
 
 use crate::Provider;
 use serde_json::Value;
@@ -14,6 +17,8 @@ use serde_json::Value;
 pub struct Handler {
     /// The provider whose deliveries it takes.
     pub provider: Provider,
+    /// The sources it takes them from: ids, or `*` for any.
+    pub sources: Vec<String>,
     /// The type patterns it takes.
     pub types: Vec<String>,
     /// Where deliveries are posted.
@@ -21,9 +26,11 @@ pub struct Handler {
 }
 
 impl Handler {
-    /// Whether a delivery of `provider` with `event_type` goes to it.
-    pub fn takes(&self, provider: Provider, event_type: Option<&str>) -> bool {
+    /// Whether a delivery from `source` of `provider` with `event_type`
+    /// goes to it.
+    pub fn takes(&self, source: &str, provider: Provider, event_type: Option<&str>) -> bool {
         self.provider == provider
+            && self.sources.iter().any(|s| s == "*" || s == source)
             && self
                 .types
                 .iter()
@@ -60,8 +67,8 @@ impl std::fmt::Display for HandlersError {
 impl std::error::Error for HandlersError {}
 
 /// The handlers a `webhook_handlers` setting lists; empty text is none.
-/// Every entry needs a known provider, at least one type pattern and an
-/// `http` or `https` URL.
+/// Every entry needs a known provider, at least one source (or `*`), at
+/// least one type pattern and an `http` or `https` URL.
 pub fn parse_handlers(text: &str) -> Result<Vec<Handler>, HandlersError> {
     if text.trim().is_empty() {
         return Ok(Vec::new());
@@ -84,16 +91,23 @@ fn handler(entry: &Value) -> Result<Handler, String> {
         .and_then(Value::as_str)
         .and_then(Provider::parse)
         .ok_or("provider must be a known provider")?;
-    let types: Vec<String> = entry
-        .get("types")
-        .and_then(Value::as_array)
-        .map(|types| {
-            types
-                .iter()
-                .filter_map(|t| t.as_str().filter(|t| !t.is_empty()).map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default();
+    let texts = |name: &str| -> Vec<String> {
+        entry
+            .get(name)
+            .and_then(Value::as_array)
+            .map(|items| {
+                items
+                    .iter()
+                    .filter_map(|t| t.as_str().filter(|t| !t.is_empty()).map(str::to_string))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let sources = texts("sources");
+    if sources.is_empty() {
+        return Err("sources must list source ids, or \"*\" for every org's".into());
+    }
+    let types = texts("types");
     if types.is_empty() {
         return Err("types must list at least one pattern".into());
     }
@@ -105,20 +119,25 @@ fn handler(entry: &Value) -> Result<Handler, String> {
         .to_string();
     Ok(Handler {
         provider,
+        sources,
         types,
         url,
     })
 }
 
-/// The handlers among `handlers` that take a delivery of `provider` with
-/// `event_type`, each URL once.
+/// The handlers among `handlers` that take a delivery from `source` of
+/// `provider` with `event_type`, each URL once.
 pub fn matching<'a>(
     handlers: &'a [Handler],
+    source: &str,
     provider: Provider,
     event_type: Option<&str>,
 ) -> Vec<&'a Handler> {
     let mut out: Vec<&Handler> = Vec::new();
-    for h in handlers.iter().filter(|h| h.takes(provider, event_type)) {
+    for h in handlers
+        .iter()
+        .filter(|h| h.takes(source, provider, event_type))
+    {
         if !out.iter().any(|o| o.url == h.url) {
             out.push(h);
         }
@@ -147,18 +166,39 @@ mod tests {
     #[test]
     fn handlers_are_parsed_and_matched_by_provider_and_type_each_url_once() {
         let handlers = parse_handlers(
-            r#"[{"provider": "stripe", "types": ["invoice.*"], "url": "http://billing.spin.internal/a"},
-                {"provider": "stripe", "types": ["*"], "url": "http://billing.spin.internal/a"},
-                {"provider": "github", "types": ["push"], "url": "https://ci.example.com/b"}]"#,
+            r#"[{"provider": "stripe", "sources": ["whs_ops"], "types": ["invoice.*"], "url": "http://billing.spin.internal/a"},
+                {"provider": "stripe", "sources": ["whs_ops"], "types": ["*"], "url": "http://billing.spin.internal/a"},
+                {"provider": "github", "sources": ["*"], "types": ["push"], "url": "https://ci.example.com/b"}]"#,
         )
         .expect("valid");
         assert_eq!(handlers.len(), 3);
-        let stripe = matching(&handlers, Provider::Stripe, Some("invoice.paid"));
+        let stripe = matching(&handlers, "whs_ops", Provider::Stripe, Some("invoice.paid"));
         assert_eq!(stripe.len(), 1);
         assert_eq!(stripe[0].url, "http://billing.spin.internal/a");
-        assert_eq!(matching(&handlers, Provider::GitHub, Some("push")).len(), 1);
-        assert!(matching(&handlers, Provider::GitHub, Some("issues.opened")).is_empty());
-        assert!(matching(&handlers, Provider::Slack, None).is_empty());
+        // Another org's Stripe source is not the operator's.
+        assert!(
+            matching(
+                &handlers,
+                "whs_other",
+                Provider::Stripe,
+                Some("invoice.paid")
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            matching(&handlers, "whs_any", Provider::GitHub, Some("push")).len(),
+            1
+        );
+        assert!(
+            matching(
+                &handlers,
+                "whs_any",
+                Provider::GitHub,
+                Some("issues.opened")
+            )
+            .is_empty()
+        );
+        assert!(matching(&handlers, "whs_any", Provider::Slack, None).is_empty());
     }
 
     #[test]
@@ -169,15 +209,19 @@ mod tests {
             ("{", "not JSON"),
             ("{}", "array"),
             (
-                r#"[{"provider": "nope", "types": ["*"], "url": "http://a"}]"#,
+                r#"[{"provider": "nope", "sources": ["*"], "types": ["*"], "url": "http://a"}]"#,
                 "entry 0: provider",
             ),
             (
-                r#"[{"provider": "github", "types": [], "url": "http://a"}]"#,
+                r#"[{"provider": "github", "types": ["*"], "url": "http://a"}]"#,
+                "entry 0: sources",
+            ),
+            (
+                r#"[{"provider": "github", "sources": ["*"], "types": [], "url": "http://a"}]"#,
                 "entry 0: types",
             ),
             (
-                r#"[{"provider": "github", "types": ["*"], "url": "ftp://a"}]"#,
+                r#"[{"provider": "github", "sources": ["*"], "types": ["*"], "url": "ftp://a"}]"#,
                 "entry 0: url",
             ),
         ] {

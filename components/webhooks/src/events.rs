@@ -186,7 +186,7 @@ pub async fn replay(req: Request, id: &str, request_id: &str) -> Result<Response
     let tenant = caller.tenant()?;
     let rows = tenant
         .query(
-            "SELECT provider, event_type FROM webhook_events WHERE org_id = ?1 AND event_id = ?2",
+            "SELECT provider, event_type, source_id FROM webhook_events WHERE org_id = ?1 AND event_id = ?2",
             vec![db::text(id)],
         )
         .await?;
@@ -197,10 +197,12 @@ pub async fn replay(req: Request, id: &str, request_id: &str) -> Result<Response
         webhooks_core::Provider::parse(&db::get_text(row, 0)).ok_or_else(Problem::internal)?;
     let event_type = db::get_opt_text(row, 1);
     let handlers = gatehouse_webhook_dispatch::handlers().await;
-    let urls: Vec<&str> = webhooks_core::matching(&handlers, provider, event_type.as_deref())
-        .iter()
-        .map(|h| h.url.as_str())
-        .collect();
+    let source = db::get_text(row, 2);
+    let urls: Vec<&str> =
+        webhooks_core::matching(&handlers, &source, provider, event_type.as_deref())
+            .iter()
+            .map(|h| h.url.as_str())
+            .collect();
     if urls.is_empty() {
         return Err(Problem::new(ErrorCode::Conflict)
             .detail("no handler takes this event's provider and type"));

@@ -151,10 +151,15 @@ async fn store_event(
     now: i64,
 ) -> Result<Accepted, Problem> {
     let handlers = gatehouse_webhook_dispatch::handlers().await;
-    let urls: Vec<&str> = matching(&handlers, source.provider, verified.event_type.as_deref())
-        .iter()
-        .map(|h| h.url.as_str())
-        .collect();
+    let urls: Vec<&str> = matching(
+        &handlers,
+        source_id,
+        source.provider,
+        verified.event_type.as_deref(),
+    )
+    .iter()
+    .map(|h| h.url.as_str())
+    .collect();
     let id = db::new_id("whe_");
     let insert = || {
         db::query(

@@ -230,8 +230,9 @@ fn run_statement(
     conn: &rusqlite::Connection,
     statement: &str,
     params: Vec<sql::Value>,
-) -> Result<(Vec<String>, Vec<sql::RowResult>), sql::Error> {
+) -> Result<(Vec<String>, Vec<sql::RowResult>, bool), sql::Error> {
     let mut stmt = conn.prepare_cached(statement).map_err(sql_io)?;
+    let readonly = stmt.readonly();
     let columns: Vec<String> = stmt.column_names().into_iter().map(String::from).collect();
     let params: Vec<rusqlite::types::Value> = params.into_iter().map(to_sqlite).collect();
     let mut rows = stmt
@@ -245,7 +246,7 @@ fn run_statement(
             .map_err(sql_io)?;
         out.push(sql::RowResult { values });
     }
-    Ok((columns, out))
+    Ok((columns, out, readonly))
 }
 
 fn to_sqlite(v: sql::Value) -> rusqlite::types::Value {
@@ -297,19 +298,20 @@ impl sql::HostConnection for SpinView<'_> {
         parameters: Vec<sql::Value>,
     ) -> wasmtime::Result<Result<sql::QueryResult, sql::Error>> {
         let handle = self.table.get(&h)?;
-        let writes = needs_write_turn(&statement);
         let run = statement_runner(statement, parameters);
         // A blocking call cannot wait its turn: it writes in the transaction
         // the handle holds the turn for, else on its pooled connection.
-        let ran = {
+        let (ran, on_writer_conn) = {
             let mut slot = handle.turn.lock().unwrap_or_else(|p| p.into_inner());
             match slot.as_mut() {
-                Some(turn) => Some(on_writer(turn, run)),
-                None => with_conn(&handle.conn, run),
+                Some(turn) => (Some(on_writer(turn, run)), true),
+                None => (with_conn(&handle.conn, run), false),
             }
         };
-        Ok(settle(&handle.turn, &handle.last, ran, writes, None)
-            .map(|(columns, rows)| sql::QueryResult { columns, rows }))
+        Ok(
+            settle(&handle.turn, &handle.last, ran, on_writer_conn, None)
+                .map(|(columns, rows)| sql::QueryResult { columns, rows }),
+        )
     }
 
     fn last_insert_rowid(&mut self, h: Resource<DbHandle>) -> wasmtime::Result<i64> {
@@ -356,24 +358,49 @@ fn last_write(last: &Mutex<LastWrite>) -> LastWrite {
 }
 
 /// What running a statement on a connection gives: its outcome, whether
-/// the connection is outside a transaction after it, and its last write.
+/// the connection is outside a transaction after it, and what it changed.
 type Ran = (
     Result<(Vec<String>, Vec<sql::RowResult>), sql::Error>,
     bool,
-    LastWrite,
+    Option<Written>,
 );
+
+/// What a statement that writes leaves for `changes()` and
+/// `last_insert_rowid()`: its own counts, never those another handle's
+/// statement left on a shared connection.
+#[derive(Clone, Copy)]
+struct Written {
+    /// The row it inserted, if it inserted one.
+    rowid: Option<i64>,
+    changes: u64,
+}
 
 fn statement_runner(
     statement: String,
     parameters: Vec<sql::Value>,
 ) -> impl FnOnce(&rusqlite::Connection) -> Ran + Send + 'static {
     move |c: &rusqlite::Connection| {
+        let (total, rowid) = (c.total_changes(), c.last_insert_rowid());
         let outcome = run_statement(c, &statement, parameters);
-        let last = LastWrite {
-            rowid: c.last_insert_rowid(),
-            changes: c.changes(),
+        let readonly = outcome.as_ref().map_or(true, |(_, _, readonly)| *readonly);
+        let written = if c.total_changes() != total {
+            let inserted = c.last_insert_rowid();
+            Some(Written {
+                rowid: (inserted != rowid).then_some(inserted),
+                changes: c.changes(),
+            })
+        } else if !readonly {
+            // A write that changed nothing (an ignored insert, an update
+            // that matched no row) counts none.
+            Some(Written {
+                rowid: None,
+                changes: 0,
+            })
+        } else {
+            None
         };
-        (outcome, c.is_autocommit(), last)
+        let outcome = outcome.map(|(columns, rows, _)| (columns, rows));
+        (outcome, c.is_autocommit(), written)
     }
 }
 
@@ -381,33 +408,38 @@ fn statement_runner(
 fn on_writer(turn: &mut WriteTurn, run: impl FnOnce(&rusqlite::Connection) -> Ran) -> Ran {
     match turn.conn() {
         Ok(c) => run(c),
-        Err(e) => (Err(sql_io(format!("{e:#}"))), true, LastWrite::default()),
+        Err(e) => (Err(sql_io(format!("{e:#}"))), true, None),
     }
 }
 
-/// Settles a statement that ran: a write's counts are the handle's from
-/// now on; a turn passes on when the transaction it was held for has ended
-/// (`taken`: one this statement took, kept while a transaction stays open).
+/// Settles a statement that ran: what it wrote is the handle's count from
+/// now on. A statement that ran on the writer connection (`on_writer`)
+/// passes the turn on when the transaction it was held for has ended
+/// (`taken`: one this statement took, kept while a transaction stays
+/// open); one that ran on the pooled connection leaves the turn alone.
 fn settle(
     turn: &TurnSlot,
     last: &Mutex<LastWrite>,
     ran: Option<Ran>,
-    writes: bool,
+    on_writer: bool,
     taken: Option<WriteTurn>,
 ) -> Result<(Vec<String>, Vec<sql::RowResult>), sql::Error> {
-    let (outcome, autocommit, counts) = ran.unwrap_or((
-        Err(sql::Error::InvalidConnection),
-        true,
-        LastWrite::default(),
-    ));
-    if writes {
-        *last.lock().unwrap_or_else(|p| p.into_inner()) = counts;
+    let (outcome, autocommit, written) =
+        ran.unwrap_or((Err(sql::Error::InvalidConnection), true, None));
+    if let Some(written) = written {
+        let mut last = last.lock().unwrap_or_else(|p| p.into_inner());
+        last.changes = written.changes;
+        if let Some(rowid) = written.rowid {
+            last.rowid = rowid;
+        }
     }
-    let mut slot = turn.lock().unwrap_or_else(|p| p.into_inner());
-    if autocommit {
-        *slot = None;
-    } else if taken.is_some() {
-        *slot = taken;
+    if on_writer {
+        let mut slot = turn.lock().unwrap_or_else(|p| p.into_inner());
+        if autocommit {
+            *slot = None;
+        } else if taken.is_some() {
+            *slot = taken;
+        }
     }
     outcome
 }
@@ -484,6 +516,7 @@ impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
         // here, sparing the hand-off to a blocking thread and back, which
         // a transaction of a dozen statements would otherwise pay a dozen
         // times while every other writer waits for it.
+        let on_writer_conn = taken.is_some() || held;
         let ran = if let Some(turn) = taken.as_mut() {
             Some(on_writer(turn, run))
         } else if held {
@@ -494,7 +527,7 @@ impl<T: Send> sql::HostConnectionWithStore<T> for SpinApis {
         } else {
             blocking(parts.conn.clone(), run).await
         };
-        let (columns, rows) = match settle(&parts.turn, &parts.last, ran, writes, taken) {
+        let (columns, rows) = match settle(&parts.turn, &parts.last, ran, on_writer_conn, taken) {
             Ok(ok) => ok,
             Err(e) => return Ok(Err(e)),
         };

@@ -97,6 +97,32 @@ pub async fn run_job(
         Outcome::Retry(e) | Outcome::Permanent(e) => gatehouse_jobs::clean_error(e),
         Outcome::Done => String::new(),
     };
+    // The job's end and the event's status are one transaction: a run
+    // that stops between them leaves neither.
+    rows(conn, "BEGIN IMMEDIATE", vec![]).await?;
+    let settled = settle(conn, job, outcome, &event_id, error, policy, now).await;
+    let end = if settled.is_ok() {
+        "COMMIT"
+    } else {
+        "ROLLBACK"
+    };
+    let ended = rows(conn, end, vec![]).await;
+    let finished = settled?;
+    ended?;
+    Ok(finished)
+}
+
+/// Records how the job ended, and the event's status with it.
+async fn settle(
+    conn: &Connection,
+    job: &Job,
+    outcome: Outcome,
+    event_id: &str,
+    error: String,
+    policy: &Policy,
+    now: i64,
+) -> Result<Finished, JobError> {
+    let event_id = event_id.to_string();
     let finished = gatehouse_jobs::finish(conn, job, outcome, policy, now).await?;
     let (sql, params) = match finished {
         Finished::Done => (
