@@ -1,7 +1,6 @@
 //! `GET /v1/webhooks/events` and `GET /v1/webhooks/events/{id}`: the
 //! deliveries an org's sources accepted, newest first, for its admins.
 
-use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
 use gatehouse_http::pagination::PageRequest;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
@@ -103,15 +102,9 @@ fn filters(query: Option<&str>) -> Result<Filters, Problem> {
     Ok(f)
 }
 
-async fn admin(req: &Request) -> Result<OrgCaller, Problem> {
-    let caller = OrgCaller::of(req).await?;
-    caller.require_admin("webhook sources")?;
-    Ok(caller)
-}
-
 /// `GET /v1/webhooks/events?source=&type=&status=`.
 pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let caller = admin(&req).await?;
+    let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let page = PageRequest::from_query(req.uri().query())?;
     let f = filters(req.uri().query())?;
@@ -145,7 +138,7 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
 
 /// `GET /v1/webhooks/events/{id}`.
 pub async fn get(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = admin(&req).await?;
+    let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let rows = tenant
         .query(
@@ -182,7 +175,7 @@ fn body_value(bytes: &[u8]) -> serde_json::Value {
 /// every handler that takes it now (a new job each), `202` with the event;
 /// `409` when none does.
 pub async fn replay(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = admin(&req).await?;
+    let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let rows = tenant
         .query(
@@ -196,13 +189,9 @@ pub async fn replay(req: Request, id: &str, request_id: &str) -> Result<Response
     let provider =
         webhooks_core::Provider::parse(&db::get_text(row, 0)).ok_or_else(Problem::internal)?;
     let event_type = db::get_opt_text(row, 1);
-    let handlers = gatehouse_webhook_dispatch::handlers().await;
     let source = db::get_text(row, 2);
-    let urls: Vec<&str> =
-        webhooks_core::matching(&handlers, &source, provider, event_type.as_deref())
-            .iter()
-            .map(|h| h.url.as_str())
-            .collect();
+    let urls =
+        gatehouse_webhook_dispatch::handler_urls(&source, provider, event_type.as_deref()).await;
     if urls.is_empty() {
         return Err(Problem::new(ErrorCode::Conflict)
             .detail("no handler takes this event's provider and type"));

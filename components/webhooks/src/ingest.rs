@@ -15,7 +15,7 @@ use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use serde::Serialize;
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::{Connection, Value};
-use webhooks_core::{HeaderFn, Provider, Rejection, Verified, matching, verify};
+use webhooks_core::{HeaderFn, Provider, Rejection, Verified, verify};
 
 use crate::sources::no_source;
 use crate::store;
@@ -150,16 +150,12 @@ async fn store_event(
     content_type: Option<String>,
     now: i64,
 ) -> Result<Accepted, Problem> {
-    let handlers = gatehouse_webhook_dispatch::handlers().await;
-    let urls: Vec<&str> = matching(
-        &handlers,
+    let urls = gatehouse_webhook_dispatch::handler_urls(
         source_id,
         source.provider,
         verified.event_type.as_deref(),
     )
-    .iter()
-    .map(|h| h.url.as_str())
-    .collect();
+    .await;
     let id = db::new_id("whe_");
     let insert = || {
         db::query(

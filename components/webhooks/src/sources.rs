@@ -4,7 +4,6 @@
 //! (secrets, or Azure DevOps credentials), sealed at rest and never
 //! answered; its ingest URL is public and needs no other credential.
 
-use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::idempotency::unix_now;
@@ -74,12 +73,6 @@ pub fn no_source() -> Problem {
     Problem::not_found().detail("no such webhook source")
 }
 
-async fn admin(req: &Request) -> Result<OrgCaller, Problem> {
-    let caller = OrgCaller::of(req).await?;
-    caller.require_admin("webhook sources")?;
-    Ok(caller)
-}
-
 async fn load(tenant: &Tenant<'_>, id: &str) -> Result<Source, Problem> {
     let base = store::public_base_url().await;
     let rows = tenant
@@ -98,7 +91,7 @@ async fn load(tenant: &Tenant<'_>, id: &str) -> Result<Source, Problem> {
 
 /// `POST /v1/webhooks/sources`.
 pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let caller = admin(&req).await?;
+    let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let body: CreateSource = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let provider = body.provider().ok_or_else(Problem::internal)?;
@@ -132,7 +125,7 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
 
 /// `GET /v1/webhooks/sources`: newest first.
 pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
-    let caller = admin(&req).await?;
+    let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let page = PageRequest::from_query(req.uri().query())?;
     let (at, after) = store::cursor_position(&page)?;
@@ -159,7 +152,7 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
 
 /// `GET /v1/webhooks/sources/{id}`.
 pub async fn get(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = admin(&req).await?;
+    let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let source = load(&tenant, id).await?;
     Ok(response::json(200, &source, request_id))
@@ -168,7 +161,7 @@ pub async fn get(req: Request, id: &str, request_id: &str) -> Result<Response, P
 /// `PATCH /v1/webhooks/sources/{id}`: secrets replace the list (send the
 /// old and the new one together to rotate without refusing deliveries).
 pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = admin(&req).await?;
+    let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let body: PatchSource = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let (provider, settings) = store::settings(&tenant, id).await?.ok_or_else(no_source)?;
@@ -208,7 +201,7 @@ pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response,
 /// `DELETE /v1/webhooks/sources/{id}`: its URL verifies nothing more and
 /// its secrets are erased; the events it delivered stay.
 pub async fn delete(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
-    let caller = admin(&req).await?;
+    let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let changed = tenant
         .exec(

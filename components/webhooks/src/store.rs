@@ -1,6 +1,7 @@
 //! What the handlers share: the sealed settings of a source, the public
 //! base URL, cursors over `(time, id)`.
 
+use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
 use gatehouse_auth::sealing::sealing_key;
 use gatehouse_auth::tenant::Tenant;
@@ -68,6 +69,14 @@ pub async fn settings(
         Problem::internal()
     })?;
     Ok(Some((provider, settings)))
+}
+
+/// An admin of the org the request acts in: who manages its sources and
+/// reads what they delivered.
+pub async fn admin(req: &spin_sdk::http::Request) -> Result<OrgCaller, Problem> {
+    let caller = OrgCaller::of(req).await?;
+    caller.require_admin("webhook sources")?;
+    Ok(caller)
 }
 
 /// A cursor's position: a time and an id (`<unix>:<id>`); before the

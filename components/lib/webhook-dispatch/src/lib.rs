@@ -22,7 +22,7 @@ use serde_json::{Value, json};
 mod store;
 
 #[cfg(target_arch = "wasm32")]
-pub use store::{handlers, queue, run_job};
+pub use store::{handler_urls, handlers, queue, run_job};
 
 /// The jobs' kind.
 pub const DISPATCH_JOB: &str = "webhook.dispatch";

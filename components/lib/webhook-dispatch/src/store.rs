@@ -6,7 +6,7 @@ use gatehouse_jobs::{Finished, Job, JobError, NewJob, Outcome};
 use http_body_util::BodyExt;
 use spin_sdk::http::FullBody;
 use spin_sdk::sqlite::{Connection, RowResult, Value};
-use webhooks_core::{Handler, SigningSecret, parse_handlers, sign_v1};
+use webhooks_core::{Handler, Provider, SigningSecret, matching, parse_handlers, sign_v1};
 
 use crate::{DISPATCH_JOB, Stored, envelope, job_payload};
 
@@ -22,13 +22,26 @@ pub async fn handlers() -> Vec<Handler> {
     })
 }
 
+/// The URLs of the handlers that take a delivery from `source` of
+/// `provider` with `event_type`, each once.
+pub async fn handler_urls(
+    source: &str,
+    provider: Provider,
+    event_type: Option<&str>,
+) -> Vec<String> {
+    matching(&handlers().await, source, provider, event_type)
+        .iter()
+        .map(|h| h.url.clone())
+        .collect()
+}
+
 /// Queues event `event_id` for each of `urls`, inside the caller's
 /// transaction. `round` tells a replay's jobs from the first ones (`0`);
 /// the same event, handler and round is one job.
 pub async fn queue(
     conn: &Connection,
     event_id: &str,
-    urls: &[&str],
+    urls: &[String],
     round: &str,
     policy: &Policy,
     now: i64,
