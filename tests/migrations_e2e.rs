@@ -142,3 +142,43 @@ fn a_database_the_host_migrated_is_current_for_the_route_and_a_changed_one_is_re
     );
     Ok(())
 }
+
+/// Deleting an org deletes its rows table by table (deployments may run
+/// SQLite without foreign keys, where nothing cascades): every table with
+/// an `org_id` column is in that list, so a table added later cannot keep
+/// a deleted org's data.
+#[test]
+fn deleting_an_org_clears_every_table_that_holds_an_org_id() -> Result<()> {
+    let dir = gatehouse_tests::TempDir::new("org-tables")?;
+    let db = dir.path().join("gatehouse.db");
+    gatehouse_host::migrate::apply_file(&db, &root().join("infra/migrations"))?;
+    let conn = rusqlite::Connection::open(&db)?;
+    let mut tables = conn.prepare(
+        "SELECT m.name FROM sqlite_master m, pragma_table_info(m.name) c
+         WHERE m.type = 'table' AND c.name = 'org_id' ORDER BY m.name",
+    )?;
+    let with_org: Vec<String> = tables
+        .query_map([], |row| row.get(0))?
+        .collect::<Result<_, _>>()?;
+    assert!(with_org.len() > 30, "{with_org:?}");
+    let source = std::fs::read_to_string(root().join("components/orgs/src/orgs.rs"))?;
+    let rows = source
+        .split("const ORG_ROWS")
+        .nth(1)
+        .and_then(|rest| rest.split("];").next())
+        .context("ORG_ROWS in orgs.rs")?;
+    let deleted: Vec<&str> = rows
+        .split("DELETE FROM ")
+        .skip(1)
+        .filter_map(|s| s.split_whitespace().next())
+        .collect();
+    let missing: Vec<&String> = with_org
+        .iter()
+        .filter(|t| !deleted.contains(&t.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "org deletion leaves rows in {missing:?}"
+    );
+    Ok(())
+}

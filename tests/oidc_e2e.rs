@@ -110,6 +110,27 @@ fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Resu
     let again = browse(&start, "bob", None)?;
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.body["user"]["id"], bob_id);
+    // Joining told the org once (the second sign-in joined nothing).
+    let events = expect(
+        call(
+            &host,
+            "GET",
+            "/v1/org-events?type=member.added",
+            None,
+            Some(&ada),
+            &acme_header,
+        )?,
+        200,
+    )?;
+    let joined: Vec<_> = events["items"]
+        .as_array()
+        .context("items")?
+        .iter()
+        .filter(|e| e["data"]["member"]["user_id"] == bob_id)
+        .collect();
+    assert_eq!(joined.len(), 1, "{events}");
+    assert_eq!(joined[0]["data"]["via"], "sso");
+    assert_eq!(joined[0]["data"]["member"]["email"], "bob@corp.test");
 
     // A callback replayed (same code, same state, the state's cookie) is
     // refused: the sign-in is spent. Without the cookie it is refused too.

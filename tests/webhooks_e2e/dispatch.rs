@@ -11,34 +11,36 @@ use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use gatehouse_tests::app::{Org, app_config, call, expect, join, org, problem};
 use gatehouse_tests::fake_http::{self, RawRequest};
 use gatehouse_tests::{Reply, TestHost, free_port, send};
 use serde_json::{Value, json};
-use webhooks_core::SigningSecret;
+use webhooks_core::{Provider, SigningSecret, VerifyConfig};
 
 use crate::support::{
     Headers, accepted, create_source, event, events, id_of, sign, signers, standard,
 };
 
-const OPERATOR: &str = "operator-token-for-webhook-dispatch";
-const GITHUB_SECRET: &str = "github secret of the dispatch tests";
+pub(crate) const OPERATOR: &str = "operator-token-for-webhook-dispatch";
+pub(crate) const GITHUB_SECRET: &str = "github secret of the dispatch tests";
 
 /// The secret every dispatch is signed with.
-fn handler_secret() -> Result<String> {
+pub(crate) fn handler_secret() -> Result<String> {
     Ok(SigningSecret::from_random(&[51u8; 32])?.to_whsec())
 }
 
 /// A handler on 127.0.0.1 that records every request it receives and
 /// answers with the status it is set to.
-struct Handler {
-    url: String,
+pub(crate) struct Handler {
+    pub(crate) url: String,
     received: Arc<Mutex<Vec<RawRequest>>>,
     status: Arc<AtomicU16>,
 }
 
 impl Handler {
-    fn start(status: u16) -> Result<Handler> {
+    pub(crate) fn start(status: u16) -> Result<Handler> {
         let received = Arc::new(Mutex::new(Vec::new()));
         let status = Arc::new(AtomicU16::new(status));
         let (log, answer) = (received.clone(), status.clone());
@@ -60,12 +62,12 @@ impl Handler {
     }
 
     /// From now on, answer `status`.
-    fn answer(&self, status: u16) {
+    pub(crate) fn answer(&self, status: u16) {
         self.status.store(status, Ordering::SeqCst);
     }
 
     /// The requests received so far, in order.
-    fn received(&self) -> Vec<RawRequest> {
+    pub(crate) fn received(&self) -> Vec<RawRequest> {
         self.received
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -76,7 +78,7 @@ impl Handler {
 /// The app with `handlers` as its `webhook_handlers`, allowed to call
 /// loopback, signing with [`handler_secret`], jobs run by the operator
 /// with no wait between attempts, and `more` variables.
-fn start_dispatching(handlers: Value, more: &[(&str, &str)]) -> Result<TestHost> {
+pub(crate) fn start_dispatching(handlers: Value, more: &[(&str, &str)]) -> Result<TestHost> {
     let mut config = app_config();
     let mut env = vec![
         ("WEBHOOK_HANDLERS", handlers.to_string()),
@@ -85,6 +87,8 @@ fn start_dispatching(handlers: Value, more: &[(&str, &str)]) -> Result<TestHost>
         ("OPERATOR_TOKEN", OPERATOR.into()),
         ("JOB_RETRY_BASE_SECONDS", "0".into()),
     ];
+    // A variable in `more` replaces the one set here (the host reads the first).
+    env.retain(|(name, _)| !more.iter().any(|(k, _)| k == name));
     env.extend(more.iter().map(|(k, v)| (*k, v.to_string())));
     config.env.extend(
         env.into_iter()
@@ -97,7 +101,7 @@ fn start_dispatching(handlers: Value, more: &[(&str, &str)]) -> Result<TestHost>
 /// counts the signed-up users' mail jobs too (no mail provider is set, so
 /// they keep retrying): the tests judge a run by what the handlers
 /// received and the events' statuses.
-fn run_jobs(host: &TestHost) -> Result<()> {
+pub(crate) fn run_jobs(host: &TestHost) -> Result<()> {
     let auth = format!("Bearer {OPERATOR}");
     let reply = send(
         "POST",
@@ -110,19 +114,19 @@ fn run_jobs(host: &TestHost) -> Result<()> {
 }
 
 /// `POST /v1/webhooks/events/{id}/$replay` as the holder of `token`.
-fn replay(host: &TestHost, id: &str, token: Option<&str>) -> Result<Reply> {
+pub(crate) fn replay(host: &TestHost, id: &str, token: Option<&str>) -> Result<Reply> {
     let path = format!("/v1/webhooks/events/{id}/$replay");
     call(host, "POST", &path, None, token, &[])
 }
 
 /// A GitHub delivery of `event` signed by octokit.
-fn github(delivery: &str, event: &str, body: &str) -> Value {
+pub(crate) fn github(delivery: &str, event: &str, body: &str) -> Value {
     json!({"op": "github", "secret": GITHUB_SECRET, "payload": body,
            "delivery": delivery, "event": event})
 }
 
 /// An org's GitHub source.
-fn github_source(host: &TestHost, org: &Org) -> Result<Value> {
+pub(crate) fn github_source(host: &TestHost, org: &Org) -> Result<Value> {
     create_source(
         host,
         org,
@@ -132,7 +136,7 @@ fn github_source(host: &TestHost, org: &Org) -> Result<Value> {
 
 /// Whether the `standardwebhooks` library accepts each request as a
 /// message signed with `secret`.
-fn verified(requests: &[&RawRequest], secret: &str) -> Result<Vec<bool>> {
+pub(crate) fn verified(requests: &[&RawRequest], secret: &str) -> Result<Vec<bool>> {
     let jobs: Vec<Value> = requests
         .iter()
         .map(|r| {
@@ -161,7 +165,7 @@ fn for_event<'a>(requests: &'a [RawRequest], id: &str) -> Result<&'a RawRequest>
 }
 
 /// `(status, last_error)` of an event, as read one at a time.
-fn state(host: &TestHost, org: &Org, id: &str) -> Result<(Value, Value)> {
+pub(crate) fn state(host: &TestHost, org: &Org, id: &str) -> Result<(Value, Value)> {
     let read = event(host, org, id)?;
     Ok((read["status"].clone(), read["last_error"].clone()))
 }
@@ -228,18 +232,35 @@ fn a_github_delivery_is_handed_to_the_matching_handler_signed_as_standard_webhoo
             "received_at": stored["received_at"], "signed_at": null,
             "content_type": "application/json",
             "payload": serde_json::from_str::<Value>(body)?,
+            "body_base64": STANDARD.encode(body),
         })
+    );
+    // The bytes as received: the handler can check GitHub's signature on
+    // them itself.
+    let exact = STANDARD.decode(first.json()["body_base64"].as_str().unwrap_or_default())?;
+    let github_config = VerifyConfig::with_secrets([GITHUB_SECRET]);
+    let checked = webhooks_core::verify(Provider::GitHub, &github_config, &signed[0], &exact, 0);
+    assert_eq!(
+        checked.map(|v| v.dedupe_id),
+        Ok(opened_delivery.to_string())
     );
     let second = for_event(&got, &pushed)?;
     let envelope = second.json();
     assert_eq!(
         crate::support::pick(
             &envelope,
-            &["event_type", "delivery_id", "content_type", "payload"]
+            &[
+                "event_type",
+                "delivery_id",
+                "content_type",
+                "payload",
+                "body_base64"
+            ]
         ),
         json!({
             "event_type": "push", "delivery_id": push_delivery,
             "content_type": "application/x-www-form-urlencoded", "payload": form,
+            "body_base64": STANDARD.encode(form),
         })
     );
 
@@ -456,9 +477,19 @@ fn replaying_a_dead_event_after_its_handler_recovers_dispatches_it_to_every_matc
     );
     let (again, recovered) = (steady.received(), flaky.received());
     assert_eq!((again.len(), recovered.len()), (2, 2));
-    // A replay is the same message: a handler can tell it by its id.
+    // A replay is a new message about the same event: its own webhook-id
+    // (one for the whole replay), so a handler that drops a message id it
+    // has seen still takes it; the envelope's `id` stays the event's.
+    let first_round: Vec<_> = [&again[0], &recovered[0]]
+        .iter()
+        .map(|r| r.header("webhook-id"))
+        .collect();
+    assert_eq!(first_round, [Some(id.as_str()); 2]);
+    let replay_id = again[1].header("webhook-id").unwrap_or_default();
+    assert!(crate::support::is_id(replay_id, "whr_"), "{replay_id}");
+    assert_eq!(recovered[1].header("webhook-id"), Some(replay_id));
     for request in again.iter().chain(&recovered) {
-        assert_eq!(request.header("webhook-id"), Some(id.as_str()));
+        assert_eq!(request.json()["id"], json!(id));
     }
     assert_eq!(again[0].json(), again[1].json());
     let all: Vec<&RawRequest> = again.iter().chain(&recovered).collect();

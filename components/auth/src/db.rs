@@ -43,6 +43,29 @@ pub async fn exec(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<u6
     Ok(conn.changes().await)
 }
 
+/// Runs `work` in a write transaction on `conn` (`IMMEDIATE`: it holds
+/// the write lock from its first statement), kept when `work` succeeds and
+/// rolled back when it fails: a change and the rows that go with it (its
+/// event, its job) exist together or not at all.
+pub async fn transaction<T>(
+    conn: &Connection,
+    work: impl std::future::Future<Output = Result<T, Problem>>,
+) -> Result<T, Problem> {
+    run(conn, "BEGIN IMMEDIATE", vec![]).await?;
+    match work.await {
+        Ok(done) => {
+            run(conn, "COMMIT", vec![]).await?;
+            Ok(done)
+        }
+        Err(problem) => {
+            // The work's problem is the one to answer with; a rollback that
+            // fails too is logged (by `run`) and otherwise set aside.
+            let _ = run(conn, "ROLLBACK", vec![]).await;
+            Err(problem)
+        }
+    }
+}
+
 /// Text parameter.
 pub fn text(v: impl Into<String>) -> Value {
     Value::Text(v.into())

@@ -7,6 +7,29 @@ use gatehouse_jobs::schedule::Policy;
 use gatehouse_jobs::{Finished, Job, JobError, Outcome};
 use spin_sdk::sqlite::Connection;
 
+/// Makes dead the jobs whose runner stopped during their last attempt
+/// ([`gatehouse_jobs::reap`]) and lets each kind that keeps a state of
+/// its own about its jobs record it, in one transaction: a run that stops
+/// between the two leaves neither. Returns how many.
+pub async fn reap(conn: &Connection, now: i64) -> Result<u32, JobError> {
+    gatehouse_jobs::transaction(conn, async {
+        let jobs = gatehouse_jobs::reap(conn, now).await?;
+        for job in &jobs {
+            match job.kind.as_str() {
+                gatehouse_webhook_dispatch::DISPATCH_JOB => {
+                    gatehouse_webhook_dispatch::reaped(conn, job).await?;
+                }
+                gatehouse_webhook_delivery::DELIVER_JOB => {
+                    gatehouse_webhook_delivery::reaped(conn, job, now).await?;
+                }
+                _ => {}
+            }
+        }
+        Ok(u32::try_from(jobs.len()).unwrap_or(u32::MAX))
+    })
+    .await
+}
+
 /// Runs one claimed job and records how it ended.
 pub async fn perform(
     conn: &Connection,
@@ -18,6 +41,9 @@ pub async fn perform(
         gatehouse_mail::SEND_JOB => gatehouse_mail::run_job(conn, job, policy, now).await,
         gatehouse_webhook_dispatch::DISPATCH_JOB => {
             gatehouse_webhook_dispatch::run_job(conn, job, policy, now).await
+        }
+        gatehouse_webhook_delivery::DELIVER_JOB => {
+            gatehouse_webhook_delivery::run_job(conn, job, policy, now).await
         }
         other => {
             let outcome = Outcome::Retry(format!(

@@ -10,6 +10,7 @@ use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::pagination::{PageRequest, json_position};
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
+use gatehouse_webhook_delivery::catalog::{KEY_CREATED, KEY_REVOKED};
 use identity_core::token;
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
@@ -73,8 +74,9 @@ struct NewKey<'a> {
     imported: bool,
 }
 
-/// Checks the roles, stores the key, its secret and its role grants;
-/// returns the key's id.
+/// Checks the roles, stores the key, its secret and its role grants, and
+/// publishes `key.created`; returns the key's id. Run it in a
+/// [`transaction`].
 async fn insert(
     caller: &Caller,
     tenant: &Tenant<'_>,
@@ -136,6 +138,17 @@ async fn insert(
     for role in role_ids {
         grant(tenant, &role, &key_id, &caller.access.user_id, now).await?;
     }
+    let data = serde_json::json!({"key": {
+        "id": key_id,
+        "name": key.name,
+        "start": key.start,
+        "owner_user_id": caller.access.user_id,
+        "roles": key.roles,
+        "inherits": key.inherits,
+        "expires_at": key.expires_at,
+        "imported": key.imported,
+    }});
+    gatehouse_webhook_delivery::publish(tenant, &caller.conn, KEY_CREATED, &data, now).await?;
     Ok(key_id)
 }
 
@@ -234,7 +247,7 @@ async fn create_key(
         start: &start,
         imported: false,
     };
-    insert(caller, tenant, new, now).await?;
+    db::transaction(&caller.conn, insert(caller, tenant, new, now)).await?;
     let created = Created {
         key: issued.secret,
         api_key: shown(caller, tenant, &body.name, now).await?,
@@ -267,7 +280,7 @@ pub async fn import(req: Request, request_id: &str) -> Result<Response, Problem>
         start: &body.start,
         imported: true,
     };
-    insert(&caller, &tenant, new, now).await?;
+    db::transaction(&caller.conn, insert(&caller, &tenant, new, now)).await?;
     let key = shown(&caller, &tenant, &body.name, now).await?;
     Ok(response::json(201, &key, request_id))
 }
@@ -425,12 +438,25 @@ pub async fn revoke(req: Request, name: &str, request_id: &str) -> Result<Respon
     let now = unix_now();
     let key = load(&tenant, name, now).await?;
     caller.access.require_manages(&key)?;
-    tenant
-        .exec(
-            "UPDATE api_keys SET revoked_at = ?2, updated_at = ?2 WHERE org_id = ?1 AND key_id = ?3 AND revoked_at IS NULL",
-            vec![db::int(now), db::text(&key.id)],
-        )
-        .await?;
+    let revoked = async {
+        let changed = tenant
+            .exec(
+                "UPDATE api_keys SET revoked_at = ?2, updated_at = ?2 WHERE org_id = ?1 AND key_id = ?3 AND revoked_at IS NULL",
+                vec![db::int(now), db::text(&key.id)],
+            )
+            .await?;
+        // Of two revocations racing, the one that changed the row tells.
+        if changed == 1 {
+            let data = serde_json::json!({
+                "key": {"id": key.id, "name": key.name, "start": key.start, "owner_user_id": key.owner_user_id},
+                "revoked_by": caller.access.user_id,
+            });
+            gatehouse_webhook_delivery::publish(&tenant, &caller.conn, KEY_REVOKED, &data, now)
+                .await?;
+        }
+        Ok(())
+    };
+    db::transaction(&caller.conn, revoked).await?;
     invalidate(&key.id).await?;
     Ok(response::no_content(request_id))
 }

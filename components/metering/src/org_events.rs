@@ -1,8 +1,9 @@
 //! Org events: what happened in an org, one row each in `org_events`
-//! (`quota.threshold_reached`, `spend.unusual`, and whatever else comes
-//! to record), with a JSON object of data whose shape its type decides.
-//! They are the rows outgoing webhooks will deliver; until then an org's
-//! admins read them at `GET /v1/org-events`, newest first.
+//! (`quota.threshold_reached`, `spend.unusual`, and the other types of
+//! the webhook event catalog), with a JSON object of data whose shape its
+//! type decides. Recording one also queues its delivery to each of the
+//! org's webhook endpoints that takes its type (`gatehouse-webhook-delivery`);
+//! an org's admins read them at `GET /v1/org-events`, newest first.
 //!
 //! The route is top-level because the events are the org's, not
 //! metering's: a later component can take the route over from this one
@@ -16,6 +17,7 @@ use gatehouse_http::{ErrorCode, Problem, Response, response};
 use serde::Serialize;
 use serde_json::Value;
 use spin_sdk::http::Request;
+use spin_sdk::sqlite::Connection;
 
 use crate::usage_query::bad;
 
@@ -25,36 +27,21 @@ use crate::usage_query::bad;
 /// and rows keyed by them are appended to their index, not inserted all
 /// over it (also for the usage events that consumes record).
 pub fn new_event_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let random = db::new_id("");
-    format!("evt_{:016x}{}", nanos as u64, &random[..16])
+    gatehouse_webhook_delivery::new_event_id()
 }
 
-/// Records an event inside the caller's transaction, under `event_id`
-/// (`evt_…`, made by the caller so other rows can name it).
+/// Records an event inside the caller's transaction, on its connection
+/// `conn` (the tenant's), under `event_id` (`evt_…`, made by the caller so
+/// other rows can name it), with its webhook messages and their jobs.
 pub async fn record(
     tenant: &Tenant<'_>,
+    conn: &Connection,
     event_id: &str,
     event_type: &str,
     data: &Value,
     now: i64,
 ) -> Result<(), Problem> {
-    tenant
-        .exec(
-            "INSERT INTO org_events (org_id, event_id, event_type, data, created_at)
-             VALUES (?1, ?, ?, ?, ?)",
-            vec![
-                db::text(event_id),
-                db::text(event_type),
-                db::text(data.to_string()),
-                db::int(now),
-            ],
-        )
-        .await
-        .map(|_| ())
+    gatehouse_webhook_delivery::publish_as(tenant, conn, event_id, event_type, data, now).await
 }
 
 /// An event as listed.

@@ -20,6 +20,7 @@ use spin_sdk::sqlite::{Connection, RowResult};
 
 use crate::context::{Caller, memberships_changed};
 use crate::fields::Fields;
+use crate::member_events::{self, Member, Via};
 use crate::members::{role_from, role_text};
 use crate::{mail, no_content, teams};
 
@@ -384,18 +385,34 @@ pub async fn accept(req: Request, request_id: &str) -> Result<Response, Problem>
         return Err(invalid_invitation());
     }
     let tenant = Tenant::joining(&conn, &user_id, &invitation.org_id, invitation.role);
-    tenant
-        .exec(
-            "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES (?1, ?, ?, ?, ?)
-             ON CONFLICT (org_id, user_id) DO NOTHING",
-            vec![
-                db::text(&user_id),
-                db::text(role_text(invitation.role)),
-                db::int(now),
-                db::int(now),
-            ],
-        )
-        .await?;
+    let email = signed_in
+        .as_ref()
+        .map_or(invitation.email.as_str(), |auth| auth.user.email.as_str());
+    let joining = async {
+        let joined = tenant
+            .exec(
+                "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES (?1, ?, ?, ?, ?)
+                 ON CONFLICT (org_id, user_id) DO NOTHING",
+                vec![
+                    db::text(&user_id),
+                    db::text(role_text(invitation.role)),
+                    db::int(now),
+                    db::int(now),
+                ],
+            )
+            .await?;
+        // A member already (another invitation accepted first): no news.
+        if joined == 1 {
+            let member = Member {
+                user_id: &user_id,
+                email,
+                role: invitation.role,
+            };
+            member_events::added(&tenant, &conn, &member, Via::Invitation, now).await?;
+        }
+        Ok(())
+    };
+    db::transaction(&conn, joining).await?;
     for team in &invitation.team_ids {
         // A team deleted since the invitation is skipped.
         if teams::load(&tenant, team).await.is_ok() {

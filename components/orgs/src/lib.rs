@@ -25,6 +25,7 @@ mod context;
 mod fields;
 mod invitations;
 mod mail;
+mod member_events;
 mod members;
 mod orgs;
 mod preferences;

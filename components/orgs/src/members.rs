@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
 
 use crate::context::{Caller, memberships_changed};
+use crate::member_events;
 use crate::no_content;
 
 /// The role stored as text.
@@ -177,22 +178,42 @@ pub async fn remove(
         tenant.actor().require_admin()?;
     }
     require_member(&tenant, user_id).await?;
-    let removed = tenant
-        .exec(
-            "DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2
-               AND (role = 'member' OR (SELECT COUNT(*) FROM memberships WHERE org_id = ?1 AND role = 'admin' AND user_id <> ?2) > 0)",
-            vec![db::text(user_id)],
-        )
-        .await?;
-    if removed == 0 {
-        return Err(last_admin());
-    }
-    for sql in [
-        "DELETE FROM team_members WHERE org_id = ?1 AND user_id = ?",
-        "DELETE FROM role_grants WHERE org_id = ?1 AND subject_type = 'user' AND subject_id = ?",
-    ] {
-        tenant.exec(sql, vec![db::text(user_id)]).await?;
-    }
+    let removing = async {
+        let email = tenant
+            .query(
+                "SELECT u.email FROM memberships m JOIN users u ON u.id = m.user_id
+                 WHERE m.org_id = ?1 AND m.user_id = ?2",
+                vec![db::text(user_id)],
+            )
+            .await?
+            .first()
+            .map(|r| db::get_text(r, 0))
+            .unwrap_or_default();
+        let removed = tenant
+            .query(
+                "DELETE FROM memberships WHERE org_id = ?1 AND user_id = ?2
+                   AND (role = 'member' OR (SELECT COUNT(*) FROM memberships WHERE org_id = ?1 AND role = 'admin' AND user_id <> ?2) > 0)
+                 RETURNING role",
+                vec![db::text(user_id)],
+            )
+            .await?;
+        let Some(role) = removed.first().map(|r| role_from(&db::get_text(r, 0))) else {
+            return Err(last_admin());
+        };
+        for sql in [
+            "DELETE FROM team_members WHERE org_id = ?1 AND user_id = ?",
+            "DELETE FROM role_grants WHERE org_id = ?1 AND subject_type = 'user' AND subject_id = ?",
+        ] {
+            tenant.exec(sql, vec![db::text(user_id)]).await?;
+        }
+        let member = member_events::Member {
+            user_id,
+            email: &email,
+            role,
+        };
+        member_events::removed(&tenant, &caller.conn, &member, caller.user_id(), unix_now()).await
+    };
+    db::transaction(&caller.conn, removing).await?;
     memberships_changed([user_id]).await?;
     no_content(request_id)
 }

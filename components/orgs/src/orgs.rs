@@ -15,6 +15,7 @@ use spin_sdk::sqlite::RowResult;
 
 use crate::context::{Caller, memberships_changed};
 use crate::fields::{Fields, patch_field};
+use crate::member_events::{self, Member, Via};
 use crate::no_content;
 use crate::time_zone::{DEFAULT_TIME_ZONE, check_time_zone, stored_time_zone};
 
@@ -235,31 +236,42 @@ async fn create_org(
     let org_id = db::new_id("org_");
     let time_zone = stored_time_zone(body.time_zone.as_deref().unwrap_or(DEFAULT_TIME_ZONE));
     let tenant = Tenant::joining(&caller.conn, caller.user_id(), &org_id, OrgRole::Admin);
-    let inserted = tenant
-        .exec(
-            "INSERT INTO orgs (org_id, handle, name, address, contact, created_by, created_at, updated_at, time_zone)
-             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (handle) DO NOTHING",
-            vec![
-                db::text(&body.handle),
-                db::text(body.name.trim()),
-                db::opt_text(to_json(&body.address)),
-                db::opt_text(to_json(&body.contact)),
-                db::text(caller.user_id()),
-                db::int(now),
-                db::int(now),
-                db::text(&time_zone),
-            ],
-        )
-        .await?;
-    if inserted == 0 {
-        return Err(handle_taken());
-    }
-    tenant
-        .exec(
-            "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES (?1, ?, 'admin', ?, ?)",
-            vec![db::text(caller.user_id()), db::int(now), db::int(now)],
-        )
-        .await?;
+    // The org, its first admin and the event telling of them: together or
+    // not at all.
+    let creating = async {
+        let inserted = tenant
+            .exec(
+                "INSERT INTO orgs (org_id, handle, name, address, contact, created_by, created_at, updated_at, time_zone)
+                 VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (handle) DO NOTHING",
+                vec![
+                    db::text(&body.handle),
+                    db::text(body.name.trim()),
+                    db::opt_text(to_json(&body.address)),
+                    db::opt_text(to_json(&body.contact)),
+                    db::text(caller.user_id()),
+                    db::int(now),
+                    db::int(now),
+                    db::text(&time_zone),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(handle_taken());
+        }
+        tenant
+            .exec(
+                "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES (?1, ?, 'admin', ?, ?)",
+                vec![db::text(caller.user_id()), db::int(now), db::int(now)],
+            )
+            .await?;
+        let founder = Member {
+            user_id: caller.user_id(),
+            email: &caller.auth.user.email,
+            role: OrgRole::Admin,
+        };
+        member_events::added(&tenant, &caller.conn, &founder, Via::OrgCreated, now).await
+    };
+    db::transaction(&caller.conn, creating).await?;
     memberships_changed([caller.user_id()]).await?;
     let org = read(&tenant).await?;
     Ok(response::json(201, &org, request_id))
@@ -408,6 +420,55 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
     Ok(response::json(200, &read(&tenant).await?, request_id))
 }
 
+/// Every org-owned row, children before their parents, the org last. A
+/// delivery job left for a message deleted here ends without a request.
+const ORG_ROWS: [&str; 40] = [
+    "DELETE FROM service_key_challenges WHERE org_id = ?1",
+    "DELETE FROM service_keys WHERE org_id = ?1",
+    "DELETE FROM services WHERE org_id = ?1",
+    "DELETE FROM api_key_windows WHERE key_id IN (SELECT key_id FROM api_keys WHERE org_id = ?1)",
+    "DELETE FROM api_key_secrets WHERE org_id = ?1",
+    "DELETE FROM api_keys WHERE org_id = ?1",
+    "DELETE FROM role_grants WHERE org_id = ?1",
+    "DELETE FROM resource_grants WHERE org_id = ?1",
+    "DELETE FROM resource_owners WHERE org_id = ?1",
+    "DELETE FROM policies WHERE org_id = ?1",
+    "DELETE FROM roles WHERE org_id = ?1",
+    "DELETE FROM team_members WHERE org_id = ?1",
+    "DELETE FROM preferences WHERE org_id = ?1",
+    "DELETE FROM invitations WHERE org_id = ?1",
+    "DELETE FROM teams WHERE org_id = ?1",
+    // Outgoing webhooks (0023) and the events they carry (0020).
+    "DELETE FROM webhook_attempts WHERE org_id = ?1",
+    "DELETE FROM webhook_messages WHERE org_id = ?1",
+    "DELETE FROM webhook_endpoints WHERE org_id = ?1",
+    "DELETE FROM org_events WHERE org_id = ?1",
+    // Incoming webhooks (0022).
+    "DELETE FROM webhook_events WHERE org_id = ?1",
+    "DELETE FROM webhook_rejections WHERE org_id = ?1",
+    "DELETE FROM webhook_sources WHERE org_id = ?1",
+    // Metering (0016 to 0020): holds and counters before their quotas,
+    // quotas and month totals before their meters.
+    "DELETE FROM quota_alerts WHERE org_id = ?1",
+    "DELETE FROM quota_holds WHERE org_id = ?1",
+    "DELETE FROM quota_reservations WHERE org_id = ?1",
+    "DELETE FROM quota_counters WHERE org_id = ?1",
+    "DELETE FROM quota_overrides WHERE org_id = ?1",
+    "DELETE FROM quotas WHERE org_id = ?1",
+    "DELETE FROM spend_flags WHERE org_id = ?1",
+    "DELETE FROM expenditure_rollup WHERE org_id = ?1",
+    "DELETE FROM expenditure_records WHERE org_id = ?1",
+    "DELETE FROM meter_month_units WHERE org_id = ?1",
+    "DELETE FROM usage_events WHERE org_id = ?1",
+    "DELETE FROM meters WHERE org_id = ?1",
+    "DELETE FROM oidc_logins WHERE org_id = ?1",
+    "DELETE FROM oidc_identities WHERE org_id = ?1",
+    "DELETE FROM oidc_providers WHERE org_id = ?1",
+    "DELETE FROM audit_events WHERE org_id = ?1",
+    "DELETE FROM memberships WHERE org_id = ?1",
+    "DELETE FROM orgs WHERE org_id = ?1",
+];
+
 /// `DELETE /v1/orgs/{org}`: admins only; removes the org and everything in
 /// it, and signs every member's cached sessions out of it.
 pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Response, Problem> {
@@ -422,26 +483,14 @@ pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Respons
         .map(|r| db::get_text(r, 0))
         .collect();
     // Children first: deployments may run SQLite without foreign keys.
-    for sql in [
-        "DELETE FROM service_keys WHERE org_id = ?1",
-        "DELETE FROM services WHERE org_id = ?1",
-        "DELETE FROM api_key_windows WHERE key_id IN (SELECT key_id FROM api_keys WHERE org_id = ?1)",
-        "DELETE FROM api_key_secrets WHERE org_id = ?1",
-        "DELETE FROM api_keys WHERE org_id = ?1",
-        "DELETE FROM role_grants WHERE org_id = ?1",
-        "DELETE FROM resource_grants WHERE org_id = ?1",
-        "DELETE FROM resource_owners WHERE org_id = ?1",
-        "DELETE FROM policies WHERE org_id = ?1",
-        "DELETE FROM roles WHERE org_id = ?1",
-        "DELETE FROM team_members WHERE org_id = ?1",
-        "DELETE FROM preferences WHERE org_id = ?1",
-        "DELETE FROM invitations WHERE org_id = ?1",
-        "DELETE FROM teams WHERE org_id = ?1",
-        "DELETE FROM memberships WHERE org_id = ?1",
-        "DELETE FROM orgs WHERE org_id = ?1",
-    ] {
-        tenant.exec(sql, vec![]).await?;
-    }
+    // One transaction: an org is gone with everything in it, or not at all.
+    let deleting = async {
+        for sql in ORG_ROWS {
+            tenant.exec(sql, vec![]).await?;
+        }
+        Ok(())
+    };
+    db::transaction(&caller.conn, deleting).await?;
     memberships_changed(members).await?;
     for key in keys {
         gatehouse_auth::apikey::invalidate(&key).await?;

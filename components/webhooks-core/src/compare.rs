@@ -40,5 +40,10 @@ pub(crate) fn credential_equal(sent: &[u8], configured: &[u8]) -> bool {
 
 /// `sha256:` + hex of the body's SHA-256: the dedupe id of last resort.
 pub(crate) fn body_digest(body: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(body)))
+    format!("sha256:{}", body_sha256(body))
+}
+
+/// Hex of the body's SHA-256.
+pub(crate) fn body_sha256(body: &[u8]) -> String {
+    hex::encode(Sha256::digest(body))
 }

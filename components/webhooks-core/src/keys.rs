@@ -76,6 +76,18 @@ impl SigningSecret {
         Ok(SigningSecret(bytes))
     }
 
+    /// Reads a secret this side signs with, as [`SigningSecret::parse`]
+    /// does, but only one of 24 to 64 bytes (the specification's range for
+    /// a generated secret): a shorter one is refused rather than signed
+    /// with, since it is ours to choose and a short one can be guessed.
+    pub fn parse_for_signing(text: &str) -> Result<SigningSecret, KeyError> {
+        let secret = SigningSecret::parse(text)?;
+        if !SECRET_LEN.contains(&secret.0.len()) {
+            return Err(KeyError::WrongLength);
+        }
+        Ok(secret)
+    }
+
     /// The serialized form, `whsec_` + base64: a secret, to be shown once
     /// and stored encrypted.
     pub fn to_whsec(&self) -> String {

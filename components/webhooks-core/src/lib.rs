@@ -57,7 +57,7 @@ pub use keys::{KeyError, PublicKey, SigningKey, SigningSecret};
 pub use provider::{Provider, UnknownProvider};
 pub use rejection::Rejection;
 pub use signing::{Signer, sign_v1, sign_v1a, signature_header};
-pub use verify::{IdSource, Verified, verify};
+pub use verify::{IdSource, Verified, replay_digest, verify};
 
 #[cfg(test)]
 mod tests;

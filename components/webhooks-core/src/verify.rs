@@ -1,6 +1,6 @@
 //! The entry point for incoming deliveries and what it returns.
 
-use crate::compare::body_digest;
+use crate::compare::{body_digest, body_sha256};
 use crate::providers;
 use crate::{Headers, Provider, Rejection, VerifyConfig};
 use serde_json::Value;
@@ -41,6 +41,21 @@ pub enum IdSource {
     Provider,
     /// A digest of the body, for lack of one.
     BodyDigest,
+}
+
+/// What keeps a captured delivery from being stored again under a new id,
+/// for providers whose signature covers no timestamp (GitHub, Jira,
+/// Teams, Azure DevOps): hex of the body's SHA-256. Their delivery id is
+/// a header the signature does not cover (GitHub, Jira) or they sign no
+/// time, so a signed body stays valid for ever and a sender's id is not
+/// enough to tell a redelivery from a replay; a source of theirs keeps
+/// each body once. `None` for providers that sign a timestamp, whose
+/// tolerance already bounds a replay and whose id is signed with it.
+pub fn replay_digest(provider: Provider, body: &[u8]) -> Option<String> {
+    provider
+        .default_tolerance_secs()
+        .is_none()
+        .then(|| body_sha256(body))
 }
 
 /// Verifies one delivery from `provider` against `config`, on `body` as

@@ -172,8 +172,10 @@ fn body_value(bytes: &[u8]) -> serde_json::Value {
 }
 
 /// `POST /v1/webhooks/events/{id}/$replay`: the event handed again to
-/// every handler that takes it now (a new job each), `202` with the event;
-/// `409` when none does.
+/// every handler that takes it now (a new job each, sent with the
+/// replay's own `webhook-id`, so a handler that deduplicates takes it),
+/// `202` with the event; `409` when none does. The event's status follows
+/// the replay's jobs from then on.
 pub async fn replay(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
     let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
@@ -198,15 +200,17 @@ pub async fn replay(req: Request, id: &str, request_id: &str) -> Result<Response
     }
     let policy = gatehouse_jobs::policy().await;
     let now = gatehouse_http::idempotency::unix_now();
-    // Each replay is a round of its own: its jobs are new ones.
-    let round = db::new_id("replay_");
+    // Each replay is a round of its own: its jobs are new ones, and its
+    // id is the message id they are sent with.
+    let round = db::new_id("whr_");
     store::begin(&caller.conn).await?;
     let outcome = async {
         tenant
             .run(
-                "UPDATE webhook_events SET status = 'pending', handlers_pending = handlers_pending + ?2, last_error = NULL
-                 WHERE org_id = ?1 AND event_id = ?3",
-                vec![db::int(urls.len() as i64), db::text(id)],
+                "UPDATE webhook_events SET status = 'pending', handlers_pending = ?2, last_error = NULL,
+                        dispatch_round = ?3
+                 WHERE org_id = ?1 AND event_id = ?4",
+                vec![db::int(urls.len() as i64), db::text(&round), db::text(id)],
             )
             .await?;
         gatehouse_webhook_dispatch::queue(&caller.conn, id, &urls, &round, &policy, now)

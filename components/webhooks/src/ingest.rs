@@ -5,8 +5,11 @@
 //!
 //! A delivery that verifies is stored before the answer, keyed by the
 //! provider's delivery or event id: a redelivery answers `200` with the
-//! first one's id and changes nothing. One that does not is refused with
-//! `401` and counted per reason, its payload not kept.
+//! first one's id and changes nothing. For providers whose signature
+//! covers no timestamp the body is a key too ([`replay_digest`]): the same
+//! signed body under another id is a replay, answered the same way. One
+//! that does not verify is refused with `401` and counted per reason, its
+//! payload not kept.
 
 use gatehouse_auth::db;
 use gatehouse_http::idempotency::unix_now;
@@ -15,7 +18,7 @@ use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use serde::Serialize;
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::{Connection, Value};
-use webhooks_core::{HeaderFn, Provider, Rejection, Verified, verify};
+use webhooks_core::{HeaderFn, Provider, Rejection, Verified, replay_digest, verify};
 
 use crate::sources::no_source;
 use crate::store;
@@ -139,8 +142,9 @@ async fn count_rejection(
     .await
 }
 
-/// Stores the delivery unless the source has it already; the stored id.
-/// When handlers take it, their jobs are queued in the same transaction.
+/// Stores the delivery unless the source has it already (its id, or for
+/// providers that sign no time, its body); the stored id. When handlers
+/// take it, their jobs are queued in the same transaction.
 async fn store_event(
     conn: &Connection,
     source: &Live,
@@ -157,13 +161,17 @@ async fn store_event(
     )
     .await;
     let id = db::new_id("whe_");
+    let digest = replay_digest(source.provider, body);
+    // No conflict target: a known delivery id and a known body (the
+    // partial unique index of migration 0024) are both a duplicate.
     let insert = || {
         db::query(
             conn,
             "INSERT INTO webhook_events (org_id, event_id, source_id, provider, delivery_id, event_type,
-                                         payload, content_type, signed_at, received_at, status, handlers_pending)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT (source_id, delivery_id) DO NOTHING RETURNING event_id",
+                                         payload, content_type, signed_at, received_at, status, handlers_pending,
+                                         body_sha256)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+             ON CONFLICT DO NOTHING RETURNING event_id",
             vec![
                 db::text(&source.org_id),
                 db::text(&id),
@@ -177,6 +185,7 @@ async fn store_event(
                 db::int(now),
                 db::text(if urls.is_empty() { "received" } else { "pending" }),
                 db::int(urls.len() as i64),
+                db::opt_text(digest.clone()),
             ],
         )
     };
@@ -188,7 +197,8 @@ async fn store_event(
         let outcome = async {
             let inserted = insert().await?;
             if !inserted.is_empty() {
-                gatehouse_webhook_dispatch::queue(conn, &id, &urls, "0", &policy, now)
+                let round = gatehouse_webhook_dispatch::FIRST_ROUND;
+                gatehouse_webhook_dispatch::queue(conn, &id, &urls, round, &policy, now)
                     .await
                     .map_err(|e| {
                         eprintln!("webhooks: queueing handler jobs failed: {e}");
@@ -209,10 +219,17 @@ async fn store_event(
             duplicate: false,
         });
     }
+    // NULL never equals: without a digest only the id is looked up.
     let rows = db::query(
         conn,
-        "SELECT event_id FROM webhook_events WHERE source_id = ? AND delivery_id = ?",
-        vec![db::text(source_id), db::text(&verified.dedupe_id)],
+        "SELECT event_id FROM webhook_events
+         WHERE source_id = ?1 AND (delivery_id = ?2 OR body_sha256 = ?3)
+         ORDER BY delivery_id = ?2 DESC LIMIT 1",
+        vec![
+            db::text(source_id),
+            db::text(&verified.dedupe_id),
+            db::opt_text(digest),
+        ],
     )
     .await?;
     let first = rows

@@ -14,7 +14,11 @@ const MAX_SECRET_LEN: usize = 512;
 /// The longest description.
 const MAX_DESCRIPTION: usize = 200;
 
-/// Basic credentials an Azure DevOps service hook sends.
+/// Basic credentials an Azure DevOps service hook sends. Azure DevOps
+/// makes both the user name and the password optional (the Web Hooks
+/// consumer's `basicAuthUsername` and `basicAuthPassword`), so a
+/// subscription may send a password with an empty user name; the password
+/// is the secret and is required here.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Basic {
@@ -169,13 +173,15 @@ impl Settings {
         if !signs && (self.basic.is_some() || self.header.is_some()) {
             let too_long = |v: &str| v.is_empty() || v.len() > MAX_SECRET_LEN;
             if let Some(b) = &self.basic
-                && (too_long(&b.username) || too_long(&b.password) || b.username.contains(':'))
+                && (b.username.len() > MAX_SECRET_LEN
+                    || too_long(&b.password)
+                    || b.username.contains(':'))
             {
                 errors.push(FieldError::new(
                     "/basic",
                     "invalid_credentials",
                     format!(
-                        "username (without ':') and password are 1 to {MAX_SECRET_LEN} characters"
+                        "username is up to {MAX_SECRET_LEN} characters without ':' (it may be empty), password 1 to {MAX_SECRET_LEN}"
                     ),
                 ));
             }
@@ -282,5 +288,50 @@ impl Validate for PatchSource {
     // Checked against the source's provider once it is loaded.
     fn validate(&self) -> Result<(), Vec<FieldError>> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn azure(username: &str, password: &str) -> Settings {
+        Settings {
+            basic: Some(Basic {
+                username: username.into(),
+                password: password.into(),
+            }),
+            ..Settings::default()
+        }
+    }
+
+    fn codes(settings: &Settings) -> Vec<String> {
+        match settings.check(Provider::AzureDevOps) {
+            Ok(()) => Vec::new(),
+            Err(errors) => errors
+                .iter()
+                .map(|e| format!("{} {}", e.pointer, e.code))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn azure_devops_basic_credentials_may_have_an_empty_username_but_not_an_empty_password() {
+        assert!(codes(&azure("", "a long service hook password")).is_empty());
+        assert!(codes(&azure("gatehouse", "a long service hook password")).is_empty());
+        for (username, password) in [
+            ("gatehouse", ""),
+            ("", ""),
+            ("user:name", "password"),
+            (&"u".repeat(MAX_SECRET_LEN + 1), "password"),
+            ("gatehouse", &"p".repeat(MAX_SECRET_LEN + 1)),
+        ] {
+            let errors = codes(&azure(username, password));
+            assert_eq!(
+                errors,
+                ["/basic invalid_credentials"],
+                "{username:?} {password:?}"
+            );
+        }
     }
 }

@@ -12,6 +12,16 @@
 //!   admins): what the org's sources delivered; `POST
 //!   /v1/webhooks/events/{id}/$replay` hands one to its handlers again
 //!
+//! - `POST`/`GET /v1/webhooks/endpoints`, `GET`/`PATCH`/`DELETE
+//!   /v1/webhooks/endpoints/{id}`, `GET …/{id}/secret`, `POST
+//!   …/{id}/secret/$rotate` (org admins): outgoing webhooks, the URLs the
+//!   org's events are delivered to, signed as Standard Webhooks with a
+//!   secret sealed at rest
+//! - `GET /v1/webhooks/endpoints/{id}/messages[/{msg}]`, `POST
+//!   …/messages/{msg}/$resend`, `POST …/{id}/$recover` (org admins): what
+//!   was sent to an endpoint, each attempt, and sending failures again
+//!   (`gatehouse-webhook-delivery` queues the jobs)
+//!
 //! Deliveries that the deployment's handlers (`webhook_handlers`) take are
 //! handed to them by background jobs (`gatehouse-webhook-dispatch`),
 //! queued with the event in one transaction.
@@ -21,12 +31,21 @@
 
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+mod endpoint_input;
 mod input;
 
+#[cfg(target_arch = "wasm32")]
+mod endpoint_secrets;
+#[cfg(target_arch = "wasm32")]
+mod endpoints;
+#[cfg(target_arch = "wasm32")]
+mod event_types;
 #[cfg(target_arch = "wasm32")]
 mod events;
 #[cfg(target_arch = "wasm32")]
 mod ingest;
+#[cfg(target_arch = "wasm32")]
+mod messages;
 #[cfg(target_arch = "wasm32")]
 mod sources;
 #[cfg(target_arch = "wasm32")]
@@ -61,10 +80,38 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "webhooks", "sources", s] if *m == Method::DELETE => {
             sources::delete(req, s, id).await
         }
+        ["v1", "webhooks", "event-types"] if *m == Method::GET => event_types::list(req, id).await,
         ["v1", "webhooks", "events"] if *m == Method::GET => events::list(req, id).await,
         ["v1", "webhooks", "events", e] if *m == Method::GET => events::get(req, e, id).await,
         ["v1", "webhooks", "events", e, "$replay"] if *m == Method::POST => {
             events::replay(req, e, id).await
+        }
+        ["v1", "webhooks", "endpoints"] if *m == Method::POST => endpoints::create(req, id).await,
+        ["v1", "webhooks", "endpoints"] if *m == Method::GET => endpoints::list(req, id).await,
+        ["v1", "webhooks", "endpoints", e] if *m == Method::GET => endpoints::get(req, e, id).await,
+        ["v1", "webhooks", "endpoints", e] if *m == Method::PATCH => {
+            endpoints::patch(req, e, id).await
+        }
+        ["v1", "webhooks", "endpoints", e] if *m == Method::DELETE => {
+            endpoints::delete(req, e, id).await
+        }
+        ["v1", "webhooks", "endpoints", e, "secret"] if *m == Method::GET => {
+            endpoint_secrets::get(req, e, id).await
+        }
+        ["v1", "webhooks", "endpoints", e, "secret", "$rotate"] if *m == Method::POST => {
+            endpoint_secrets::rotate(req, e, id).await
+        }
+        ["v1", "webhooks", "endpoints", e, "$recover"] if *m == Method::POST => {
+            messages::recover(req, e, id).await
+        }
+        ["v1", "webhooks", "endpoints", e, "messages"] if *m == Method::GET => {
+            messages::list(req, e, id).await
+        }
+        ["v1", "webhooks", "endpoints", e, "messages", g] if *m == Method::GET => {
+            messages::get(req, e, g, id).await
+        }
+        ["v1", "webhooks", "endpoints", e, "messages", g, "$resend"] if *m == Method::POST => {
+            messages::resend(req, e, g, id).await
         }
         other => Err(fallback(allowed(other))),
     }
@@ -78,7 +125,16 @@ fn allowed(segments: &[&str]) -> Option<&'static [&'static str]> {
         ["v1", "webhooks", "sources"] => &["GET", "POST"],
         ["v1", "webhooks", "sources", _] => &["GET", "PATCH", "DELETE"],
         ["v1", "webhooks", "events"] | ["v1", "webhooks", "events", _] => &["GET"],
+        ["v1", "webhooks", "event-types"] => &["GET"],
         ["v1", "webhooks", "events", _, "$replay"] => &["POST"],
+        ["v1", "webhooks", "endpoints"] => &["GET", "POST"],
+        ["v1", "webhooks", "endpoints", _] => &["GET", "PATCH", "DELETE"],
+        ["v1", "webhooks", "endpoints", _, "secret"]
+        | ["v1", "webhooks", "endpoints", _, "messages"]
+        | ["v1", "webhooks", "endpoints", _, "messages", _] => &["GET"],
+        ["v1", "webhooks", "endpoints", _, "secret", "$rotate"]
+        | ["v1", "webhooks", "endpoints", _, "$recover"]
+        | ["v1", "webhooks", "endpoints", _, "messages", _, "$resend"] => &["POST"],
         _ => return None,
     })
 }

@@ -74,8 +74,14 @@ pub async fn settings(
 /// An admin of the org the request acts in: who manages its sources and
 /// reads what they delivered.
 pub async fn admin(req: &spin_sdk::http::Request) -> Result<OrgCaller, Problem> {
+    admin_of(req, "webhook sources").await
+}
+
+/// An admin of the org the request acts in, who manages `label` (named in
+/// the refusal to anyone else).
+pub async fn admin_of(req: &spin_sdk::http::Request, label: &str) -> Result<OrgCaller, Problem> {
     let caller = OrgCaller::of(req).await?;
-    caller.require_admin("webhook sources")?;
+    caller.require_admin(label)?;
     Ok(caller)
 }
 

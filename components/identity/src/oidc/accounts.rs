@@ -7,6 +7,7 @@ use gatehouse_auth::session::Cache;
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::principal::OrgRole;
 use gatehouse_http::{ErrorCode, Problem};
+use gatehouse_webhook_delivery::catalog::MEMBER_ADDED;
 use serde_json::{Map, Value};
 use spin_sdk::sqlite::Connection;
 
@@ -117,23 +118,43 @@ async fn create_user(
     Ok(user_id)
 }
 
-/// Makes the user a member of the provider's org (if not yet) and brings
-/// the roles the provider granted in line with the claims.
+/// Makes the user a member of the provider's org (if not yet), telling
+/// the org's webhooks of a new member (`member.added`, `via: sso`), and
+/// brings the roles the provider granted in line with the claims: all in
+/// one transaction.
 pub(super) async fn join_and_sync_roles(
     conn: &Connection,
     p: &Provider,
-    user_id: &str,
+    (user_id, email): (&str, &str),
+    claims: &Map<String, Value>,
+    now: i64,
+) -> Result<(), Problem> {
+    db::transaction(conn, join_and_sync(conn, p, (user_id, email), claims, now)).await?;
+    Cache::open().await.invalidate_user(user_id).await
+}
+
+async fn join_and_sync(
+    conn: &Connection,
+    p: &Provider,
+    (user_id, email): (&str, &str),
     claims: &Map<String, Value>,
     now: i64,
 ) -> Result<(), Problem> {
     let tenant = Tenant::joining(conn, user_id, &p.org_id, OrgRole::Member);
-    tenant
+    let joined = tenant
         .exec(
             "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES (?1, ?, 'member', ?, ?)
              ON CONFLICT (org_id, user_id) DO NOTHING",
             vec![db::text(user_id), db::int(now), db::int(now)],
         )
         .await?;
+    if joined == 1 {
+        let data = serde_json::json!({
+            "member": {"user_id": user_id, "email": email, "role": "member"},
+            "via": "sso",
+        });
+        gatehouse_webhook_delivery::publish(&tenant, conn, MEMBER_ADDED, &data, now).await?;
+    }
     let granted_by = format!("oidc:{}", p.provider_id);
     let roles = json_text(&p.mapped_roles(claims))?;
     tenant
@@ -163,5 +184,5 @@ pub(super) async fn join_and_sync_roles(
             )
             .await?;
     }
-    Cache::open().await.invalidate_user(user_id).await
+    Ok(())
 }

@@ -316,7 +316,7 @@ pub async fn callback(
     if user.status != "active" {
         return Err(Problem::new(ErrorCode::Forbidden).detail("this account is inactive"));
     }
-    accounts::join_and_sync_roles(&conn, p, &user_id, &claims, now).await?;
+    accounts::join_and_sync_roles(&conn, p, (&user_id, &user.email), &claims, now).await?;
     // An account with a second factor completes it here too: the provider
     // stands for the password only.
     let mut res = if crate::mfa::enabled(&conn, &user_id).await? {

@@ -30,6 +30,10 @@
 //! }
 //! ```
 //!
+//! A handler that keeps a retry schedule of its own (webhook deliveries)
+//! records a failure with `fail_at` and the time of its next attempt
+//! instead of the policy's backoff.
+//!
 //! - [`schedule`]: backoff, attempts and lease length, pure.
 //! - [`run`]: the bounds and report of one run, pure.
 //!
@@ -50,8 +54,8 @@ mod store;
 pub use config::policy;
 #[cfg(target_arch = "wasm32")]
 pub use store::{
-    Filter, Lease, Retried, claim, claim_key, count_due, enqueue, fail, finish, get, list,
-    purge_done, reap, retry, succeed,
+    Filter, Lease, Retried, claim, claim_except, claim_key, count_due, enqueue, fail, fail_at,
+    finish, get, list, purge_done, reap, release, retry, rows, succeed, transaction,
 };
 
 use serde::Serialize;

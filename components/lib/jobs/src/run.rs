@@ -8,7 +8,7 @@
 //! use gatehouse_jobs::Finished;
 //!
 //! let limits = Limits::new(None, Some(10)).unwrap();
-//! assert_eq!((limits.max_seconds, limits.max_jobs), (5, 10));
+//! assert_eq!((limits.max_seconds, limits.max_jobs), (20, 10));
 //! let mut report = Report::default();
 //! report.record(Finished::RetryAt(1_000));
 //! assert_eq!((report.claimed, report.retried), (1, 1));
@@ -18,8 +18,11 @@ use serde::Serialize;
 
 use crate::Finished;
 
-/// Seconds a run takes jobs for when the caller does not say.
-pub const DEFAULT_SECONDS: i64 = 5;
+/// Seconds a run takes jobs for when the caller does not say: enough for
+/// a webhook delivery, which a run starts only while its remaining time
+/// covers the attempt's whole limit (15 s), so a run without a body (the
+/// local host's schedule) delivers too.
+pub const DEFAULT_SECONDS: i64 = 20;
 /// The most seconds a run may take jobs for: a job started before the end
 /// still finishes, so the request lasts up to one attempt longer.
 pub const MAX_SECONDS: i64 = 25;

@@ -154,6 +154,19 @@ impl Policy {
     }
 }
 
+/// The next step for a job whose `attempts`-th attempt (counting this one)
+/// of `max_attempts` failed at `now`, when its handler keeps a schedule of
+/// its own and names the next time, `at`, instead of the policy's backoff
+/// (webhook deliveries follow the Standard Webhooks schedule). A time
+/// already past means at once; the last attempt still makes the job dead.
+pub fn retry_at(attempts: i64, max_attempts: i64, at: i64, now: i64) -> Next {
+    if attempts >= max_attempts {
+        Next::Dead
+    } else {
+        Next::RetryAt(at.max(now))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -212,6 +225,16 @@ mod tests {
             .sum();
         assert!((3000..=4000).contains(&total), "{total}");
         assert_eq!(policy.lease_until(10), 10 + LEASE_SECONDS);
+    }
+
+    #[test]
+    fn a_named_retry_time_is_kept_until_the_last_attempt() {
+        assert_eq!(retry_at(1, 10, 1_005, 1_000), Next::RetryAt(1_005));
+        assert_eq!(retry_at(9, 10, 87_400, 1_000), Next::RetryAt(87_400));
+        // A time already past is now, never earlier.
+        assert_eq!(retry_at(2, 10, 900, 1_000), Next::RetryAt(1_000));
+        assert_eq!(retry_at(10, 10, 2_000, 1_000), Next::Dead);
+        assert_eq!(retry_at(11, 10, 2_000, 1_000), Next::Dead);
     }
 
     #[test]

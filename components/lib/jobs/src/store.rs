@@ -21,6 +21,38 @@ const DUE: &str = "((state = 'pending' AND run_at <= ?1) \
 /// Done jobs one run deletes at most, so a backlog never makes a run slow.
 const PURGE_BATCH: i64 = 500;
 
+/// Runs a statement and returns its rows; database text goes to the log
+/// only. For the handlers that record their own state beside their job's.
+pub async fn rows(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<RowResult>, JobError> {
+    run(conn, sql, params).await
+}
+
+/// Runs `work` in a write transaction on `conn` (`IMMEDIATE`: it holds the
+/// write lock from its first statement), kept when `work` succeeds and
+/// rolled back when it fails: a job's end and what its handler keeps about
+/// it exist together or not at all. When both the work and the rollback
+/// fail, the work's error is returned (the rollback's is logged).
+pub async fn transaction<T>(
+    conn: &Connection,
+    work: impl std::future::Future<Output = Result<T, JobError>>,
+) -> Result<T, JobError> {
+    run(conn, "BEGIN IMMEDIATE", vec![]).await?;
+    match work.await {
+        Ok(done) => {
+            run(conn, "COMMIT", vec![]).await?;
+            Ok(done)
+        }
+        Err(e) => {
+            let _ = run(conn, "ROLLBACK", vec![]).await;
+            Err(e)
+        }
+    }
+}
+
 async fn run(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<RowResult>, JobError> {
     let failed = |what: &str, e: &dyn std::fmt::Debug| {
         let err = JobError::new(format!("database {what} failed: {e:?}"));
@@ -168,11 +200,36 @@ pub async fn claim(
     kind: Option<&str>,
     skip: &[JobId],
 ) -> Result<Option<Job>, JobError> {
+    claim_of(conn, lease, now, kind.map(|k| (k, true)), skip).await
+}
+
+/// Claims the longest-due job of any kind but `kind`, as [`claim`] does: a
+/// runner takes quick work (mail) before slow work that waits on others'
+/// servers (webhook deliveries), so the slow kind never holds up the rest.
+pub async fn claim_except(
+    conn: &Connection,
+    lease: &Lease,
+    now: i64,
+    kind: &str,
+    skip: &[JobId],
+) -> Result<Option<Job>, JobError> {
+    claim_of(conn, lease, now, Some((kind, false)), skip).await
+}
+
+/// [`claim`] of jobs whose kind is (`true`) or is not (`false`) the one named.
+async fn claim_of(
+    conn: &Connection,
+    lease: &Lease,
+    now: i64,
+    kind: Option<(&str, bool)>,
+    skip: &[JobId],
+) -> Result<Option<Job>, JobError> {
     let mut params = lease.claim_params(now);
     let mut filters = String::new();
-    if let Some(kind) = kind {
+    if let Some((kind, same)) = kind {
         params.push(text(kind));
-        filters.push_str(&format!(" AND kind = ?{}", params.len()));
+        let op = if same { "=" } else { "<>" };
+        filters.push_str(&format!(" AND kind {op} ?{}", params.len()));
     }
     if !skip.is_empty() {
         let ids: Vec<&str> = skip.iter().map(JobId::as_str).collect();
@@ -212,6 +269,23 @@ pub async fn claim_key(
     Ok(rows.first().map(job_from))
 }
 
+/// Gives a claimed `job` back unattempted: pending again, due when it was,
+/// its claim not counted. For a runner that claimed a job it will not run
+/// now (another job for the same receiver is under way). False when the
+/// claim had lapsed and another run holds the job.
+pub async fn release(conn: &Connection, job: &Job, now: i64) -> Result<bool, JobError> {
+    let rows = run(
+        conn,
+        "UPDATE jobs SET state = 'pending', attempts = MAX(attempts - 1, 0), lease_owner = NULL,
+                lease_until = NULL, updated_at = ?1
+         WHERE id = ?2 AND state = 'running' AND lease_owner = ?3
+         RETURNING id",
+        vec![int(now), text(job.id.as_str()), text(owner_of(job))],
+    )
+    .await?;
+    Ok(!rows.is_empty())
+}
+
 /// Records that a claimed `job` is done.
 pub async fn succeed(conn: &Connection, job: &Job, now: i64) -> Result<Finished, JobError> {
     let rows = run(
@@ -241,8 +315,32 @@ pub async fn fail(
     policy: &Policy,
     now: i64,
 ) -> Result<Finished, JobError> {
-    let error = clean_error(error);
     let next = policy.after_failure(job.attempts, job.max_attempts, now, permanent);
+    record_failure(conn, job, error, next, now).await
+}
+
+/// Records that a claimed `job`'s attempt failed with `error`, when its
+/// handler keeps its own schedule: pending again, due at `at` (at once if
+/// that is past), or dead when it was the job's last attempt.
+pub async fn fail_at(
+    conn: &Connection,
+    job: &Job,
+    error: &str,
+    at: i64,
+    now: i64,
+) -> Result<Finished, JobError> {
+    let next = crate::schedule::retry_at(job.attempts, job.max_attempts, at, now);
+    record_failure(conn, job, error, next, now).await
+}
+
+async fn record_failure(
+    conn: &Connection,
+    job: &Job,
+    error: &str,
+    next: Next,
+    now: i64,
+) -> Result<Finished, JobError> {
+    let error = clean_error(error);
     // The dead statement leaves ?4 unused; ?5 sets the parameter count.
     let (sql, at) = match next {
         Next::RetryAt(at) => (
@@ -315,18 +413,21 @@ fn lost(job: &Job) {
 }
 
 /// Makes dead the running jobs whose last attempt's lease lapsed without
-/// an outcome (the runner stopped mid-attempt); returns how many.
-pub async fn reap(conn: &Connection, now: i64) -> Result<u32, JobError> {
+/// an outcome (the runner stopped mid-attempt); returns them, so that what
+/// each kind keeps about its jobs (a webhook event's status) can follow.
+pub async fn reap(conn: &Connection, now: i64) -> Result<Vec<Job>, JobError> {
     let rows = run(
         conn,
-        "UPDATE jobs SET state = 'dead', last_error = 'the last attempt ended without an outcome (its runner stopped)',
-                lease_owner = NULL, lease_until = NULL, updated_at = ?1, finished_at = ?1
-         WHERE state = 'running' AND lease_until <= ?1 AND attempts >= max_attempts
-         RETURNING id",
+        &format!(
+            "UPDATE jobs SET state = 'dead', last_error = 'the last attempt ended without an outcome (its runner stopped)',
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?1, finished_at = ?1
+             WHERE state = 'running' AND lease_until <= ?1 AND attempts >= max_attempts
+             RETURNING {COLUMNS}"
+        ),
         vec![int(now)],
     )
     .await?;
-    Ok(u32::try_from(rows.len()).unwrap_or(u32::MAX))
+    Ok(rows.iter().map(job_from).collect())
 }
 
 /// Deletes done jobs finished more than [`DONE_RETENTION_SECONDS`] before

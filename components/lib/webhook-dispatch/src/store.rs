@@ -6,9 +6,12 @@ use gatehouse_jobs::{Finished, Job, JobError, NewJob, Outcome};
 use http_body_util::BodyExt;
 use spin_sdk::http::FullBody;
 use spin_sdk::sqlite::{Connection, RowResult, Value};
-use webhooks_core::{Handler, Provider, SigningSecret, matching, parse_handlers, sign_v1};
+use webhooks_core::{Handler, Provider, matching, parse_handlers, sign_v1};
 
-use crate::{DISPATCH_JOB, Stored, envelope, job_payload};
+use crate::{
+    DISPATCH_JOB, JobState, Stored, envelope, handler_secret, job_key, job_payload, progress,
+    round_keys, webhook_id,
+};
 
 /// The deployment's handlers (`webhook_handlers`); a setting that does not
 /// parse is logged and counts as none, so deliveries are still stored.
@@ -36,8 +39,9 @@ pub async fn handler_urls(
 }
 
 /// Queues event `event_id` for each of `urls`, inside the caller's
-/// transaction. `round` tells a replay's jobs from the first ones (`0`);
-/// the same event, handler and round is one job.
+/// transaction. `round` tells a replay's jobs (the replay's id) from the
+/// first ones ([`crate::FIRST_ROUND`]); the same event, handler and round
+/// is one job.
 pub async fn queue(
     conn: &Connection,
     event_id: &str,
@@ -47,10 +51,10 @@ pub async fn queue(
     now: i64,
 ) -> Result<(), JobError> {
     for url in urls {
-        let key = format!("{event_id} {round} {url}");
+        let key = job_key(event_id, round, url);
         let job = NewJob {
             kind: DISPATCH_JOB,
-            payload: job_payload(event_id, url),
+            payload: job_payload(event_id, url, webhook_id(event_id, round)),
             idempotency_key: &key,
             run_at: now,
             max_attempts: policy.max_attempts,
@@ -105,24 +109,13 @@ pub async fn run_job(
         let outcome = Outcome::Permanent("the payload names no event_id and url".into());
         return gatehouse_jobs::finish(conn, job, outcome, policy, now).await;
     };
-    let outcome = attempt(conn, &event_id, &url, now).await?;
-    let error = match &outcome {
-        Outcome::Retry(e) | Outcome::Permanent(e) => gatehouse_jobs::clean_error(e),
-        Outcome::Done => String::new(),
-    };
+    // A job queued before replays got ids of their own names none: it
+    // sends the event's, as it did.
+    let message_id = field("webhook_id").unwrap_or_else(|| event_id.clone());
+    let outcome = attempt(conn, &event_id, &message_id, &url, now).await?;
     // The job's end and the event's status are one transaction: a run
     // that stops between them leaves neither.
-    rows(conn, "BEGIN IMMEDIATE", vec![]).await?;
-    let settled = settle(conn, job, outcome, &event_id, error, policy, now).await;
-    let end = if settled.is_ok() {
-        "COMMIT"
-    } else {
-        "ROLLBACK"
-    };
-    let ended = rows(conn, end, vec![]).await;
-    let finished = settled?;
-    ended?;
-    Ok(finished)
+    gatehouse_jobs::transaction(conn, settle(conn, job, outcome, &event_id, policy, now)).await
 }
 
 /// Records how the job ended, and the event's status with it.
@@ -131,41 +124,86 @@ async fn settle(
     job: &Job,
     outcome: Outcome,
     event_id: &str,
-    error: String,
     policy: &Policy,
     now: i64,
 ) -> Result<Finished, JobError> {
-    let event_id = event_id.to_string();
     let finished = gatehouse_jobs::finish(conn, job, outcome, policy, now).await?;
-    let (sql, params) = match finished {
-        Finished::Done => (
-            "UPDATE webhook_events SET handlers_pending = MAX(handlers_pending - 1, 0),
-                 status = CASE WHEN status = 'dead' OR handlers_pending > 1 THEN status ELSE 'dispatched' END
-             WHERE event_id = ?1",
-            vec![Value::Text(event_id)],
-        ),
-        Finished::RetryAt(_) => (
-            "UPDATE webhook_events SET status = CASE WHEN status = 'dead' THEN status ELSE 'failed' END,
-                 last_error = ?2
-             WHERE event_id = ?1",
-            vec![Value::Text(event_id), Value::Text(error)],
-        ),
-        Finished::Dead => (
-            "UPDATE webhook_events SET status = 'dead', last_error = ?2,
-                 handlers_pending = MAX(handlers_pending - 1, 0)
-             WHERE event_id = ?1",
-            vec![Value::Text(event_id), Value::Text(error)],
-        ),
-        Finished::LeaseLost => return Ok(finished),
-    };
-    rows(conn, sql, params).await?;
+    if finished != Finished::LeaseLost {
+        refresh(conn, event_id).await?;
+    }
     Ok(finished)
 }
 
-/// One delivery of the event to `url`.
+/// Records on its event that the reaper made dead a dispatch `job` whose
+/// runner stopped during its last attempt; inside the reaper's
+/// transaction.
+pub async fn reaped(conn: &Connection, job: &Job) -> Result<(), JobError> {
+    match job.payload.get("event_id").and_then(|v| v.as_str()) {
+        Some(event_id) => refresh(conn, event_id).await,
+        None => Ok(()),
+    }
+}
+
+/// Sets the event's status from the jobs of its current round (see
+/// [`progress`]): however its jobs ended (in any order, by a run, the
+/// reaper or an operator's retry), the status says where they stand now.
+async fn refresh(conn: &Connection, event_id: &str) -> Result<(), JobError> {
+    let event = rows(
+        conn,
+        "SELECT dispatch_round FROM webhook_events WHERE event_id = ?1",
+        vec![Value::Text(event_id.to_string())],
+    )
+    .await?;
+    let Some(round) = event.first().and_then(|row| text(row, 0)) else {
+        return Ok(());
+    };
+    let (start, end) = round_keys(event_id, &round);
+    let jobs = rows(
+        conn,
+        "SELECT state, last_error FROM jobs
+         WHERE kind = ?1 AND idempotency_key >= ?2 AND idempotency_key < ?3
+         ORDER BY updated_at, rowid",
+        vec![
+            Value::Text(DISPATCH_JOB.into()),
+            Value::Text(start),
+            Value::Text(end),
+        ],
+    )
+    .await?;
+    let states: Vec<(String, Option<String>)> = jobs
+        .iter()
+        .map(|row| (text(row, 0).unwrap_or_default(), text(row, 1)))
+        .collect();
+    let jobs: Vec<JobState<'_>> = states
+        .iter()
+        .map(|(state, last_error)| JobState {
+            state,
+            last_error: last_error.as_deref(),
+        })
+        .collect();
+    let Some(now) = progress(&jobs) else {
+        return Ok(());
+    };
+    rows(
+        conn,
+        "UPDATE webhook_events SET status = ?2, handlers_pending = ?3, last_error = ?4
+         WHERE event_id = ?1",
+        vec![
+            Value::Text(event_id.to_string()),
+            Value::Text(now.status.into()),
+            Value::Integer(now.handlers_pending),
+            now.last_error.map_or(Value::Null, Value::Text),
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One delivery of the event to `url`, as message `message_id`.
 async fn attempt(
     conn: &Connection,
     event_id: &str,
+    message_id: &str,
     url: &str,
     now: i64,
 ) -> Result<Outcome, JobError> {
@@ -182,11 +220,14 @@ async fn attempt(
     let secret = spin_sdk::variables::get("webhook_handler_secret")
         .await
         .unwrap_or_default();
-    let Ok(secret) = SigningSecret::parse(secret.trim()) else {
-        // Fixed by configuration, not by the handler: worth retrying.
-        return Ok(Outcome::Retry(
-            "the webhook_handler_secret variable is not a whsec_ secret".into(),
-        ));
+    let secret = match handler_secret(&secret) {
+        Ok(secret) => secret,
+        Err(why) => {
+            // Nothing is sent unsigned or weakly signed; fixed by
+            // configuration, not by the handler, so worth retrying.
+            eprintln!("webhooks: not handing event {event_id} to its handler: {why}");
+            return Ok(Outcome::Retry(why));
+        }
     };
     let payload = match row.values.get(8) {
         Some(Value::Blob(b)) => b.clone(),
@@ -209,8 +250,8 @@ async fn attempt(
         payload: &payload,
     };
     let body = envelope(&stored).to_string().into_bytes();
-    let signature = sign_v1(event_id, now, &body, &secret);
-    Ok(match post(url, event_id, now, &signature, body).await {
+    let signature = sign_v1(message_id, now, &body, &secret);
+    Ok(match post(url, message_id, now, &signature, body).await {
         Ok(status) if (200..300).contains(&status) => Outcome::Done,
         Ok(status) => Outcome::Retry(format!("the handler answered {status}")),
         Err(e) => Outcome::Retry(format!("the handler could not be reached: {e}")),

@@ -92,7 +92,7 @@ pub async fn fire(
             continue;
         }
         let data = threshold_data(crossing, threshold);
-        org_events::record(tenant, &event_id, THRESHOLD_REACHED, &data, now).await?;
+        org_events::record(tenant, conn, &event_id, THRESHOLD_REACHED, &data, now).await?;
         if audience.is_none() {
             audience = Some(self::audience(tenant).await?);
         }
@@ -180,7 +180,7 @@ pub async fn check_unusual_spend(
         return Ok(());
     }
     let data = spend_data(currency, today, &found);
-    org_events::record(tenant, &event_id, SPEND_UNUSUAL, &data, now).await?;
+    org_events::record(tenant, conn, &event_id, SPEND_UNUSUAL, &data, now).await?;
     let audience = audience(tenant).await?;
     let text = spend_mail(&audience.org_name, currency, today, &found);
     mail(conn, &audience, SPEND_MAIL, &text, now).await

@@ -12,10 +12,10 @@ use super::{Crossing, Threshold};
 use crate::model::{Measure, show_amount};
 use crate::period::format_rfc3339;
 
-/// The event type of a threshold reached.
-pub const THRESHOLD_REACHED: &str = "quota.threshold_reached";
-/// The event type of unusual spend.
-pub const SPEND_UNUSUAL: &str = "spend.unusual";
+/// The event type of a threshold reached (the webhook event catalog's).
+pub const THRESHOLD_REACHED: &str = gatehouse_webhook_delivery::catalog::QUOTA_THRESHOLD_REACHED;
+/// The event type of unusual spend (the webhook event catalog's).
+pub const SPEND_UNUSUAL: &str = gatehouse_webhook_delivery::catalog::SPEND_UNUSUAL;
 /// The mail kind of a threshold reached.
 pub const THRESHOLD_MAIL: &str = "quota_alert";
 /// The mail kind of unusual spend.

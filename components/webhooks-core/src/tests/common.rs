@@ -1,6 +1,6 @@
 use super::*;
 use crate::compare::{any_equal, credential_equal};
-use crate::{ConfigError, HeaderFn, Headers, IdSource};
+use crate::{ConfigError, HeaderFn, Headers, IdSource, replay_digest};
 
 #[test]
 fn provider_names_round_trip_through_their_stable_strings() -> anyhow::Result<()> {
@@ -252,4 +252,23 @@ fn the_body_digest_is_the_dedupe_id_of_last_resort() -> anyhow::Result<()> {
     );
     assert_eq!(verified.id_source, IdSource::BodyDigest);
     Ok(())
+}
+
+#[test]
+fn a_body_is_kept_once_for_providers_whose_signature_covers_no_timestamp() {
+    // SHA-256 of "{}".
+    let digest = "44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a";
+    for provider in Provider::ALL {
+        let expected = match provider {
+            Provider::GitHub | Provider::Jira | Provider::Teams | Provider::AzureDevOps => {
+                Some(digest.to_string())
+            }
+            Provider::Stripe | Provider::Standard | Provider::Slack => None,
+        };
+        assert_eq!(replay_digest(provider, b"{}"), expected, "{provider}");
+    }
+    assert_ne!(
+        replay_digest(Provider::GitHub, b"{} "),
+        replay_digest(Provider::GitHub, b"{}")
+    );
 }

@@ -45,6 +45,36 @@ fn a_secret_needs_24_to_64_random_bytes() {
 }
 
 #[test]
+fn a_secret_to_sign_with_is_read_only_at_24_to_64_bytes() -> anyhow::Result<()> {
+    // A sender's secret is read at any length; one we sign with is not.
+    let short = format!("whsec_{}", STANDARD.encode([7u8; 16]));
+    assert!(SigningSecret::parse(&short).is_ok());
+    for len in [1, 16, 23, 65] {
+        let encoded = STANDARD.encode(vec![7u8; len]);
+        for text in [format!("whsec_{encoded}"), encoded] {
+            assert_eq!(
+                SigningSecret::parse_for_signing(&text),
+                Err(KeyError::WrongLength),
+                "{len}"
+            );
+        }
+    }
+    for len in [24, 32, 64] {
+        let secret = SigningSecret::from_random(&vec![9u8; len])?;
+        let bare = STANDARD.encode(vec![9u8; len]);
+        assert_eq!(
+            SigningSecret::parse_for_signing(&secret.to_whsec())?,
+            secret
+        );
+        assert_eq!(SigningSecret::parse_for_signing(&bare)?, secret);
+    }
+    for text in ["", "whsec_", "whsec_!!", "not base64 at all"] {
+        assert!(SigningSecret::parse_for_signing(text).is_err(), "{text:?}");
+    }
+    Ok(())
+}
+
+#[test]
 fn the_ed25519_public_key_matches_rfc_8032() -> anyhow::Result<()> {
     // RFC 8032, section 7.1, test 1.
     let seed: [u8; 32] =
