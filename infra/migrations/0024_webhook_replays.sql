@@ -1,14 +1,21 @@
 -- Incoming webhooks, continued: replayed bodies and replay rounds.
 
 -- GitHub's and Jira's delivery ids are headers their signature does not
--- cover, and Teams and Azure DevOps sign no time: a captured body stays
--- valid for ever and could be sent again under a new id. For those
--- providers an event also keeps the hex SHA-256 of its body, once per
--- source (NULL for providers whose signature covers a timestamp, and for
--- events stored before this migration).
+-- cover and they sign no time: a captured body stays valid for ever and
+-- could be sent again under a new id. Their events also keep the hex
+-- SHA-256 of their body, once per source (NULL for other providers, for
+-- a source that turned it off, and for events stored before this
+-- migration). Teams and Azure DevOps are deduplicated by the body's own
+-- id already.
 ALTER TABLE webhook_events ADD COLUMN body_sha256 TEXT;
 CREATE UNIQUE INDEX webhook_events_by_body ON webhook_events (source_id, body_sha256)
     WHERE body_sha256 IS NOT NULL;
+
+-- A copy of the sealed setting, so reads need not open the seal: 0 when a
+-- GitHub or Jira source keeps bodies that repeat (some carry nothing
+-- unique), 1 or NULL (the default) when it deduplicates them; NULL for
+-- other providers.
+ALTER TABLE webhook_sources ADD COLUMN deduplicate_bodies INTEGER CHECK (deduplicate_bodies IN (0, 1));
 
 -- The round of handler jobs the event's status follows: '0' for the jobs
 -- queued with it, a replay's id (the middle of its jobs' idempotency keys,
@@ -29,3 +36,17 @@ WHERE EXISTS (
     WHERE j.kind = 'webhook.dispatch'
       AND j.idempotency_key >= webhook_events.event_id || ' replay_'
       AND j.idempotency_key < webhook_events.event_id || ' replay`');
+
+-- A replay's jobs queued before replays had ids of their own name no
+-- webhook_id and would be sent under the event's id, which a handler that
+-- deduplicates drops: they take their replay's id (the middle of their
+-- key), as the jobs a replay queues now do.
+UPDATE jobs SET payload = json_set(payload, '$.webhook_id',
+        substr(idempotency_key, length(json_extract(payload, '$.event_id')) + 2,
+               instr(substr(idempotency_key, length(json_extract(payload, '$.event_id')) + 2), ' ') - 1))
+WHERE kind = 'webhook.dispatch'
+  AND json_valid(payload)
+  AND json_type(payload, '$.webhook_id') IS NULL
+  AND json_type(payload, '$.event_id') = 'text'
+  AND idempotency_key >= json_extract(payload, '$.event_id') || ' replay_'
+  AND idempotency_key < json_extract(payload, '$.event_id') || ' replay`';

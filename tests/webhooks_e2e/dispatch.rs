@@ -17,7 +17,7 @@ use gatehouse_tests::app::{Org, app_config, call, expect, join, org, problem};
 use gatehouse_tests::fake_http::{self, RawRequest};
 use gatehouse_tests::{Reply, TestHost, free_port, send};
 use serde_json::{Value, json};
-use webhooks_core::{Provider, SigningSecret, VerifyConfig};
+use webhooks_core::SigningSecret;
 
 use crate::support::{
     Headers, accepted, create_source, event, events, id_of, sign, signers, standard,
@@ -235,15 +235,9 @@ fn a_github_delivery_is_handed_to_the_matching_handler_signed_as_standard_webhoo
             "body_base64": STANDARD.encode(body),
         })
     );
-    // The bytes as received: the handler can check GitHub's signature on
-    // them itself.
+    // The exact bytes received, whatever the JSON value re-serializes to.
     let exact = STANDARD.decode(first.json()["body_base64"].as_str().unwrap_or_default())?;
-    let github_config = VerifyConfig::with_secrets([GITHUB_SECRET]);
-    let checked = webhooks_core::verify(Provider::GitHub, &github_config, &signed[0], &exact, 0);
-    assert_eq!(
-        checked.map(|v| v.dedupe_id),
-        Ok(opened_delivery.to_string())
-    );
+    assert_eq!(exact, body.as_bytes());
     let second = for_event(&got, &pushed)?;
     let envelope = second.json();
     assert_eq!(

@@ -167,7 +167,8 @@ fn a_replay_is_judged_by_its_own_jobs_not_by_the_round_before_it_giving_up() -> 
 }
 
 #[test]
-fn a_handler_secret_too_short_to_sign_with_sends_nothing_and_says_why() -> Result<()> {
+fn a_handler_secret_too_short_to_sign_with_sends_nothing_says_why_and_spends_no_attempt()
+-> Result<()> {
     let handler = Handler::start(200)?;
     let short = format!("whsec_{}", STANDARD.encode([5u8; 16]));
     let host = start_dispatching(
@@ -177,14 +178,32 @@ fn a_handler_secret_too_short_to_sign_with_sends_nothing_and_says_why() -> Resul
     let acme = org(&host, "ada@example.com", "acme")?;
     let made = github_source(&host, &acme)?;
     let body = r#"{"action":"opened","discussion":{"number":1}}"#;
-    let signed = sign(json!([github(
-        "3ea18246-8b3f-11ef-9a4e-0242ac120002",
-        "discussion",
-        body
-    )]))?;
+    let other = r#"{"action":"opened","discussion":{"number":2}}"#;
+    let signed = sign(json!([
+        github("3ea18246-8b3f-11ef-9a4e-0242ac120002", "discussion", body),
+        github("3ea18246-8b3f-11ef-9a4e-0242ac120003", "discussion", other),
+    ]))?;
     let id = id_of(&accepted(&made, &signed[0], body)?)?;
-    run_jobs(&host)?;
+    accepted(&made, &signed[1], other)?;
+    // More runs than a job has attempts (8), each finding the jobs due
+    // again: a misconfigured secret must not make the events dead.
+    for _ in 0..10 {
+        run_jobs(&host)?;
+        database(&host)?.execute(
+            "UPDATE jobs SET run_at = 0 WHERE kind = 'webhook.dispatch'",
+            [],
+        )?;
+    }
     assert!(handler.received().is_empty());
+    let jobs = dispatch_jobs(&host, "")?;
+    assert_eq!(jobs.len(), 2, "{jobs:?}");
+    for job in &jobs {
+        assert_eq!(
+            (&job["state"], &job["attempts"]),
+            (&json!("pending"), &json!(0)),
+            "{job}"
+        );
+    }
     let (status, error) = state(&host, &acme, &id)?;
     assert_eq!(status, "failed");
     let error = error.as_str().unwrap_or_default().to_string();
@@ -193,7 +212,53 @@ fn a_handler_secret_too_short_to_sign_with_sends_nothing_and_says_why() -> Resul
         "{error}"
     );
     assert!(!error.contains(&short["whsec_".len()..]), "{error}");
-    let jobs = dispatch_jobs(&host, "")?;
-    assert_eq!(jobs[0]["last_error"], json!(error), "{jobs:?}");
+    let mine = jobs
+        .iter()
+        .find(|j| j["payload"]["event_id"] == json!(id))
+        .context("the event's job")?;
+    assert_eq!(mine["last_error"], json!(error), "{jobs:?}");
+    Ok(())
+}
+
+#[test]
+fn a_replays_jobs_queued_before_replays_had_ids_are_sent_under_the_replays_id() -> Result<()> {
+    // Migration 0024 on a database that has a replay's jobs from before
+    // it: they name no webhook_id, and would go out under the event's id,
+    // which a handler that deduplicates drops.
+    let dir = gatehouse_tests::TempDir::new("replays-before-0024")?;
+    let mut conn = rusqlite::Connection::open(dir.path().join("db.sqlite"))?;
+    let all = gatehouse_host::migrate::load_dir(&gatehouse_tests::root().join("infra/migrations"))?;
+    let before: Vec<_> = all.iter().filter(|m| m.version < 24).cloned().collect();
+    gatehouse_host::migrate::apply(&mut conn, &before)?;
+    // The rows stand alone: no org is needed to read the jobs' payloads.
+    conn.execute_batch(
+        "PRAGMA foreign_keys = OFF;
+         INSERT INTO webhook_events (org_id, event_id, source_id, provider, delivery_id, payload, received_at, status)
+         VALUES ('org_1', 'whe_1', 'whs_1', 'github', 'd-1', x'7b7d', 1, 'pending');
+         INSERT INTO jobs (id, kind, payload, idempotency_key, state, run_at, max_attempts, created_at, updated_at) VALUES
+           ('job_1', 'webhook.dispatch', '{\"event_id\":\"whe_1\",\"url\":\"http://h/\"}', 'whe_1 0 http://h/', 'done', 1, 8, 1, 1),
+           ('job_2', 'webhook.dispatch', '{\"event_id\":\"whe_1\",\"url\":\"http://h/\"}', 'whe_1 replay_7 http://h/', 'pending', 1, 8, 2, 2);",
+    )?;
+    gatehouse_host::migrate::apply(&mut conn, &all)?;
+    let payload = |id: &str| -> Result<Value> {
+        let text: String =
+            conn.query_row("SELECT payload FROM jobs WHERE id = ?1", [id], |r| r.get(0))?;
+        Ok(serde_json::from_str(&text)?)
+    };
+    assert_eq!(
+        payload("job_2")?,
+        json!({"event_id": "whe_1", "url": "http://h/", "webhook_id": "replay_7"})
+    );
+    // The first round's job goes out under the event's id, as before.
+    assert_eq!(
+        payload("job_1")?,
+        json!({"event_id": "whe_1", "url": "http://h/"})
+    );
+    let round: String = conn.query_row(
+        "SELECT dispatch_round FROM webhook_events WHERE event_id = 'whe_1'",
+        [],
+        |r| r.get(0),
+    )?;
+    assert_eq!(round, "replay_7");
     Ok(())
 }

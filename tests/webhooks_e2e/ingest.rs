@@ -1,7 +1,9 @@
 //! What the ingest keeps once and which credentials it takes: a signed
-//! body replayed under a new id by a provider whose signature covers no
-//! timestamp is the first event again; and Azure DevOps Basic credentials
-//! with an empty user name, as Azure DevOps allows.
+//! body replayed under a new id by GitHub or Jira (whose signature covers
+//! neither a timestamp nor the delivery id) is the first event again,
+//! counted as `replayed_body`, unless the source turned that off; and
+//! Azure DevOps Basic credentials with an empty user name, as Azure DevOps
+//! allows.
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{database, org};
@@ -9,7 +11,8 @@ use serde_json::json;
 use webhooks_core::SigningSecret;
 
 use crate::support::{
-    T, accepted, create_source, event, events, id_of, refused, sign, source, standard, start,
+    T, accepted, create_source, event, events, id_of, patch_source, pick, refused, sign, source,
+    standard, start,
 };
 
 #[test]
@@ -37,7 +40,11 @@ fn a_jira_body_replayed_under_a_new_identifier_is_the_first_event_and_stores_not
     }
     let id = id_of(&first)?;
     assert_eq!(event(&host, &acme, &id)?["delivery_id"], "101");
-    assert_eq!(source(&host, &acme, &id_of(&jira)?)?["events"], 1);
+    let shown = source(&host, &acme, &id_of(&jira)?)?;
+    assert_eq!(
+        pick(&shown, &["events", "rejections", "deduplicate_bodies"]),
+        json!({"events": 1, "rejections": {"replayed_body": 2}, "deduplicate_bodies": true})
+    );
     let stored: i64 = database(&host)?.query_row(
         "SELECT COUNT(*) FROM webhook_events WHERE source_id = ?1",
         [id_of(&jira)?],
@@ -64,6 +71,88 @@ fn a_jira_body_replayed_under_a_new_identifier_is_the_first_event_and_stores_not
     assert_eq!(
         accepted(&second_source, &signed[1], body)?["duplicate"],
         false
+    );
+    Ok(())
+}
+
+#[test]
+fn a_github_body_under_a_new_delivery_id_is_a_duplicate_unless_the_source_keeps_repeated_bodies()
+-> Result<()> {
+    let host = start()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    let secret = "github webhook secret of the ingest tests";
+    let made = create_source(
+        &host,
+        &acme,
+        json!({"provider": "github", "secrets": [secret]}),
+    )?;
+    assert_eq!(made["deduplicate_bodies"], true);
+    // A workflow_dispatch with the same inputs: nothing in it is unique.
+    let body = r#"{"inputs":{"env":"prod"},"ref":"refs/heads/main","workflow":".github/workflows/deploy.yml"}"#;
+    let job = |delivery: &str| {
+        json!({"op": "github", "secret": secret, "payload": body,
+               "delivery": delivery, "event": "workflow_dispatch"})
+    };
+    let signed = sign(json!([
+        job("0b7e5c1a-0001-11f0-8000-000000000001"),
+        job("0b7e5c1a-0002-11f0-8000-000000000002"),
+        job("0b7e5c1a-0003-11f0-8000-000000000003"),
+        job("0b7e5c1a-0004-11f0-8000-000000000004"),
+    ]))?;
+    let first = accepted(&made, &signed[0], body)?;
+    let replayed = accepted(&made, &signed[1], body)?;
+    assert_eq!(replayed, json!({"id": first["id"], "duplicate": true}));
+    let source_id = id_of(&made)?;
+    assert_eq!(
+        pick(
+            &source(&host, &acme, &source_id)?,
+            &["events", "rejections"]
+        ),
+        json!({"events": 1, "rejections": {"replayed_body": 1}})
+    );
+
+    // A source whose bodies repeat by design keeps each delivery; its own
+    // delivery id still deduplicates a redelivery.
+    let patched = patch_source(
+        &host,
+        &acme,
+        &source_id,
+        json!({"deduplicate_bodies": false}),
+    )?;
+    assert_eq!(patched.status, 200, "{}", patched.text());
+    assert_eq!(patched.json()?["deduplicate_bodies"], false);
+    let third = accepted(&made, &signed[2], body)?;
+    assert_eq!(third["duplicate"], false);
+    assert_ne!(third["id"], first["id"]);
+    let fourth = accepted(&made, &signed[3], body)?;
+    assert_eq!(fourth["duplicate"], false);
+    assert_eq!(
+        accepted(&made, &signed[3], body)?,
+        json!({"id": fourth["id"], "duplicate": true})
+    );
+    assert_eq!(source(&host, &acme, &source_id)?["events"], 3);
+    assert_eq!(
+        source(&host, &acme, &source_id)?["deduplicate_bodies"],
+        false
+    );
+
+    // Only GitHub and Jira deduplicate bodies: the setting is refused
+    // elsewhere.
+    let stripe_secret = SigningSecret::from_random(&[72u8; 32])?.to_whsec();
+    let stripe = crate::support::admin(
+        &host,
+        "POST",
+        "/v1/webhooks/sources",
+        Some(
+            &json!({"provider": "stripe", "secrets": [stripe_secret], "deduplicate_bodies": false}),
+        ),
+        &acme.admin,
+    )?;
+    assert_eq!(stripe.status, 422, "{}", stripe.text());
+    assert!(
+        stripe.text().contains("deduplication_not_supported"),
+        "{}",
+        stripe.text()
     );
     Ok(())
 }

@@ -140,5 +140,11 @@ pub async fn begin_read(conn: &Connection) -> Result<(), Problem> {
 /// Ends the transaction: commits when `keep`, else rolls back.
 pub async fn end(conn: &Connection, keep: bool) -> Result<(), Problem> {
     let sql = if keep { "COMMIT" } else { "ROLLBACK" };
-    db::run(conn, sql, vec![]).await
+    let ended = db::run(conn, sql, vec![]).await;
+    // A failed COMMIT leaves the transaction open: roll it back, or the
+    // connection's next BEGIN fails.
+    if keep && ended.is_err() {
+        let _ = db::run(conn, "ROLLBACK", vec![]).await;
+    }
+    ended
 }

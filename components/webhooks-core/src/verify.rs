@@ -44,18 +44,16 @@ pub enum IdSource {
 }
 
 /// What keeps a captured delivery from being stored again under a new id,
-/// for providers whose signature covers no timestamp (GitHub, Jira,
-/// Teams, Azure DevOps): hex of the body's SHA-256. Their delivery id is
-/// a header the signature does not cover (GitHub, Jira) or they sign no
-/// time, so a signed body stays valid for ever and a sender's id is not
-/// enough to tell a redelivery from a replay; a source of theirs keeps
-/// each body once. `None` for providers that sign a timestamp, whose
-/// tolerance already bounds a replay and whose id is signed with it.
+/// for GitHub and Jira: hex of the body's SHA-256. Their delivery id is a
+/// header the signature does not cover and they sign no time, so a signed
+/// body stays valid for ever and a new id is not enough to tell a
+/// redelivery from a replay; a source of theirs keeps each body once
+/// (unless it turns that off: some bodies carry nothing unique). `None`
+/// for every other provider: a signed timestamp bounds the replay
+/// (Stripe, Standard, Slack) or the id deduplicated on is the body's own
+/// `id` (Teams, Azure DevOps), so a digest would add nothing.
 pub fn replay_digest(provider: Provider, body: &[u8]) -> Option<String> {
-    provider
-        .default_tolerance_secs()
-        .is_none()
-        .then(|| body_sha256(body))
+    matches!(provider, Provider::GitHub | Provider::Jira).then(|| body_sha256(body))
 }
 
 /// Verifies one delivery from `provider` against `config`, on `body` as

@@ -5,11 +5,12 @@
 //!
 //! A delivery that verifies is stored before the answer, keyed by the
 //! provider's delivery or event id: a redelivery answers `200` with the
-//! first one's id and changes nothing. For providers whose signature
-//! covers no timestamp the body is a key too ([`replay_digest`]): the same
-//! signed body under another id is a replay, answered the same way. One
-//! that does not verify is refused with `401` and counted per reason, its
-//! payload not kept.
+//! first one's id and changes nothing. For GitHub and Jira, whose delivery
+//! id the signature does not cover, the body is a key too
+//! ([`replay_digest`]) unless the source turned it off: the same signed
+//! body under another id is a replay, answered the same way and counted
+//! with the refusals as `replayed_body`. One that does not verify is
+//! refused with `401` and counted per reason, its payload not kept.
 
 use gatehouse_auth::db;
 use gatehouse_http::idempotency::unix_now;
@@ -22,6 +23,10 @@ use webhooks_core::{HeaderFn, Provider, Rejection, Verified, replay_digest, veri
 
 use crate::sources::no_source;
 use crate::store;
+
+/// The reason a body already stored under another delivery id is counted
+/// under, beside the verification refusals.
+const REPLAYED_BODY: &str = "replayed_body";
 
 /// The largest delivery taken, in bytes.
 pub const BODY_LIMIT: usize = 1 << 20;
@@ -89,10 +94,15 @@ pub async fn ingest(req: Request, source_id: &str, request_id: &str) -> Result<R
     ) {
         Ok(verified) => verified,
         Err(rejection) => {
-            count_rejection(&conn, &source, source_id, rejection, now).await?;
+            count_rejection(&conn, &source, source_id, rejection.code(), now).await?;
             return Err(refused(rejection));
         }
     };
+    let digest = settings
+        .deduplicates_bodies(source.provider)
+        .unwrap_or(false)
+        .then(|| replay_digest(source.provider, &bytes))
+        .flatten();
     let content_type = parts
         .headers
         .get(http::header::CONTENT_TYPE)
@@ -103,8 +113,11 @@ pub async fn ingest(req: Request, source_id: &str, request_id: &str) -> Result<R
         &source,
         source_id,
         &verified,
-        &bytes,
-        content_type,
+        Received {
+            body: &bytes,
+            digest,
+            content_type,
+        },
         now,
     )
     .await?;
@@ -125,7 +138,7 @@ async fn count_rejection(
     conn: &Connection,
     source: &Live,
     source_id: &str,
-    rejection: Rejection,
+    reason: &str,
     now: i64,
 ) -> Result<(), Problem> {
     db::run(
@@ -135,35 +148,48 @@ async fn count_rejection(
         vec![
             db::text(&source.org_id),
             db::text(source_id),
-            db::text(rejection.code()),
+            db::text(reason),
             db::int(now),
         ],
     )
     .await
 }
 
-/// Stores the delivery unless the source has it already (its id, or for
-/// providers that sign no time, its body); the stored id. When handlers
-/// take it, their jobs are queued in the same transaction.
+/// A verified delivery's bytes as they are stored.
+struct Received<'a> {
+    /// The body as received.
+    body: &'a [u8],
+    /// Its SHA-256 when the source deduplicates bodies.
+    digest: Option<String>,
+    content_type: Option<String>,
+}
+
+/// Stores the delivery unless the source has it already (its id, or its
+/// body's `digest` when it has one); the stored id. When handlers take
+/// it, their jobs are queued in the same transaction.
 async fn store_event(
     conn: &Connection,
     source: &Live,
     source_id: &str,
     verified: &Verified,
-    body: &[u8],
-    content_type: Option<String>,
+    received: Received<'_>,
     now: i64,
 ) -> Result<Accepted, Problem> {
+    let Received {
+        body,
+        digest,
+        content_type,
+    } = received;
     let urls = gatehouse_webhook_dispatch::handler_urls(
         source_id,
         source.provider,
         verified.event_type.as_deref(),
     )
     .await;
-    let id = db::new_id("whe_");
-    let digest = replay_digest(source.provider, body);
-    // No conflict target: a known delivery id and a known body (the
-    // partial unique index of migration 0024) are both a duplicate.
+    let id = db::new_sorted_id("whe_");
+    // A known delivery id and a known body (the partial unique index of
+    // migration 0024) are a duplicate; any other conflict (the event id)
+    // is an error, not taken for one.
     let insert = || {
         db::query(
             conn,
@@ -171,7 +197,9 @@ async fn store_event(
                                          payload, content_type, signed_at, received_at, status, handlers_pending,
                                          body_sha256)
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-             ON CONFLICT DO NOTHING RETURNING event_id",
+             ON CONFLICT (source_id, delivery_id) DO NOTHING
+             ON CONFLICT (source_id, body_sha256) WHERE body_sha256 IS NOT NULL DO NOTHING
+             RETURNING event_id",
             vec![
                 db::text(&source.org_id),
                 db::text(&id),
@@ -222,7 +250,7 @@ async fn store_event(
     // NULL never equals: without a digest only the id is looked up.
     let rows = db::query(
         conn,
-        "SELECT event_id FROM webhook_events
+        "SELECT event_id, delivery_id = ?2 FROM webhook_events
          WHERE source_id = ?1 AND (delivery_id = ?2 OR body_sha256 = ?3)
          ORDER BY delivery_id = ?2 DESC LIMIT 1",
         vec![
@@ -232,10 +260,13 @@ async fn store_event(
         ],
     )
     .await?;
-    let first = rows
-        .first()
-        .map(|r| db::get_text(r, 0))
-        .ok_or_else(Problem::internal)?;
+    let row = rows.first().ok_or_else(Problem::internal)?;
+    let first = db::get_text(row, 0);
+    // The same body under another id: a replay (or a resend a provider
+    // gave a new id), kept once and counted so it shows on the source.
+    if db::get_int(row, 1) != Some(1) {
+        count_rejection(conn, source, source_id, REPLAYED_BODY, now).await?;
+    }
     Ok(Accepted {
         id: first,
         duplicate: true,

@@ -49,6 +49,8 @@ pub struct CreateSource {
     pub basic: Option<Basic>,
     #[serde(default)]
     pub header: Option<Header>,
+    #[serde(default)]
+    pub deduplicate_bodies: Option<bool>,
 }
 
 /// `PATCH /v1/webhooks/sources/{id}`: each field present replaces the
@@ -66,6 +68,8 @@ pub struct PatchSource {
     pub basic: Option<Option<Basic>>,
     #[serde(default, deserialize_with = "present")]
     pub header: Option<Option<Header>>,
+    #[serde(default, deserialize_with = "present")]
+    pub deduplicate_bodies: Option<Option<bool>>,
 }
 
 /// A field that is present, even as null: `Some(None)`.
@@ -85,6 +89,11 @@ pub struct Settings {
     pub basic: Option<Basic>,
     pub header: Option<Header>,
     pub description: Option<String>,
+    /// GitHub and Jira: whether a body already stored is a duplicate under
+    /// any delivery id; `None` is yes. Sealed settings written before it
+    /// existed read as `None`.
+    #[serde(default)]
+    pub deduplicate_bodies: Option<bool>,
 }
 
 impl Settings {
@@ -105,7 +114,18 @@ impl Settings {
         if let Some(header) = patch.header {
             self.header = header;
         }
+        if let Some(deduplicate) = patch.deduplicate_bodies {
+            self.deduplicate_bodies = deduplicate;
+        }
         self
+    }
+
+    /// Whether `provider`'s deliveries are deduplicated by their body too
+    /// (see [`webhooks_core::replay_digest`]); `None` for a provider that
+    /// never is.
+    pub fn deduplicates_bodies(&self, provider: Provider) -> Option<bool> {
+        matches!(provider, Provider::GitHub | Provider::Jira)
+            .then(|| self.deduplicate_bodies.unwrap_or(true))
     }
 
     /// The verification config these settings make.
@@ -135,6 +155,13 @@ impl Settings {
                 "/description",
                 "too_long",
                 format!("description is at most {MAX_DESCRIPTION} characters"),
+            ));
+        }
+        if self.deduplicate_bodies.is_some() && self.deduplicates_bodies(provider).is_none() {
+            errors.push(FieldError::new(
+                "/deduplicate_bodies",
+                "deduplication_not_supported",
+                format!("{provider} deliveries are deduplicated by a signed or body id only"),
             ));
         }
         let signs = provider != Provider::AzureDevOps;
@@ -267,6 +294,7 @@ impl CreateSource {
             basic: self.basic.clone(),
             header: self.header.clone(),
             description: self.description.clone(),
+            deduplicate_bodies: self.deduplicate_bodies,
         }
     }
 }
@@ -313,6 +341,26 @@ mod tests {
                 .map(|e| format!("{} {}", e.pointer, e.code))
                 .collect(),
         }
+    }
+
+    #[test]
+    fn only_github_and_jira_sources_deduplicate_bodies_and_may_turn_it_off() {
+        let off = Settings {
+            deduplicate_bodies: Some(false),
+            ..Settings::default()
+        };
+        for provider in Provider::ALL {
+            let expected = match provider {
+                Provider::GitHub | Provider::Jira => (Some(true), Some(false)),
+                _ => (None, None),
+            };
+            let got = (
+                Settings::default().deduplicates_bodies(provider),
+                off.deduplicates_bodies(provider),
+            );
+            assert_eq!(got, expected, "{provider}");
+        }
+        assert!(codes(&off).contains(&"/deduplicate_bodies deduplication_not_supported".into()));
     }
 
     #[test]

@@ -29,6 +29,10 @@ pub struct Source {
     pub secret_count: i64,
     pub has_basic: bool,
     pub has_header: bool,
+    /// GitHub and Jira: whether a body already stored is a duplicate under
+    /// a new delivery id; absent for other providers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deduplicate_bodies: Option<bool>,
     pub created_at: i64,
     pub updated_at: i64,
     /// Refused deliveries by reason.
@@ -45,7 +49,9 @@ const SOURCE_COLUMNS: &str = "s.source_id, s.provider, s.description, s.toleranc
      (SELECT json_group_object(r.reason, r.count) FROM webhook_rejections r
       WHERE r.org_id = s.org_id AND r.source_id = s.source_id),
      (SELECT MAX(r.last_at) FROM webhook_rejections r WHERE r.org_id = s.org_id AND r.source_id = s.source_id),
-     (SELECT COUNT(*) FROM webhook_events e WHERE e.org_id = s.org_id AND e.source_id = s.source_id)";
+     (SELECT COUNT(*) FROM webhook_events e WHERE e.org_id = s.org_id AND e.source_id = s.source_id),
+     -- NULL: not a provider deduplicated by body; a NULL column is the default, yes.
+     CASE WHEN s.provider IN ('github', 'jira') THEN COALESCE(s.deduplicate_bodies, 1) END";
 
 fn source_of(row: &RowResult, base: &str) -> Source {
     let id = db::get_text(row, 0);
@@ -65,7 +71,19 @@ fn source_of(row: &RowResult, base: &str) -> Source {
             .unwrap_or_default(),
         last_rejected_at: db::get_int(row, 10),
         events: db::get_int(row, 11).unwrap_or(0),
+        deduplicate_bodies: db::get_int(row, 12).map(|d| d != 0),
     }
+}
+
+/// The `deduplicate_bodies` column: a copy of the sealed setting, so
+/// reads need not open the seal.
+fn dedupe_column(
+    settings: &Settings,
+    provider: webhooks_core::Provider,
+) -> spin_sdk::sqlite::Value {
+    settings
+        .deduplicates_bodies(provider)
+        .map_or(spin_sdk::sqlite::Value::Null, |d| db::int(i64::from(d)))
 }
 
 /// A source that does not exist, was deleted, or is another org's.
@@ -102,8 +120,9 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
     tenant
         .run(
             "INSERT INTO webhook_sources (org_id, source_id, provider, description, config, tolerance_seconds,
-                                          secret_count, has_basic, has_header, created_by, created_at, updated_at)
-             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                                          secret_count, has_basic, has_header, created_by, created_at, updated_at,
+                                          deduplicate_bodies)
+             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             vec![
                 db::text(&id),
                 db::text(provider.as_str()),
@@ -116,6 +135,7 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
                 db::text(caller.actor_id()),
                 db::int(now),
                 db::int(now),
+                dedupe_column(&settings, provider),
             ],
         )
         .await?;
@@ -175,7 +195,8 @@ pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response,
     let changed = tenant
         .exec(
             "UPDATE webhook_sources SET description = ?2, config = ?3, tolerance_seconds = ?4,
-                 secret_count = ?5, has_basic = ?6, has_header = ?7, updated_at = ?8
+                 secret_count = ?5, has_basic = ?6, has_header = ?7, updated_at = ?8,
+                 deduplicate_bodies = ?10
              WHERE org_id = ?1 AND source_id = ?9 AND deleted_at IS NULL",
             vec![
                 db::opt_text(settings.description.clone()),
@@ -188,6 +209,7 @@ pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response,
                 db::int(i64::from(settings.header.is_some())),
                 db::int(unix_now()),
                 db::text(id),
+                dedupe_column(&settings, provider),
             ],
         )
         .await?;

@@ -41,16 +41,16 @@ pub async fn transaction<T>(
     work: impl std::future::Future<Output = Result<T, JobError>>,
 ) -> Result<T, JobError> {
     run(conn, "BEGIN IMMEDIATE", vec![]).await?;
-    match work.await {
-        Ok(done) => {
-            run(conn, "COMMIT", vec![]).await?;
-            Ok(done)
-        }
-        Err(e) => {
-            let _ = run(conn, "ROLLBACK", vec![]).await;
-            Err(e)
-        }
+    let outcome = match work.await {
+        Ok(done) => run(conn, "COMMIT", vec![]).await.map(|_| done),
+        Err(e) => Err(e),
+    };
+    // A failed COMMIT leaves the transaction open: roll it back too, or
+    // the connection's next BEGIN fails.
+    if outcome.is_err() {
+        let _ = run(conn, "ROLLBACK", vec![]).await;
     }
+    outcome
 }
 
 async fn run(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<Vec<RowResult>, JobError> {
@@ -167,7 +167,7 @@ impl Lease {
     /// A new owner, with the policy's lease length.
     pub fn new(policy: &Policy) -> Result<Lease, JobError> {
         Ok(Lease {
-            owner: format!("run_{}", random_hex()?),
+            owner: format!("run_{}", random_hex::<16>()?),
             seconds: policy.lease_seconds,
         })
     }

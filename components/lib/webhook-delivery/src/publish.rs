@@ -18,12 +18,7 @@ use crate::{Trigger, queue};
 /// ordered by (time, id) keep that order within a second, and rows keyed
 /// by them are appended to their index rather than inserted all over it.
 pub fn new_event_id() -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let random = db::new_id("");
-    format!("evt_{:016x}{}", nanos as u64, &random[..16])
+    db::new_sorted_id("evt_")
 }
 
 /// Records event `event_type` with `data` in the tenant's org at `now`

@@ -124,16 +124,18 @@ pub fn progress(jobs: &[JobState<'_>]) -> Option<Progress> {
     }
     let open = |j: &&JobState<'_>| j.state == "pending" || j.state == "running";
     let handlers_pending = jobs.iter().filter(open).count() as i64;
+    // Found, with its error if it has one (a reaped job has none: NULL,
+    // not an empty text).
     let last = |pick: &dyn Fn(&JobState<'_>) -> bool| {
         jobs.iter()
             .rev()
             .find(|j| pick(j))
-            .map(|j| j.last_error.unwrap_or_default().to_string())
+            .map(|j| j.last_error.map(str::to_owned))
     };
     let (status, last_error) = if let Some(error) = last(&|j| j.state == "dead") {
-        ("dead", Some(error))
+        ("dead", error)
     } else if let Some(error) = last(&|j| open(&j) && j.last_error.is_some()) {
-        ("failed", Some(error))
+        ("failed", error)
     } else if handlers_pending > 0 {
         ("pending", None)
     } else {
@@ -171,9 +173,12 @@ pub struct Stored<'a> {
 }
 
 /// The JSON a handler receives: the event's facts and its body, as its
-/// JSON value when it is JSON, else as text, and also as received
-/// (`body_base64`): a handler that checks the provider's signature itself
-/// needs the exact bytes, which a JSON value re-serialized does not keep.
+/// JSON value when it is JSON, else as text, and also as the exact bytes
+/// received (`body_base64`), which a JSON value re-serialized does not
+/// keep (spacing, key order, bytes that are not UTF-8). The provider's
+/// signature headers are not stored nor sent, so the handler trusts the
+/// event by this message's own signature, not by re-checking the
+/// provider's.
 pub fn envelope(event: &Stored<'_>) -> Value {
     let payload = serde_json::from_slice(event.payload)
         .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(event.payload).into_owned()));
@@ -221,7 +226,7 @@ mod tests {
     #[test]
     fn the_envelope_carries_the_body_exactly_as_received_in_base64() -> Result<(), String> {
         // Spacing and key order a JSON value does not keep, and bytes
-        // that are not UTF-8: a signature over them checks only on these.
+        // that are not UTF-8.
         let bodies: [&[u8]; 3] = [br#"{"b": 1,  "a": "Zo\u00eb"}"#, b"\xff\xfe not text", b""];
         for body in bodies {
             let event = Stored {
@@ -319,7 +324,7 @@ mod tests {
         let two = [job("dead", Some("first")), job("dead", Some("second"))];
         assert_eq!(status(&two), Some(("dead", 0, Some("second".into()))));
         let reaped = [job("dead", None)];
-        assert_eq!(status(&reaped), Some(("dead", 0, Some(String::new()))));
+        assert_eq!(status(&reaped), Some(("dead", 0, None)));
     }
 
     #[test]

@@ -6,7 +6,7 @@ use gatehouse_jobs::{Finished, Job, JobError, NewJob, Outcome};
 use http_body_util::BodyExt;
 use spin_sdk::http::FullBody;
 use spin_sdk::sqlite::{Connection, RowResult, Value};
-use webhooks_core::{Handler, Provider, matching, parse_handlers, sign_v1};
+use webhooks_core::{Handler, Provider, SigningSecret, matching, parse_handlers, sign_v1};
 
 use crate::{
     DISPATCH_JOB, JobState, Stored, envelope, handler_secret, job_key, job_payload, progress,
@@ -16,13 +16,25 @@ use crate::{
 /// The deployment's handlers (`webhook_handlers`); a setting that does not
 /// parse is logged and counts as none, so deliveries are still stored.
 pub async fn handlers() -> Vec<Handler> {
+    if let Some(read) = HANDLERS.with(|h| h.borrow().clone()) {
+        return read;
+    }
     let text = spin_sdk::variables::get("webhook_handlers")
         .await
         .unwrap_or_default();
-    parse_handlers(&text).unwrap_or_else(|e| {
+    let read = parse_handlers(&text).unwrap_or_else(|e| {
         eprintln!("webhooks: {e}; no handler is used");
         Vec::new()
-    })
+    });
+    HANDLERS.with(|h| *h.borrow_mut() = Some(read.clone()));
+    read
+}
+
+thread_local! {
+    /// The handlers this instance read and parsed, once: every delivery
+    /// needs them, and an instance serves a bounded number of requests,
+    /// so a changed setting reaches the next instances.
+    static HANDLERS: std::cell::RefCell<Option<Vec<Handler>>> = const { std::cell::RefCell::new(None) };
 }
 
 /// The URLs of the handlers that take a delivery from `source` of
@@ -112,10 +124,83 @@ pub async fn run_job(
     // A job queued before replays got ids of their own names none: it
     // sends the event's, as it did.
     let message_id = field("webhook_id").unwrap_or_else(|| event_id.clone());
-    let outcome = attempt(conn, &event_id, &message_id, &url, now).await?;
+    let secret = spin_sdk::variables::get("webhook_handler_secret")
+        .await
+        .unwrap_or_default();
+    let secret = match handler_secret(&secret) {
+        Ok(secret) => secret,
+        // Nothing is sent unsigned or weakly signed. The fix is the
+        // deployment's, not the handler's: no attempt is spent on it.
+        Err(why) => return defer_unsigned(conn, job, &event_id, &why, now).await,
+    };
+    let outcome = attempt(conn, &event_id, &message_id, &url, &secret, now).await?;
     // The job's end and the event's status are one transaction: a run
     // that stops between them leaves neither.
     gatehouse_jobs::transaction(conn, settle(conn, job, outcome, &event_id, policy, now)).await
+}
+
+/// How long handler jobs wait while `webhook_handler_secret` is not one
+/// to sign with.
+const UNSIGNED_WAIT_SECS: i64 = 60;
+
+/// Gives a claimed `job` back while the handler secret is unusable
+/// (`why`): pending again [`UNSIGNED_WAIT_SECS`] later, its attempt not
+/// counted (a misconfiguration must not kill events), with `why` as its
+/// error so the job and its event say what to fix. The other due handler
+/// jobs wait as long, so a run claims none of them and logs this once.
+async fn defer_unsigned(
+    conn: &Connection,
+    job: &Job,
+    event_id: &str,
+    why: &str,
+    now: i64,
+) -> Result<Finished, JobError> {
+    let at = now + UNSIGNED_WAIT_SECS;
+    let deferred = gatehouse_jobs::transaction(conn, async {
+        let held = rows(
+            conn,
+            "UPDATE jobs SET state = 'pending', attempts = MAX(attempts - 1, 0), run_at = ?4, last_error = ?5,
+                    lease_owner = NULL, lease_until = NULL, updated_at = ?1
+             WHERE id = ?2 AND state = 'running' AND lease_owner = ?3
+             RETURNING id",
+            vec![
+                Value::Integer(now),
+                Value::Text(job.id.as_str().to_string()),
+                Value::Text(job.lease_owner.clone().unwrap_or_default()),
+                Value::Integer(at),
+                Value::Text(gatehouse_jobs::clean_error(why)),
+            ],
+        )
+        .await?;
+        if held.is_empty() {
+            return Ok(None);
+        }
+        let others = rows(
+            conn,
+            "UPDATE jobs SET run_at = ?2, updated_at = ?1
+             WHERE kind = ?3 AND state = 'pending' AND run_at < ?2
+             RETURNING id",
+            vec![
+                Value::Integer(now),
+                Value::Integer(at),
+                Value::Text(DISPATCH_JOB.to_string()),
+            ],
+        )
+        .await?;
+        refresh(conn, event_id).await?;
+        Ok(Some(others.len()))
+    })
+    .await?;
+    Ok(match deferred {
+        Some(others) => {
+            eprintln!(
+                "webhooks: nothing is handed to handlers for {UNSIGNED_WAIT_SECS} s ({} jobs wait, no attempt counted): {why}",
+                others + 1
+            );
+            Finished::RetryAt(at)
+        }
+        None => Finished::LeaseLost,
+    })
 }
 
 /// Records how the job ended, and the event's status with it.
@@ -205,6 +290,7 @@ async fn attempt(
     event_id: &str,
     message_id: &str,
     url: &str,
+    secret: &SigningSecret,
     now: i64,
 ) -> Result<Outcome, JobError> {
     let found = rows(
@@ -216,18 +302,6 @@ async fn attempt(
     .await?;
     let Some(row) = found.first() else {
         return Ok(Outcome::Permanent("the event is no longer stored".into()));
-    };
-    let secret = spin_sdk::variables::get("webhook_handler_secret")
-        .await
-        .unwrap_or_default();
-    let secret = match handler_secret(&secret) {
-        Ok(secret) => secret,
-        Err(why) => {
-            // Nothing is sent unsigned or weakly signed; fixed by
-            // configuration, not by the handler, so worth retrying.
-            eprintln!("webhooks: not handing event {event_id} to its handler: {why}");
-            return Ok(Outcome::Retry(why));
-        }
     };
     let payload = match row.values.get(8) {
         Some(Value::Blob(b)) => b.clone(),
@@ -250,7 +324,7 @@ async fn attempt(
         payload: &payload,
     };
     let body = envelope(&stored).to_string().into_bytes();
-    let signature = sign_v1(message_id, now, &body, &secret);
+    let signature = sign_v1(message_id, now, &body, secret);
     Ok(match post(url, message_id, now, &signature, body).await {
         Ok(status) if (200..300).contains(&status) => Outcome::Done,
         Ok(status) => Outcome::Retry(format!("the handler answered {status}")),
