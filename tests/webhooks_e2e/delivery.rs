@@ -17,17 +17,16 @@ use anyhow::{Context, Result, bail};
 use gatehouse_tests::app::{
     Org, app_config, call, database, expect, join, mail, org, post, python,
 };
-use gatehouse_tests::{Reply, TestHost, get, root, send};
+use gatehouse_tests::{TestHost, get, root, send};
 use serde_json::{Value, json};
 
-use crate::support::T;
+use crate::endpoints::{by, create as endpoint, read};
+use crate::support::{OPERATOR, T, run_jobs, run_jobs_with};
 
 #[path = "delivery/lifecycle.rs"]
 mod lifecycle;
 #[path = "delivery/runs.rs"]
 mod runs;
-
-const OPERATOR: &str = "operator-token-for-webhook-delivery";
 
 /// The Standard Webhooks schedule, as the waits before attempts 2 to 10.
 const WAITS: [i64; 9] = [5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400];
@@ -117,33 +116,6 @@ impl Drop for Receiver {
     }
 }
 
-/// `POST /v1/admin/jobs/$run`: each due job attempted once.
-fn run_jobs(host: &TestHost) -> Result<Value> {
-    let auth = format!("Bearer {OPERATOR}");
-    let reply = send(
-        "POST",
-        &host.url("/v1/admin/jobs/$run"),
-        &[("authorization", &auth)],
-        b"",
-    )?;
-    expect(reply, 200)
-}
-
-/// `POST /v1/admin/jobs/$run` with `body`: the run's report.
-fn run_jobs_with(host: &TestHost, body: &Value) -> Result<Value> {
-    let auth = format!("Bearer {OPERATOR}");
-    let reply = send(
-        "POST",
-        &host.url("/v1/admin/jobs/$run"),
-        &[
-            ("authorization", &auth),
-            ("content-type", "application/json"),
-        ],
-        body.to_string().as_bytes(),
-    )?;
-    expect(reply, 200)
-}
-
 /// How many delivery jobs there are, in any state.
 fn delivery_jobs(host: &TestHost) -> Result<i64> {
     Ok(database(host)?.query_row(
@@ -151,31 +123,6 @@ fn delivery_jobs(host: &TestHost) -> Result<i64> {
         [],
         |row| row.get(0),
     )?)
-}
-
-/// `method path` as the holder of `token`.
-fn by(
-    host: &TestHost,
-    token: &str,
-    method: &str,
-    path: &str,
-    body: Option<&Value>,
-) -> Result<Reply> {
-    call(host, method, path, body, Some(token), &[])
-}
-
-/// An endpoint made by the org's admin: its answer, with its secret.
-fn endpoint(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
-    expect(
-        post(host, "/v1/webhooks/endpoints", &body, Some(&org.admin))?,
-        201,
-    )
-}
-
-/// `GET /v1/webhooks/endpoints/{id}{rest}` by the org's admin.
-fn read(host: &TestHost, org: &Org, id: &str, rest: &str) -> Result<Value> {
-    let path = format!("/v1/webhooks/endpoints/{id}{rest}");
-    expect(by(host, &org.admin, "GET", &path, None)?, 200)
 }
 
 /// The endpoint's messages, newest first.

@@ -15,15 +15,15 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use gatehouse_tests::app::{Org, app_config, call, expect, join, org, problem};
 use gatehouse_tests::fake_http::{self, RawRequest};
-use gatehouse_tests::{Reply, TestHost, free_port, send};
+use gatehouse_tests::{Reply, TestHost, free_port};
 use serde_json::{Value, json};
 use webhooks_core::SigningSecret;
 
 use crate::support::{
-    Headers, accepted, create_source, event, events, id_of, sign, signers, standard,
+    Headers, OPERATOR, accepted, create_source, event, events, id_of, run_jobs, sign, signers,
+    standard,
 };
 
-pub(crate) const OPERATOR: &str = "operator-token-for-webhook-dispatch";
 pub(crate) const GITHUB_SECRET: &str = "github secret of the dispatch tests";
 
 /// The secret every dispatch is signed with.
@@ -95,22 +95,6 @@ pub(crate) fn start_dispatching(handlers: Value, more: &[(&str, &str)]) -> Resul
             .map(|(name, value)| (format!("SPIN_VARIABLE_{name}"), value)),
     );
     TestHost::start(config)
-}
-
-/// `POST /v1/admin/jobs/$run`: each due job attempted once. Its report
-/// counts the signed-up users' mail jobs too (no mail provider is set, so
-/// they keep retrying): the tests judge a run by what the handlers
-/// received and the events' statuses.
-pub(crate) fn run_jobs(host: &TestHost) -> Result<()> {
-    let auth = format!("Bearer {OPERATOR}");
-    let reply = send(
-        "POST",
-        &host.url("/v1/admin/jobs/$run"),
-        &[("authorization", &auth)],
-        b"",
-    )?;
-    expect(reply, 200)?;
-    Ok(())
 }
 
 /// `POST /v1/webhooks/events/{id}/$replay` as the holder of `token`.

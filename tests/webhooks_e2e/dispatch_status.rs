@@ -14,10 +14,8 @@ use gatehouse_tests::fake_http::{self, RawRequest};
 use gatehouse_tests::{TestHost, get, send};
 use serde_json::{Value, json};
 
-use crate::dispatch::{
-    Handler, OPERATOR, github, github_source, replay, run_jobs, start_dispatching, state,
-};
-use crate::support::{accepted, id_of, sign};
+use crate::dispatch::{Handler, github, github_source, replay, start_dispatching, state};
+use crate::support::{OPERATOR, accepted, id_of, run_jobs, sign};
 
 /// The dispatch jobs, newest first, as the operator lists them.
 fn dispatch_jobs(host: &TestHost, query: &str) -> Result<Vec<Value>> {

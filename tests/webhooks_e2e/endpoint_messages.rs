@@ -8,14 +8,13 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{database, expect, join, org, problem};
 use gatehouse_tests::fake_http::{self, RawRequest};
-use gatehouse_tests::{TestHost, send};
 use serde_json::{Value, json};
 
 use super::{
-    LOCAL, OPERATOR, PUBLIC, by, create, delivery_jobs, id_of, invalid, items, pair, patch, read,
+    LOCAL, PUBLIC, by, create, delivery_jobs, id_of, invalid, items, pair, patch, read,
     record_message, start,
 };
-use crate::support::{T, pick};
+use crate::support::{T, pick, run_jobs};
 
 #[test]
 fn messages_are_listed_newest_first_with_their_attempts_and_one_is_resent_by_a_job() -> Result<()> {
@@ -327,18 +326,6 @@ fn recovering_sends_again_every_failed_message_since_a_time() -> Result<()> {
     assert_eq!(status(&elsewhere, &other)?, "failed");
     assert_eq!(delivery_jobs(&host)?.len(), 3);
     Ok(())
-}
-
-/// `POST /v1/admin/jobs/$run`: each due job attempted once.
-fn run_jobs(host: &TestHost) -> Result<()> {
-    let auth = format!("Bearer {OPERATOR}");
-    let reply = send(
-        "POST",
-        &host.url("/v1/admin/jobs/$run"),
-        &[("authorization", &auth)],
-        b"",
-    )?;
-    expect(reply, 200).map(|_| ())
 }
 
 /// The attempts of a message as `(trigger, status)`, oldest first.

@@ -18,14 +18,13 @@ use gatehouse_tests::{Reply, TestHost, get, send};
 use serde_json::{Value, json};
 use webhooks_core::{PublicKey, SigningSecret};
 
-use crate::support::{T, is_id, pick};
+use crate::support::{OPERATOR, T, is_id, pick};
 
 #[path = "endpoint_boundaries.rs"]
 mod boundaries;
 #[path = "endpoint_messages.rs"]
 mod messages;
 
-const OPERATOR: &str = "operator-token-for-webhook-endpoints";
 /// An endpoint URL the tests' deployment allows: 127.0.0.1 is listed.
 const LOCAL: &str = "http://127.0.0.1:9/hooks/gatehouse";
 const PUBLIC: &str = "https://hooks.example.com/gatehouse";
@@ -62,7 +61,7 @@ fn start_with(delivery_hosts: Option<&str>) -> Result<TestHost> {
 }
 
 /// `method path` as the holder of `token`, with a JSON body when given.
-fn by(
+pub(crate) fn by(
     host: &TestHost,
     token: &str,
     method: &str,
@@ -73,7 +72,7 @@ fn by(
 }
 
 /// `POST /v1/webhooks/endpoints` by the org's admin, expected to succeed.
-fn create(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
+pub(crate) fn create(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
     expect(
         post(host, "/v1/webhooks/endpoints", &body, Some(&org.admin))?,
         201,
@@ -81,7 +80,7 @@ fn create(host: &TestHost, org: &Org, body: Value) -> Result<Value> {
 }
 
 /// `GET /v1/webhooks/endpoints/{id}{rest}` by the org's admin.
-fn read(host: &TestHost, org: &Org, id: &str, rest: &str) -> Result<Value> {
+pub(crate) fn read(host: &TestHost, org: &Org, id: &str, rest: &str) -> Result<Value> {
     let path = format!("/v1/webhooks/endpoints/{id}{rest}");
     expect(by(host, &org.admin, "GET", &path, None)?, 200)
 }

@@ -17,6 +17,29 @@ use serde_json::{Value, json};
 /// moves it where a test needs time to pass.
 pub const T: i64 = 1_800_000_000;
 
+/// The operator token of every test host here: it runs the jobs.
+pub const OPERATOR: &str = "operator-token-for-webhook-tests";
+
+/// `POST /v1/admin/jobs/$run`: each due job attempted once; the report.
+pub fn run_jobs(host: &TestHost) -> Result<Value> {
+    run_jobs_with(host, &json!({}))
+}
+
+/// `POST /v1/admin/jobs/$run` with `body` (its limits); the report.
+pub fn run_jobs_with(host: &TestHost, body: &Value) -> Result<Value> {
+    let auth = format!("Bearer {OPERATOR}");
+    let reply = send(
+        "POST",
+        &host.url("/v1/admin/jobs/$run"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/json"),
+        ],
+        body.to_string().as_bytes(),
+    )?;
+    expect(reply, 200)
+}
+
 /// The app with its clock set to [`T`].
 pub fn start() -> Result<TestHost> {
     let mut config = app_config();
