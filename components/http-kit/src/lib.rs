@@ -29,6 +29,7 @@ pub mod problem;
 pub mod request_id;
 pub mod response;
 pub mod router;
+pub mod time;
 
 pub use problem::{ErrorCode, FieldError, Problem};
 pub use response::Response;

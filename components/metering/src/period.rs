@@ -2,6 +2,7 @@
 //! org's time zone, rolling windows and lifetime; and RFC 3339 times as
 //! plain arithmetic on unix seconds.
 
+pub use gatehouse_http::time::format_rfc3339;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 use jiff::{Timestamp, ToSpan, Zoned};
@@ -241,21 +242,6 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
     era * 146_097 + day_of_era - 719_468
 }
 
-/// The date of a day counted from 1970-01-01.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z - era * 146_097;
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let mp = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
-
 fn days_in_month(year: i64, month: u32) -> u32 {
     match month {
         2 if (year % 4 == 0 && year % 100 != 0) || year % 400 == 0 => 29,
@@ -335,21 +321,10 @@ pub fn parse_rfc3339(text: &str) -> Option<i64> {
     Some(seconds - offset)
 }
 
-/// Unix seconds as an RFC 3339 date-time in UTC (`2026-11-29T12:00:00Z`).
-pub fn format_rfc3339(seconds: i64) -> String {
-    let (year, month, day) = civil_from_days(seconds.div_euclid(DAY));
-    let of_day = seconds.rem_euclid(DAY);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        of_day / 3600,
-        of_day % 3600 / 60,
-        of_day % 60
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_http::time::civil_from_days;
 
     #[test]
     fn days_and_dates_round_trip() {

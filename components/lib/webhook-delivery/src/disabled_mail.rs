@@ -11,7 +11,7 @@
 //! assert!(body.contains("hooks.example.com") && !body.contains("t=x"));
 //! ```
 
-use crate::message::rfc3339;
+use gatehouse_http::time::format_rfc3339;
 
 /// The host of `url`, which is all the mail says of it: a URL's path and
 /// query may hold a token of the receiver's.
@@ -36,8 +36,8 @@ pub fn text(
     let body = format!(
         "Every delivery to the webhook endpoint {endpoint_id} of {org_name} (on {host}) has failed since {since}, so it was disabled at {now} and is sent no more events.\n\nThe last attempt: {error}.\n\nOnce it answers again, an admin can enable it (PATCH /v1/webhooks/endpoints/{endpoint_id} with {{\"enabled\": true}}) and have what it missed sent again (POST /v1/webhooks/endpoints/{endpoint_id}/$recover).\n",
         host = host(url),
-        since = rfc3339(since),
-        now = rfc3339(now),
+        since = format_rfc3339(since),
+        now = format_rfc3339(now),
     );
     (subject, body)
 }
