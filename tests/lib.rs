@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod fake_http;
+pub mod stripe_api;
 pub mod webhook_signers;
 
 use anyhow::{Context, Result, bail};
@@ -84,7 +85,10 @@ impl TempDir {
 
 impl Drop for TempDir {
     fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        // (An empty path is a directory handed on to another owner.)
+        if !self.0.as_os_str().is_empty() {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
     }
 }
 
@@ -154,7 +158,29 @@ pub struct TestHost {
 impl TestHost {
     /// Loads the app and starts serving; fails as the host would at load.
     pub fn start(config: HostConfig) -> Result<TestHost> {
-        let state = TempDir::new("state")?;
+        Self::start_in(config, TempDir::new("state")?)
+    }
+
+    /// Stops this host and serves `config` on the same state (its
+    /// databases and files), on a new port: as an operator redeploys with
+    /// changed variables. The guests' clock starts again from the real one.
+    pub fn restart(mut self, config: HostConfig) -> Result<TestHost> {
+        self.stop();
+        let state = std::mem::replace(&mut self.state, TempDir(PathBuf::new()));
+        drop(self);
+        Self::start_in(config, state)
+    }
+
+    fn stop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+
+    fn start_in(config: HostConfig, state: TempDir) -> Result<TestHost> {
         if let Some(dir) = &config.migrations {
             let db = state
                 .path()
@@ -255,12 +281,7 @@ impl TestHost {
 
 impl Drop for TestHost {
     fn drop(&mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
+        self.stop();
     }
 }
 

@@ -52,11 +52,16 @@ pub enum ErrorCode {
     Internal,
     /// A dependency is unavailable; retry later.
     Unavailable,
+    /// Every seat the organization's plan gives is taken.
+    SeatLimitReached,
+    /// A provider Gatehouse called on the caller's behalf (Stripe) refused
+    /// the call or failed; the detail says which.
+    UpstreamFailed,
 }
 
 impl ErrorCode {
     /// Every code, so documents and tests can enumerate them.
-    pub const ALL: [ErrorCode; 21] = {
+    pub const ALL: [ErrorCode; 23] = {
         use ErrorCode::*;
         [
             NotFound,
@@ -80,6 +85,8 @@ impl ErrorCode {
             RequestTimeout,
             Internal,
             Unavailable,
+            SeatLimitReached,
+            UpstreamFailed,
         ]
     };
 
@@ -108,6 +115,8 @@ impl ErrorCode {
             RequestTimeout => "request_timeout",
             Internal => "internal",
             Unavailable => "unavailable",
+            SeatLimitReached => "seat_limit_reached",
+            UpstreamFailed => "upstream_failed",
         }
     }
 
@@ -129,6 +138,8 @@ impl ErrorCode {
             RequestTimeout => 408,
             Internal => 500,
             Unavailable => 503,
+            SeatLimitReached => 402,
+            UpstreamFailed => 502,
         }
     }
 
@@ -157,6 +168,8 @@ impl ErrorCode {
             RequestTimeout => "Request Timeout",
             Internal => "Internal Server Error",
             Unavailable => "Service Unavailable",
+            SeatLimitReached => "Seat Limit Reached",
+            UpstreamFailed => "Upstream Failed",
         }
     }
 }

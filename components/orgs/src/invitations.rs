@@ -366,29 +366,25 @@ pub async fn accept(req: Request, request_id: &str) -> Result<Response, Problem>
         }
         None => (new_account(&conn, &invitation, &body, now).await?, true),
     };
-    // Spending the token is one statement: two acceptances cannot both win.
-    let spent = db::exec(
-        &conn,
-        "UPDATE invitations SET accepted_at = ?, accepted_by = ? WHERE token_digest = ? AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?",
-        vec![db::int(now), db::text(&user_id), db::text(&digest), db::int(now)],
-    )
-    .await?;
-    if spent == 0 {
-        if created {
-            db::exec(
-                &conn,
-                "DELETE FROM users WHERE id = ?",
-                vec![db::text(&user_id)],
-            )
-            .await?;
-        }
-        return Err(invalid_invitation());
-    }
     let tenant = Tenant::joining(&conn, &user_id, &invitation.org_id, invitation.role);
     let email = signed_in
         .as_ref()
         .map_or(invitation.email.as_str(), |auth| auth.user.email.as_str());
+    // One transaction spends the token, takes a seat and adds the member:
+    // two acceptances cannot both spend it, and a refusal for want of a
+    // seat leaves the invitation open for when one is free.
     let joining = async {
+        let spent = tenant
+            .exec(
+                "UPDATE invitations SET accepted_at = ?3, accepted_by = ?4
+                 WHERE org_id = ?1 AND token_digest = ?2 AND accepted_at IS NULL AND revoked_at IS NULL AND expires_at > ?3",
+                vec![db::text(&digest), db::int(now), db::text(&user_id)],
+            )
+            .await?;
+        if spent == 0 {
+            return Err(invalid_invitation());
+        }
+        gatehouse_billing::take_seat(&tenant, &user_id, now).await?;
         let joined = tenant
             .exec(
                 "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES (?1, ?, ?, ?, ?)
@@ -412,7 +408,18 @@ pub async fn accept(req: Request, request_id: &str) -> Result<Response, Problem>
         }
         Ok(())
     };
-    db::transaction(&conn, joining).await?;
+    if let Err(problem) = db::transaction(&conn, joining).await {
+        // The account made for this acceptance goes with it.
+        if created {
+            db::exec(
+                &conn,
+                "DELETE FROM users WHERE id = ?",
+                vec![db::text(&user_id)],
+            )
+            .await?;
+        }
+        return Err(problem);
+    }
     for team in &invitation.team_ids {
         // A team deleted since the invitation is skipped.
         if teams::load(&tenant, team).await.is_ok() {

@@ -422,7 +422,7 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
 
 /// Every org-owned row, children before their parents, the org last. A
 /// delivery job left for a message deleted here ends without a request.
-const ORG_ROWS: [&str; 40] = [
+const ORG_ROWS: [&str; 41] = [
     "DELETE FROM service_key_challenges WHERE org_id = ?1",
     "DELETE FROM service_keys WHERE org_id = ?1",
     "DELETE FROM services WHERE org_id = ?1",
@@ -438,6 +438,8 @@ const ORG_ROWS: [&str; 40] = [
     "DELETE FROM preferences WHERE org_id = ?1",
     "DELETE FROM invitations WHERE org_id = ?1",
     "DELETE FROM teams WHERE org_id = ?1",
+    // Billing (0025): the Stripe customer and subscription it mirrors.
+    "DELETE FROM org_billing WHERE org_id = ?1",
     // Outgoing webhooks (0023) and the events they carry (0020).
     "DELETE FROM webhook_attempts WHERE org_id = ?1",
     "DELETE FROM webhook_messages WHERE org_id = ?1",
@@ -475,6 +477,17 @@ pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Respons
     let caller = Caller::of(&req).await?;
     let tenant = caller.tenant(org)?;
     tenant.actor().require_admin()?;
+    // Deleting the org would leave Stripe charging for it with nobody to
+    // see or stop it here.
+    let subscribed = gatehouse_billing::load(&tenant)
+        .await?
+        .and_then(|state| state.status)
+        .is_some_and(|status| matches!(status.as_str(), "active" | "trialing" | "past_due"));
+    if subscribed {
+        return Err(Problem::new(ErrorCode::Conflict).detail(
+            "the organization has a live subscription: cancel it in the billing portal first",
+        ));
+    }
     let members = crate::members::user_ids(&tenant).await?;
     let keys: Vec<String> = tenant
         .query("SELECT key_id FROM api_keys WHERE org_id = ?1", vec![])

@@ -141,6 +141,9 @@ async fn join_and_sync(
     now: i64,
 ) -> Result<(), Problem> {
     let tenant = Tenant::joining(conn, user_id, &p.org_id, OrgRole::Member);
+    // A first sign-in joins the org: it takes a seat, or is refused when
+    // the org's plan has none free.
+    gatehouse_billing::take_seat(&tenant, user_id, now).await?;
     let joined = tenant
         .exec(
             "INSERT INTO memberships (org_id, user_id, role, created_at, updated_at) VALUES (?1, ?, 'member', ?, ?)
