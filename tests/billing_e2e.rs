@@ -10,6 +10,8 @@ mod boundaries;
 mod lifecycle;
 #[path = "billing_e2e/ordering.rs"]
 mod ordering;
+#[path = "billing_e2e/plan_quotas.rs"]
+mod plan_quotas;
 #[path = "billing_e2e/seats.rs"]
 mod seats;
 #[path = "billing_e2e/support.rs"]

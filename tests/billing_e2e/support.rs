@@ -28,9 +28,11 @@ pub const HANDLER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 pub fn plans() -> Value {
     json!([
         {"key": "free", "name": "Free", "default": true, "features": ["api"],
-         "limits": {"projects": 3}, "seats": {"included": 6}},
+         "limits": {"projects": 3}, "seats": {"included": 6},
+         "quotas": [{"meter": "tokens", "limit": 100, "period": "month"}]},
         {"key": "pro", "name": "Pro", "price": "pro_monthly", "features": ["api", "sso"],
-         "limits": {"projects": 50}, "seats": {"included": 5, "price": "pro_seat", "max": 50}},
+         "limits": {"projects": 50}, "seats": {"included": 5, "price": "pro_seat", "max": 50},
+         "quotas": [{"meter": "tokens", "limit": 1000, "period": "month"}]},
     ])
 }
 

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use spin_sdk::http::Request;
 
 use crate::customer::{self, ORG_METADATA};
-use crate::stripe::Stripe;
+use gatehouse_billing::stripe::Stripe;
 
 /// `POST /v1/billing/checkout`'s body.
 #[derive(Deserialize)]

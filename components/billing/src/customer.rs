@@ -8,7 +8,7 @@ use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::Problem;
 use gatehouse_http::idempotency::unix_now;
 
-use crate::stripe::Stripe;
+use gatehouse_billing::stripe::Stripe;
 
 /// The metadata key naming the org on every object Gatehouse makes.
 pub const ORG_METADATA: &str = "gatehouse_org_id";

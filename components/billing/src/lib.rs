@@ -30,8 +30,6 @@ mod plans;
 #[cfg(target_arch = "wasm32")]
 mod state;
 #[cfg(target_arch = "wasm32")]
-mod stripe;
-#[cfg(target_arch = "wasm32")]
 mod sync;
 
 #[cfg(target_arch = "wasm32")]

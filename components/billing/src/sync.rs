@@ -14,6 +14,7 @@
 //! Stripe not answering a fetch is a `503`, and the job tries again.
 
 use gatehouse_auth::db;
+use gatehouse_billing::plan_quotas;
 use gatehouse_billing::subscription::{self, Subscription, id_of};
 use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::json::read_body;
@@ -23,7 +24,7 @@ use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
 use webhooks_core::{HeaderFn, Provider, VerifyConfig, verify};
 
-use crate::stripe::{Failure, Stripe};
+use gatehouse_billing::stripe::{Failure, Stripe};
 
 /// The most of a delivery read (the webhooks component stores at most
 /// 1 MiB of a payload, sent here as JSON and as base64).
@@ -228,33 +229,61 @@ async fn write(
         Some((start, end)) => (db::int(start), db::int(end)),
         None => (spin_sdk::sqlite::Value::Null, spin_sdk::sqlite::Value::Null),
     };
-    let changed = db::exec(
+    // The row, the plan's quotas that follow it and the job that ends a
+    // grace period change together.
+    let taking = async {
+        let changed = db::exec(
+            conn,
+            "UPDATE org_billing SET subscription_id = ?2, plan_key = ?3, price = ?4, status = ?5, seats_bought = ?6,
+                 period_start = ?7, period_end = ?8, cancel_at_period_end = ?9,
+                 past_due_since = CASE WHEN ?5 <> 'past_due' THEN NULL
+                                       WHEN status = 'past_due' AND subscription_id = ?2 THEN COALESCE(past_due_since, ?10)
+                                       ELSE ?10 END,
+                 subscription_synced_at = MAX(COALESCE(subscription_synced_at, ?10), ?10),
+                 updated_at = ?11
+             WHERE org_id = ?1 AND (?12 OR subscription_synced_at IS NULL OR subscription_synced_at < ?10)",
+            vec![
+                db::text(&row.org_id),
+                db::text(&sub.id),
+                db::opt_text(sub.plan_key.clone()),
+                db::opt_text(sub.price.clone()),
+                db::text(&sub.status),
+                db::int(sub.seats_bought),
+                start,
+                end,
+                db::int(i64::from(sub.cancel_at_period_end)),
+                db::int(created),
+                db::int(unix_now()),
+                db::int(i64::from(current)),
+            ],
+        )
+        .await?;
+        if changed == 0 {
+            return Ok("stale");
+        }
+        plan_quotas::sync(conn, &row.org_id, unix_now()).await?;
+        if sub.status == "past_due" {
+            grace_end(conn, &row.org_id).await?;
+        }
+        Ok("applied")
+    };
+    db::transaction(conn, taking).await
+}
+
+/// Queues the plan quota job due when the org's grace runs out, by the
+/// `past_due_since` the row now holds.
+async fn grace_end(conn: &Connection, org_id: &str) -> Result<(), Problem> {
+    let rows = db::query(
         conn,
-        "UPDATE org_billing SET subscription_id = ?2, plan_key = ?3, price = ?4, status = ?5, seats_bought = ?6,
-             period_start = ?7, period_end = ?8, cancel_at_period_end = ?9,
-             past_due_since = CASE WHEN ?5 <> 'past_due' THEN NULL
-                                   WHEN status = 'past_due' AND subscription_id = ?2 THEN COALESCE(past_due_since, ?10)
-                                   ELSE ?10 END,
-             subscription_synced_at = MAX(COALESCE(subscription_synced_at, ?10), ?10),
-             updated_at = ?11
-         WHERE org_id = ?1 AND (?12 OR subscription_synced_at IS NULL OR subscription_synced_at < ?10)",
-        vec![
-            db::text(&row.org_id),
-            db::text(&sub.id),
-            db::opt_text(sub.plan_key.clone()),
-            db::opt_text(sub.price.clone()),
-            db::text(&sub.status),
-            db::int(sub.seats_bought),
-            start,
-            end,
-            db::int(i64::from(sub.cancel_at_period_end)),
-            db::int(created),
-            db::int(unix_now()),
-            db::int(i64::from(current)),
-        ],
+        "SELECT past_due_since FROM org_billing WHERE org_id = ?",
+        vec![db::text(org_id)],
     )
     .await?;
-    Ok(if changed == 1 { "applied" } else { "stale" })
+    let Some(since) = rows.first().and_then(|r| db::get_int(r, 0)) else {
+        return Ok(());
+    };
+    let grace = gatehouse_billing::settings().await?.grace_seconds;
+    plan_quotas::queue(conn, org_id, since.saturating_add(grace)).await
 }
 
 /// Stripe's active entitlements for a customer, from an event created at

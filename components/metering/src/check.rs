@@ -192,7 +192,7 @@ const UTC: &str = "UTC";
 /// The statement's columns: a quota's ([`QUOTA_COLUMNS_Q`]), its
 /// standing's five, then the meter's ([`METER_COLUMNS`]), the org's zone
 /// and the member the use counts for.
-const STANDING_COLUMN: usize = 14;
+const STANDING_COLUMN: usize = 15;
 const METER_COLUMN: usize = STANDING_COLUMN + 5;
 const ZONE_COLUMN: usize = METER_COLUMN + 7;
 const USER_COLUMN: usize = ZONE_COLUMN + 1;

@@ -51,6 +51,13 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
             .detail("the org has a meter with this key")
             .errors(vec![FieldError::new("/key", "taken", "the key is taken")]));
     }
+    // A meter the org's plan limits gets the plan's quota now.
+    let org = tenant.org_id().to_string();
+    gatehouse_auth::db::transaction(
+        &caller.conn,
+        gatehouse_billing::plan_quotas::sync(&caller.conn, &org, unix_now()),
+    )
+    .await?;
     let meter = store::meter(&tenant, &body.key)
         .await?
         .ok_or_else(no_meter)?;

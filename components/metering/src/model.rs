@@ -259,6 +259,9 @@ pub struct Quota {
     pub created_at: i64,
     /// Unix seconds.
     pub updated_at: i64,
+    /// `plan` for a quota the org's plan sets (billing keeps it); none
+    /// for one an admin made.
+    pub managed_by: Option<String>,
 }
 
 /// A quota's limit as shown: units as a number, spend as a decimal
@@ -290,6 +293,7 @@ impl Serialize for Quota {
             "thresholds": self.thresholds,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "managed_by": self.managed_by,
         })
         .serialize(serializer)
     }

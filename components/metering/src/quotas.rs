@@ -31,9 +31,9 @@ use crate::store;
 use crate::subject::{self, Kind, Subject};
 
 /// The columns [`quota_of`] reads.
-pub const QUOTA_COLUMNS: &str = "quota_id, entity_type, entity_id, meter_key, currency, item_type, item_id, limit_units, period, window_seconds, enforcement, thresholds, created_at, updated_at";
+pub const QUOTA_COLUMNS: &str = "quota_id, entity_type, entity_id, meter_key, currency, item_type, item_id, limit_units, period, window_seconds, enforcement, thresholds, created_at, updated_at, managed_by";
 /// [`QUOTA_COLUMNS`] of the table aliased `q`.
-pub const QUOTA_COLUMNS_Q: &str = "q.quota_id, q.entity_type, q.entity_id, q.meter_key, q.currency, q.item_type, q.item_id, q.limit_units, q.period, q.window_seconds, q.enforcement, q.thresholds, q.created_at, q.updated_at";
+pub const QUOTA_COLUMNS_Q: &str = "q.quota_id, q.entity_type, q.entity_id, q.meter_key, q.currency, q.item_type, q.item_id, q.limit_units, q.period, q.window_seconds, q.enforcement, q.thresholds, q.created_at, q.updated_at, q.managed_by";
 
 /// A quota from a row starting with [`QUOTA_COLUMNS`].
 pub fn quota_of(row: &RowResult) -> Quota {
@@ -56,6 +56,7 @@ pub fn quota_of(row: &RowResult) -> Quota {
         thresholds: db::get_json(row, 11).unwrap_or_else(|| serde_json::json!([])),
         created_at: db::get_int(row, 12).unwrap_or_default(),
         updated_at: db::get_int(row, 13).unwrap_or_default(),
+        managed_by: db::get_opt_text(row, 14),
     }
 }
 
@@ -147,6 +148,17 @@ async fn load(tenant: &Tenant<'_>, scope: &Scope, id: &str) -> Result<Quota, Pro
         .map(quota_of)
         .filter(|q| entity_of(q).is_some_and(|e| scope.covers(&e)))
         .ok_or_else(no_quota)
+}
+
+/// 409 for a quota the org's plan sets: billing keeps it in line with
+/// the plan; an override changes its limit for a while.
+fn not_the_plans(quota: &Quota) -> Result<(), Problem> {
+    if quota.managed_by.is_some() {
+        return Err(Problem::new(ErrorCode::Conflict).detail(
+            "the organization's plan sets this quota: an override (POST …/overrides) changes its limit until the override expires",
+        ));
+    }
+    Ok(())
 }
 
 /// 403 when a team admin would change a quota an org admin set.
@@ -266,6 +278,7 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
         thresholds: body.thresholds.clone(),
         created_at: now,
         updated_at: now,
+        managed_by: None,
     };
     within_org(&tenant, &scope, &quota, quota.limit).await?;
     let (meter, currency) = match &quota.measure {
@@ -350,6 +363,7 @@ pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response,
     let tenant = caller.tenant()?;
     let body: PatchQuota = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let mut quota = load(&tenant, &scope, id).await?;
+    not_the_plans(&quota)?;
     changeable(&tenant, &scope, id).await?;
     if let Some(limit) = &body.limit {
         quota.limit = parse_limit(&quota.measure, limit).ok_or_else(|| {
@@ -390,7 +404,7 @@ pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response,
 pub async fn delete(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
     let (caller, scope) = manager(&req).await?;
     let tenant = caller.tenant()?;
-    load(&tenant, &scope, id).await?;
+    not_the_plans(&load(&tenant, &scope, id).await?)?;
     changeable(&tenant, &scope, id).await?;
     // Open reservations keep holding against the meter's other quotas.
     for table in ["quota_holds", "quota_counters", "quota_overrides", "quotas"] {

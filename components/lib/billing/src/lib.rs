@@ -3,7 +3,8 @@
 //! into what Gatehouse keeps of it ([`subscription`]), what an org's
 //! billing state entitles it to ([`standing`]), and, on Spin, that state
 //! read from `org_billing` and a seat taken atomically by the
-//! transaction that adds a member (`store`).
+//! transaction that adds a member (`store`), and calls to Stripe's API
+//! (`stripe`).
 //!
 //! The `billing` component keeps `org_billing` in step with Stripe; the
 //! components that add members (`orgs` for invitations, `identity` for
@@ -16,7 +17,11 @@ pub mod standing;
 pub mod subscription;
 
 #[cfg(target_arch = "wasm32")]
+pub mod plan_quotas;
+#[cfg(target_arch = "wasm32")]
 mod store;
+#[cfg(target_arch = "wasm32")]
+pub mod stripe;
 
 #[cfg(target_arch = "wasm32")]
 pub use store::{

@@ -47,6 +47,48 @@ pub struct Plan {
     /// Its seats; absent: no seat limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seats: Option<Seats>,
+    /// Quotas it sets on the org's meters, while it is the org's plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quotas: Vec<PlanQuota>,
+    /// Usage it bills through Stripe's meters.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metered: Vec<Metered>,
+}
+
+/// A quota a plan sets: an org-wide limit on one of the org's meters,
+/// kept by billing as a quota of the org (`managed_by: plan`) that
+/// follows the plan; an admin's override of it wins, as for any quota.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanQuota {
+    /// The meter's key (an org without this meter gets the quota when it
+    /// makes the meter).
+    pub meter: String,
+    /// The units allowed in each period.
+    pub limit: i64,
+    /// `day`, `week`, `month` (in the org's time zone) or `lifetime`.
+    pub period: String,
+    /// `hard` (refused past the limit, the default) or `soft`.
+    #[serde(default = "hard")]
+    pub enforcement: String,
+}
+
+fn hard() -> String {
+    "hard".into()
+}
+
+/// Usage a plan bills: what the org's meter counts, reported to the
+/// Stripe billing meter that `event_name` feeds.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metered {
+    /// The org's meter whose usage is reported.
+    pub meter: String,
+    /// The `event_name` of the Stripe billing meter.
+    pub event_name: String,
+    /// The lookup key of the metered Stripe price a checkout adds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub price: Option<String>,
 }
 
 fn is_false(b: &bool) -> bool {
@@ -152,10 +194,12 @@ fn check(plans: &[Plan]) -> Result<(), String> {
                 "billing_plans: plan {name:?} has seats.included below 0 or above seats.max"
             ));
         }
+        check_usage(plan)?;
         let plan_prices = plan
             .price
             .iter()
-            .chain(plan.seats.as_ref().and_then(|s| s.price.as_ref()));
+            .chain(plan.seats.as_ref().and_then(|s| s.price.as_ref()))
+            .chain(plan.metered.iter().filter_map(|m| m.price.as_ref()));
         for price in plan_prices {
             if price.is_empty() || !prices.insert(price.as_str()) {
                 return Err(format!(
@@ -177,6 +221,45 @@ fn check(plans: &[Plan]) -> Result<(), String> {
         )),
     }
 }
+
+/// A plan's quotas and metered usage: one of each per meter, known
+/// periods and enforcements, Stripe event names as Stripe takes them.
+fn check_usage(plan: &Plan) -> Result<(), String> {
+    let name = &plan.key;
+    let mut meters = std::collections::HashSet::new();
+    for quota in &plan.quotas {
+        if !valid_key(&quota.meter) || !meters.insert(quota.meter.as_str()) {
+            return Err(format!(
+                "billing_plans: plan {name:?} has a quota on meter {:?} that is not a meter key or is listed twice",
+                quota.meter
+            ));
+        }
+        if !matches!(quota.period.as_str(), "day" | "week" | "month" | "lifetime")
+            || !matches!(quota.enforcement.as_str(), "hard" | "soft")
+            || !(0..=MAX_QUOTA_UNITS).contains(&quota.limit)
+        {
+            return Err(format!(
+                "billing_plans: plan {name:?}'s quota on {:?} needs a period of day, week, month or lifetime, an enforcement of hard or soft, and a limit from 0 to {MAX_QUOTA_UNITS}",
+                quota.meter
+            ));
+        }
+    }
+    let mut billed = std::collections::HashSet::new();
+    for m in &plan.metered {
+        let event_ok = (1..=100).contains(&m.event_name.len())
+            && m.event_name.bytes().all(|b| b.is_ascii_graphic());
+        if !valid_key(&m.meter) || !billed.insert(m.meter.as_str()) || !event_ok {
+            return Err(format!(
+                "billing_plans: plan {name:?} bills meter {:?} twice, or with an event_name that is not 1 to 100 visible characters",
+                m.meter
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The largest quota limit a plan sets (metering's own largest limit).
+pub const MAX_QUOTA_UNITS: i64 = 1_000_000_000_000_000;
 
 fn valid_key(key: &str) -> bool {
     (1..=64).contains(&key.len())
