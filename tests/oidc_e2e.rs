@@ -7,10 +7,13 @@
 //! bearer tokens.
 //!
 //! `issuers` covers which issuers a deployment takes and calls;
-//! `token_types` that an ID token is never a bearer credential.
+//! `token_types` that an ID token is never a bearer credential; `seats`
+//! that a first sign-in takes a seat of the org's plan.
 
 #[path = "oidc_e2e/issuers.rs"]
 mod issuers;
+#[path = "oidc_e2e/seats.rs"]
+mod seats;
 #[path = "oidc_e2e/support.rs"]
 mod support;
 #[path = "oidc_e2e/token_types.rs"]

@@ -200,6 +200,15 @@ pub fn start_app() -> Result<TestHost> {
 
 /// The app with the two OIDC settings (`None`: spin.toml's default).
 pub fn start_app_with(outbound: Option<&str>, allow_private: Option<&str>) -> Result<TestHost> {
+    start_app_env(outbound, allow_private, &[])
+}
+
+/// [`start_app_with`] and more `SPIN_VARIABLE_*` values.
+pub fn start_app_env(
+    outbound: Option<&str>,
+    allow_private: Option<&str>,
+    more: &[(&str, &str)],
+) -> Result<TestHost> {
     let mut config = HostConfig::new(root().join("spin.toml"));
     config.migrations = Some(root().join("infra/migrations"));
     config.env = vec![
@@ -213,6 +222,11 @@ pub fn start_app_with(outbound: Option<&str>, allow_private: Option<&str>) -> Re
         if let Some(value) = value {
             config.env.push((name.into(), value.into()));
         }
+    }
+    for (name, value) in more {
+        config
+            .env
+            .push((format!("SPIN_VARIABLE_{name}"), (*value).into()));
     }
     TestHost::start(config)
 }
