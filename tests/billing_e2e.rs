@@ -16,3 +16,5 @@ mod plan_quotas;
 mod seats;
 #[path = "billing_e2e/support.rs"]
 mod support;
+#[path = "billing_e2e/usage_reports.rs"]
+mod usage_reports;

@@ -1,7 +1,8 @@
 //! The quotas a plan sets: an org quota on the meter the plan names, made
 //! when the org makes the meter, following the org's plan through
-//! upgrades and the end of a grace period; an admin's override wins, and
-//! the quota itself is not the admin's to edit.
+//! upgrades and the end of a grace period; an admin's override may hold
+//! it lower (never higher), and the quota itself is not the admin's to
+//! edit. A meter the plans limit must count or sum.
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{Org, call, expect, post, problem};
@@ -55,6 +56,16 @@ fn a_plans_quota_follows_the_plan_and_an_admins_override_wins() -> Result<()> {
     )?;
     let quotas = plan_quotas(&b, &acme)?;
     assert_eq!(quotas.len(), 1, "{quotas:?}");
+    // A plan's quota could not count a `max` meter: another org may not
+    // make one under that key.
+    let globex = b.org("globex")?;
+    let peak = post(
+        &b.host,
+        "/v1/meters",
+        &json!({"key": "tokens", "event_type": "llm.call", "aggregation": "max", "value_path": "tokens"}),
+        Some(&globex.admin),
+    )?;
+    assert_eq!(problem(peak, 422)?.2, "plan_limited_meter");
     let quota = quotas[0].clone();
     let id = quota["id"].as_str().context("id")?.to_string();
     assert_eq!(
@@ -95,7 +106,15 @@ fn a_plans_quota_follows_the_plan_and_an_admins_override_wins() -> Result<()> {
         (Some(true), Some(890))
     );
 
-    // An admin's override wins while it runs, lower or higher.
+    // The org pays for its plan's limit: its admins may not raise it...
+    let raised = post(
+        &b.host,
+        &format!("{path}/overrides"),
+        &json!({"limit": 5000, "ttl_seconds": 600}),
+        Some(&acme.admin),
+    )?;
+    assert_eq!(problem(raised, 422)?.2, "exceeds_plan_limit");
+    // ...but an override that holds it lower wins while it runs.
     expect(
         post(
             &b.host,

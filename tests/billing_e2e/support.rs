@@ -36,9 +36,33 @@ pub fn plans() -> Value {
     ])
 }
 
+/// [`plans`] and Scale, a plan that also bills usage: the org's
+/// `requests` (a count) and `compute` (a sum) meters reported to Stripe's
+/// billing meters, and a `peak` meter (which only an org that makes it a
+/// `max` meter has: reported as an error).
+pub fn metered_plans() -> Value {
+    let mut plans = plans();
+    if let Some(list) = plans.as_array_mut() {
+        list.push(json!(
+            {"key": "scale", "name": "Scale", "price": "scale_monthly", "features": ["api"],
+             "metered": [
+                {"meter": "requests", "event_name": "api_requests", "price": "scale_requests"},
+                {"meter": "compute", "event_name": "compute_seconds", "price": "scale_compute"},
+                {"meter": "peak", "event_name": "peak_load"}]}
+        ));
+    }
+    plans
+}
+
 /// The prices the Stripe stand-in sells.
 pub fn prices() -> Value {
     json!([
+        {"id": "price_scale_monthly", "lookup_key": "scale_monthly", "unit_amount": 9900, "currency": "usd",
+         "recurring": {"interval": "month", "usage_type": "licensed"}, "product": "prod_scale"},
+        {"id": "price_scale_requests", "lookup_key": "scale_requests", "unit_amount": 1, "currency": "usd",
+         "recurring": {"interval": "month", "usage_type": "metered", "meter": "mtr_api_requests"}, "product": "prod_requests"},
+        {"id": "price_scale_compute", "lookup_key": "scale_compute", "unit_amount": 2, "currency": "usd",
+         "recurring": {"interval": "month", "usage_type": "metered", "meter": "mtr_compute_seconds"}, "product": "prod_compute"},
         {"id": "price_pro_monthly", "lookup_key": "pro_monthly", "unit_amount": 4900, "currency": "usd",
          "recurring": {"interval": "month", "usage_type": "licensed"}, "product": "prod_pro"},
         {"id": "price_pro_seat", "lookup_key": "pro_seat", "unit_amount": 900, "currency": "usd",
@@ -83,8 +107,19 @@ fn config(stripe: &StripeApi, more: &[(&str, String)]) -> HostConfig {
 /// lists the sources the handler entry takes; `None`: that source only).
 /// Clocks at [`T`].
 pub fn start_with(handler_sources: Option<Value>) -> Result<Billing> {
+    start_configured(handler_sources, |_| Ok(Vec::new()))
+}
+
+/// [`start_with`], with more variables than the defaults, or in their
+/// place (`BILLING_PLANS`, `STRIPE_API_BASE_URL` …): `more` gives them,
+/// knowing the Stripe stand-in's address.
+pub fn start_configured(
+    handler_sources: Option<Value>,
+    more: impl FnOnce(&StripeApi) -> Result<Vec<(&'static str, String)>>,
+) -> Result<Billing> {
     let stripe = StripeApi::start(STRIPE_KEY, STRIPE_WEBHOOK_SECRET, &prices())?;
-    let host = TestHost::start(config(&stripe, &[]))?;
+    let extra = more(&stripe)?;
+    let host = TestHost::start(config(&stripe, &extra))?;
     host.set_clock(T)?;
     let ops = org(&host, "ops@billing.test", "gatehouse-ops")?;
     let source = expect(
@@ -104,13 +139,12 @@ pub fn start_with(handler_sources: Option<Value>) -> Result<Billing> {
         "url": "http://billing.spin.internal/stripe/events",
     }]);
     // The operator names the source and the handler, and redeploys.
-    let host = host.restart(config(
-        &stripe,
-        &[
-            ("BILLING_WEBHOOK_SOURCE", source_id),
-            ("WEBHOOK_HANDLERS", handlers.to_string()),
-        ],
-    ))?;
+    let mut redeployed = extra;
+    redeployed.extend([
+        ("BILLING_WEBHOOK_SOURCE", source_id),
+        ("WEBHOOK_HANDLERS", handlers.to_string()),
+    ]);
+    let host = host.restart(config(&stripe, &redeployed))?;
     host.set_clock(T)?;
     stripe.set_clock(T)?;
     // The restarted host serves on another port.

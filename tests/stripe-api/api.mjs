@@ -4,6 +4,7 @@
 import { randomUUID } from 'node:crypto';
 import * as objects from './objects.mjs';
 import * as p from './params.mjs';
+import { expireCheckoutSession, listSubscriptions, updateSubscription } from './subscriptions.mjs';
 import { StripeError, invalid, missing, noSuch } from './state.mjs';
 
 const PAGINATION = ['ending_before', 'limit', 'starting_after'];
@@ -262,6 +263,9 @@ const ROUTES = [
   ['GET', '/v1/checkout/sessions/:id', retrieve('checkout.session', (s, id) => s.checkouts.get(id)?.session)],
   ['POST', '/v1/billing_portal/sessions', createPortalSession],
   ['GET', '/v1/subscriptions/:id', retrieve('subscription', (s, id) => s.subscriptions.get(id))],
+  ['GET', '/v1/subscriptions', listSubscriptions],
+  ['POST', '/v1/subscriptions/:id', updateSubscription],
+  ['POST', '/v1/checkout/sessions/:id/expire', expireCheckoutSession],
   ['GET', '/v1/invoices/:id', retrieve('invoice', (s, id) => s.invoices.get(id))],
   ['POST', '/v1/billing/meter_events', createMeterEvent],
   ['GET', '/v1/entitlements/active_entitlements', listActiveEntitlements],

@@ -61,6 +61,9 @@ impl Validate for Checkout {
     }
 }
 
+/// A price's lookup key and its quantity (none for a metered price).
+type LineItem = (String, Option<i64>);
+
 /// `POST /v1/billing/portal`'s body.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -97,8 +100,10 @@ fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
 }
 
 /// The line items of `plan` with `seats` in all: the plan's price once,
-/// and its seat price for each seat beyond the included ones.
-fn line_items(plan: &Plan, seats: Option<i64>) -> Result<(i64, Vec<(String, i64)>), Problem> {
+/// its seat price for each seat beyond the included ones, and each of its
+/// metered prices without a quantity (Stripe bills those by the usage
+/// reported to their meters, and refuses a quantity on them).
+fn line_items(plan: &Plan, seats: Option<i64>) -> Result<(i64, Vec<LineItem>), Problem> {
     let Some(price) = plan.price.clone() else {
         return Err(invalid(
             "/plan",
@@ -106,31 +111,40 @@ fn line_items(plan: &Plan, seats: Option<i64>) -> Result<(i64, Vec<(String, i64)
             "this plan is not bought: it is what organizations have without a subscription",
         ));
     };
-    let mut items = vec![(price, 1)];
-    let Some(plan_seats) = &plan.seats else {
-        return Ok((seats.unwrap_or(0), items));
+    let mut items = vec![(price, Some(1))];
+    let wanted = match &plan.seats {
+        None => seats.unwrap_or(0),
+        Some(plan_seats) => {
+            let wanted = seats
+                .unwrap_or(plan_seats.included)
+                .max(plan_seats.included);
+            if plan_seats.max.is_some_and(|max| wanted > max) {
+                return Err(invalid(
+                    "/seats",
+                    "too_many_seats",
+                    "the plan has fewer seats than that at most",
+                ));
+            }
+            let extra = wanted - plan_seats.included;
+            if extra > 0 {
+                let Some(seat_price) = plan_seats.price.clone() else {
+                    return Err(invalid(
+                        "/seats",
+                        "seats_not_for_sale",
+                        "the plan sells no seats beyond those it includes",
+                    ));
+                };
+                items.push((seat_price, Some(extra)));
+            }
+            wanted
+        }
     };
-    let wanted = seats
-        .unwrap_or(plan_seats.included)
-        .max(plan_seats.included);
-    if plan_seats.max.is_some_and(|max| wanted > max) {
-        return Err(invalid(
-            "/seats",
-            "too_many_seats",
-            "the plan has fewer seats than that at most",
-        ));
-    }
-    let extra = wanted - plan_seats.included;
-    if extra > 0 {
-        let Some(seat_price) = plan_seats.price.clone() else {
-            return Err(invalid(
-                "/seats",
-                "seats_not_for_sale",
-                "the plan sells no seats beyond those it includes",
-            ));
-        };
-        items.push((seat_price, extra));
-    }
+    items.extend(
+        plan.metered
+            .iter()
+            .filter_map(|m| m.price.clone())
+            .map(|price| (price, None)),
+    );
     Ok((wanted, items))
 }
 
@@ -205,7 +219,9 @@ pub async fn checkout(req: Request, request_id: &str) -> Result<Response, Proble
     ];
     for (i, (id, (_, quantity))) in ids.iter().zip(&items).enumerate() {
         params.push((format!("line_items[{i}][price]"), id.clone()));
-        params.push((format!("line_items[{i}][quantity]"), quantity.to_string()));
+        if let Some(quantity) = quantity {
+            params.push((format!("line_items[{i}][quantity]"), quantity.to_string()));
+        }
     }
     // A retry with the same Idempotency-Key gets the same session; without
     // one, every call is a new session.

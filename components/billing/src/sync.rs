@@ -262,6 +262,10 @@ async fn write(
             return Ok("stale");
         }
         plan_quotas::sync(conn, &row.org_id, unix_now()).await?;
+        // A plan with metered usage starts (or restarts) the org's chain of
+        // usage reports to Stripe.
+        let plan = sub.plan_key.as_deref();
+        gatehouse_billing::usage_report::start(conn, &row.org_id, plan, unix_now()).await?;
         if sub.status == "past_due" {
             grace_end(conn, &row.org_id).await?;
         }

@@ -48,6 +48,9 @@ pub async fn perform(
         gatehouse_billing::plan_quotas::SYNC_JOB => {
             gatehouse_billing::plan_quotas::run_job(conn, job, policy, now).await
         }
+        gatehouse_billing::usage_report::REPORT_JOB => {
+            gatehouse_billing::usage_report::run_job(conn, job, policy, now).await
+        }
         other => {
             let outcome = Outcome::Retry(format!(
                 "unknown job kind `{other}`: this build has no handler for it"

@@ -30,34 +30,48 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
     let body: CreateMeter = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let group_by = serde_json::to_string(&body.group_by).map_err(|_| Problem::internal())?;
     let price = stored_price(body.price.as_ref())?;
-    let inserted = tenant
-        .exec(
-            "INSERT INTO meters (org_id, meter_key, event_type, aggregation, value_path, group_by, created_by, created_at, price)
-             VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
-            vec![
-                db::text(&body.key),
-                db::text(&body.event_type),
-                db::text(body.aggregation.as_str()),
-                db::opt_text(body.value_path.clone()),
-                db::text(group_by),
-                db::text(caller::actor_id(&caller)),
-                db::int(unix_now()),
-                db::opt_text(price),
-            ],
-        )
-        .await?;
-    if inserted == 0 {
-        return Err(Problem::new(ErrorCode::Conflict)
-            .detail("the org has a meter with this key")
-            .errors(vec![FieldError::new("/key", "taken", "the key is taken")]));
+    let settings = gatehouse_billing::settings().await?;
+    let limited = settings
+        .plans
+        .all()
+        .iter()
+        .any(|plan| plan.quotas.iter().any(|q| q.meter == body.key));
+    if limited && !body.aggregation.is_additive() {
+        return Err(Problem::new(ErrorCode::ValidationFailed)
+            .detail("the request body has invalid fields")
+            .errors(vec![FieldError::new(
+                "/aggregation",
+                "plan_limited_meter",
+                "this deployment's plans set quotas on a meter with this key: it must count or sum",
+            )]));
     }
-    // A meter the org's plan limits gets the plan's quota now.
+    // The meter and the quota its org's plan sets on it come together.
     let org = tenant.org_id().to_string();
-    gatehouse_auth::db::transaction(
-        &caller.conn,
-        gatehouse_billing::plan_quotas::sync(&caller.conn, &org, unix_now()),
-    )
-    .await?;
+    let making = async {
+        let inserted = tenant
+            .exec(
+                "INSERT INTO meters (org_id, meter_key, event_type, aggregation, value_path, group_by, created_by, created_at, price)
+                 VALUES (?1, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+                vec![
+                    db::text(&body.key),
+                    db::text(&body.event_type),
+                    db::text(body.aggregation.as_str()),
+                    db::opt_text(body.value_path.clone()),
+                    db::text(group_by),
+                    db::text(caller::actor_id(&caller)),
+                    db::int(unix_now()),
+                    db::opt_text(price),
+                ],
+            )
+            .await?;
+        if inserted == 0 {
+            return Err(Problem::new(ErrorCode::Conflict)
+                .detail("the org has a meter with this key")
+                .errors(vec![FieldError::new("/key", "taken", "the key is taken")]));
+        }
+        gatehouse_billing::plan_quotas::sync(&caller.conn, &org, unix_now()).await
+    };
+    db::transaction(&caller.conn, making).await?;
     let meter = store::meter(&tenant, &body.key)
         .await?
         .ok_or_else(no_meter)?;

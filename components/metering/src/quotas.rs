@@ -151,11 +151,11 @@ async fn load(tenant: &Tenant<'_>, scope: &Scope, id: &str) -> Result<Quota, Pro
 }
 
 /// 409 for a quota the org's plan sets: billing keeps it in line with
-/// the plan; an override changes its limit for a while.
+/// the plan; an override lowers its limit for a while.
 fn not_the_plans(quota: &Quota) -> Result<(), Problem> {
     if quota.managed_by.is_some() {
         return Err(Problem::new(ErrorCode::Conflict).detail(
-            "the organization's plan sets this quota: an override (POST …/overrides) changes its limit until the override expires",
+            "the organization's plan sets this quota: an override (POST …/overrides) may lower its limit until the override expires",
         ));
     }
     Ok(())
@@ -465,6 +465,18 @@ pub async fn create_override(
         )
     })?;
     within_org(&tenant, &scope, &quota, limit).await?;
+    // The org's plan is what it pays for: its admins may hold a plan's
+    // quota lower for a while, never above what the plan sets.
+    if quota.managed_by.is_some() && limit > quota.limit {
+        return Err(invalid(
+            "/limit",
+            "exceeds_plan_limit",
+            &format!(
+                "the organization's plan sets this quota to {}: an override may only lower it",
+                show_amount(&quota.measure, quota.limit)
+            ),
+        ));
+    }
     let now = unix_now();
     let expires_at = match (&body.expires_at, body.ttl_seconds) {
         (Some(at), _) => parse_rfc3339(at).unwrap_or(now),

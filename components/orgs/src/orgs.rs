@@ -422,7 +422,7 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
 
 /// Every org-owned row, children before their parents, the org last. A
 /// delivery job left for a message deleted here ends without a request.
-const ORG_ROWS: [&str; 41] = [
+const ORG_ROWS: [&str; 43] = [
     "DELETE FROM service_key_challenges WHERE org_id = ?1",
     "DELETE FROM service_keys WHERE org_id = ?1",
     "DELETE FROM services WHERE org_id = ?1",
@@ -438,7 +438,10 @@ const ORG_ROWS: [&str; 41] = [
     "DELETE FROM preferences WHERE org_id = ?1",
     "DELETE FROM invitations WHERE org_id = ?1",
     "DELETE FROM teams WHERE org_id = ?1",
-    // Billing (0025): the Stripe customer and subscription it mirrors.
+    // Billing (0025): the Stripe customer and subscription it mirrors,
+    // and the usage reported to it (0027).
+    "DELETE FROM billing_usage_reports WHERE org_id = ?1",
+    "DELETE FROM billing_usage_cursors WHERE org_id = ?1",
     "DELETE FROM org_billing WHERE org_id = ?1",
     // Outgoing webhooks (0023) and the events they carry (0020).
     "DELETE FROM webhook_attempts WHERE org_id = ?1",
@@ -477,17 +480,6 @@ pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Respons
     let caller = Caller::of(&req).await?;
     let tenant = caller.tenant(org)?;
     tenant.actor().require_admin()?;
-    // Deleting the org would leave Stripe charging for it with nobody to
-    // see or stop it here.
-    let subscribed = gatehouse_billing::load(&tenant)
-        .await?
-        .and_then(|state| state.status)
-        .is_some_and(|status| matches!(status.as_str(), "active" | "trialing" | "past_due"));
-    if subscribed {
-        return Err(Problem::new(ErrorCode::Conflict).detail(
-            "the organization has a live subscription: cancel it in the billing portal first",
-        ));
-    }
     let members = crate::members::user_ids(&tenant).await?;
     let keys: Vec<String> = tenant
         .query("SELECT key_id FROM api_keys WHERE org_id = ?1", vec![])
@@ -498,6 +490,18 @@ pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Respons
     // Children first: deployments may run SQLite without foreign keys.
     // One transaction: an org is gone with everything in it, or not at all.
     let deleting = async {
+        // Deleting the org would leave Stripe able to charge for it with
+        // nobody to see or stop it here: checked in the transaction, so a
+        // subscription taken meanwhile is seen.
+        let subscribed = gatehouse_billing::load(&tenant)
+            .await?
+            .and_then(|state| state.status)
+            .is_some_and(|status| !matches!(status.as_str(), "canceled" | "incomplete_expired"));
+        if subscribed {
+            return Err(Problem::new(ErrorCode::Conflict).detail(
+                "the organization has a subscription that can still charge: cancel it in the billing portal first",
+            ));
+        }
         for sql in ORG_ROWS {
             tenant.exec(sql, vec![]).await?;
         }

@@ -4,7 +4,8 @@
 //! billing state entitles it to ([`standing`]), and, on Spin, that state
 //! read from `org_billing` and a seat taken atomically by the
 //! transaction that adds a member (`store`), and calls to Stripe's API
-//! (`stripe`).
+//! (`stripe`); and usage on metered prices reported to Stripe by
+//! background jobs ([`usage_report`]).
 //!
 //! The `billing` component keeps `org_billing` in step with Stripe; the
 //! components that add members (`orgs` for invitations, `identity` for
@@ -15,6 +16,7 @@
 pub mod plans;
 pub mod standing;
 pub mod subscription;
+pub mod usage_report;
 
 #[cfg(target_arch = "wasm32")]
 pub mod plan_quotas;

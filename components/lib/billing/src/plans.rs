@@ -187,11 +187,12 @@ fn check(plans: &[Plan]) -> Result<(), String> {
         if plan.limits.values().any(|v| *v < 0) {
             return Err(format!("billing_plans: plan {name:?} has a negative limit"));
         }
+        // The member who makes an org holds its first seat.
         if let Some(seats) = &plan.seats
-            && (seats.included < 0 || seats.max.is_some_and(|m| m < seats.included))
+            && (seats.included < 1 || seats.max.is_some_and(|m| m < seats.included))
         {
             return Err(format!(
-                "billing_plans: plan {name:?} has seats.included below 0 or above seats.max"
+                "billing_plans: plan {name:?} has seats.included below 1 or above seats.max"
             ));
         }
         check_usage(plan)?;

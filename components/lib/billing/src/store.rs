@@ -37,16 +37,20 @@ pub async fn settings() -> Result<Settings, Problem> {
     if let Some(read) = SETTINGS.with(|s| s.borrow().clone()) {
         return Ok(read);
     }
-    let plans = spin_sdk::variables::get("billing_plans")
-        .await
-        .unwrap_or_default();
+    // A component not granted the variable must not read it as "no
+    // plans" (no seat limit): that is a deployment error.
+    let read = |name: &'static str| async move {
+        spin_sdk::variables::get(name).await.map_err(|e| {
+            eprintln!("billing: the {name} variable cannot be read: {e:?}");
+            Problem::internal()
+        })
+    };
+    let plans = read("billing_plans").await?;
     let plans = Plans::parse(&plans).map_err(|e| {
         eprintln!("billing: {e}");
         Problem::internal()
     })?;
-    let days = spin_sdk::variables::get("billing_grace_days")
-        .await
-        .unwrap_or_default();
+    let days = read("billing_grace_days").await?;
     let days = match days.trim() {
         "" => DEFAULT_GRACE_DAYS,
         text => match text.parse::<i64>() {

@@ -84,8 +84,13 @@ impl Stripe {
             .await
             .unwrap_or_default();
         let base = base.trim().trim_end_matches('/').to_string();
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            eprintln!("billing: stripe_api_base_url is not an http(s) URL");
+        // The secret key goes with every call: plain http only to this
+        // machine (a local stand-in), never across a network.
+        let local = ["http://127.0.0.1:", "http://localhost:", "http://[::1]:"]
+            .iter()
+            .any(|prefix| base.starts_with(prefix));
+        if !(base.starts_with("https://") || local) {
+            eprintln!("billing: stripe_api_base_url is neither https nor a loopback http URL");
             return Err(Problem::internal());
         }
         Ok(Stripe { base, key })
@@ -152,8 +157,10 @@ impl Stripe {
         if (200..300).contains(&status) {
             return Ok(value);
         }
-        // Stripe's own trouble or its rate limit: worth trying again later.
-        if status >= 500 || status == 429 {
+        // Stripe's own trouble, its rate limit, or a request with the same
+        // idempotency key (or on the same object) still running: worth
+        // trying again later.
+        if status >= 500 || status == 429 || status == 409 {
             return Err(Failure::Unreachable(format!("Stripe answered {status}")));
         }
         let error = &value["error"];
