@@ -6,6 +6,8 @@
 
 #[path = "billing_e2e/boundaries.rs"]
 mod boundaries;
+#[path = "billing_e2e/changes.rs"]
+mod changes;
 #[path = "billing_e2e/lifecycle.rs"]
 mod lifecycle;
 #[path = "billing_e2e/ordering.rs"]

@@ -14,7 +14,7 @@ fn plans_are_public_and_say_what_each_grants() -> Result<()> {
     let b = start()?;
     let plans = expect(get(&b.host.url("/v1/plans"), &[])?, 200)?;
     let items = plans["items"].as_array().context("items")?;
-    assert_eq!(items.len(), 2);
+    assert_eq!(items.len(), 3);
     assert_eq!(items[0]["key"], "free");
     assert_eq!(items[0]["default"], true);
     assert_eq!(
@@ -185,5 +185,34 @@ fn events_of_another_orgs_stripe_source_change_no_billing() -> Result<()> {
     expect(accepted, 200)?;
     b.run_jobs()?;
     assert_eq!(b.billing(&acme)?["status"], "active");
+    Ok(())
+}
+
+#[test]
+fn a_checkout_retried_with_its_idempotency_key_is_the_same_session_and_another_body_is_refused()
+-> Result<()> {
+    let b = start()?;
+    let acme = b.org("acme")?;
+    // Any key a client may send, up to 255 characters, fits.
+    let key = "k".repeat(255);
+    let checkout = |seats: i64| {
+        call(
+            &b.host,
+            "POST",
+            "/v1/billing/checkout",
+            Some(&json!({"plan": "pro", "seats": seats,
+                         "success_url": "https://a.example/done", "cancel_url": "https://a.example/"})),
+            Some(&acme.admin),
+            &[("idempotency-key", key.as_str())],
+        )
+    };
+    let first = expect(checkout(6)?, 201)?;
+    let again = expect(checkout(6)?, 201)?;
+    assert_eq!(first["id"], again["id"]);
+    let other = checkout(7)?;
+    assert_eq!(problem(other, 422)?.0, "idempotency_key_reused");
+    // The retry left its session open: it can still be paid.
+    b.stripe
+        .complete_checkout(first["id"].as_str().context("id")?, "active")?;
     Ok(())
 }

@@ -23,8 +23,8 @@ pub const STRIPE_WEBHOOK_SECRET: &str = "whsec_billingtestsecret0123456789abcdef
 /// The secret handler deliveries are signed with.
 pub const HANDLER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
-/// The plans under test: a free default with 6 seats, and Pro with 5
-/// included seats and more for sale.
+/// The plans under test: a free default with 6 seats, Pro with 5
+/// included seats and more for sale, and Team with 10.
 pub fn plans() -> Value {
     json!([
         {"key": "free", "name": "Free", "default": true, "features": ["api"],
@@ -33,6 +33,9 @@ pub fn plans() -> Value {
         {"key": "pro", "name": "Pro", "price": "pro_monthly", "features": ["api", "sso"],
          "limits": {"projects": 50}, "seats": {"included": 5, "price": "pro_seat", "max": 50},
          "quotas": [{"meter": "tokens", "limit": 1000, "period": "month"}]},
+        {"key": "team", "name": "Team", "price": "team_monthly", "features": ["api", "sso", "audit"],
+         "limits": {"projects": 200}, "seats": {"included": 10, "price": "team_seat", "max": 100},
+         "quotas": [{"meter": "tokens", "limit": 5000, "period": "month"}]},
     ])
 }
 
@@ -67,6 +70,10 @@ pub fn prices() -> Value {
          "recurring": {"interval": "month", "usage_type": "licensed"}, "product": "prod_pro"},
         {"id": "price_pro_seat", "lookup_key": "pro_seat", "unit_amount": 900, "currency": "usd",
          "recurring": {"interval": "month", "usage_type": "licensed"}, "product": "prod_seat"},
+        {"id": "price_team_monthly", "lookup_key": "team_monthly", "unit_amount": 19900, "currency": "usd",
+         "recurring": {"interval": "month", "usage_type": "licensed"}, "product": "prod_team"},
+        {"id": "price_team_seat", "lookup_key": "team_seat", "unit_amount": 1500, "currency": "usd",
+         "recurring": {"interval": "month", "usage_type": "licensed"}, "product": "prod_team_seat"},
     ])
 }
 
@@ -241,6 +248,18 @@ impl Billing {
                 "success_url": "https://app.example/billing/done",
                 "cancel_url": "https://app.example/billing",
             })),
+            Some(&org.admin),
+            &[],
+        )
+    }
+
+    /// The org admin's `POST /v1/billing/subscription` with `body`.
+    pub fn change(&self, org: &Org, body: &Value) -> Result<Reply> {
+        call(
+            &self.host,
+            "POST",
+            "/v1/billing/subscription",
+            Some(body),
             Some(&org.admin),
             &[],
         )

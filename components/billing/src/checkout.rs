@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use spin_sdk::http::Request;
 
 use crate::customer::{self, ORG_METADATA};
-use gatehouse_billing::stripe::Stripe;
+use gatehouse_billing::stripe::{Failure, Stripe};
 
 /// `POST /v1/billing/checkout`'s body.
 #[derive(Deserialize)]
@@ -62,7 +62,7 @@ impl Validate for Checkout {
 }
 
 /// A price's lookup key and its quantity (none for a metered price).
-type LineItem = (String, Option<i64>);
+pub(crate) type LineItem = (String, Option<i64>);
 
 /// `POST /v1/billing/portal`'s body.
 #[derive(Deserialize)]
@@ -93,7 +93,7 @@ fn web_url(url: &str) -> bool {
         && !url.chars().any(|c| c.is_whitespace() || c.is_control())
 }
 
-fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
+pub(crate) fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
     Problem::new(ErrorCode::ValidationFailed)
         .detail("the request body has invalid fields")
         .errors(vec![FieldError::new(pointer, code, message)])
@@ -103,7 +103,7 @@ fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
 /// its seat price for each seat beyond the included ones, and each of its
 /// metered prices without a quantity (Stripe bills those by the usage
 /// reported to their meters, and refuses a quantity on them).
-fn line_items(plan: &Plan, seats: Option<i64>) -> Result<(i64, Vec<LineItem>), Problem> {
+pub(crate) fn line_items(plan: &Plan, seats: Option<i64>) -> Result<(i64, Vec<LineItem>), Problem> {
     let Some(price) = plan.price.clone() else {
         return Err(invalid(
             "/plan",
@@ -149,7 +149,10 @@ fn line_items(plan: &Plan, seats: Option<i64>) -> Result<(i64, Vec<LineItem>), P
 }
 
 /// The ids of the active prices with `lookup_keys`, in their order.
-async fn price_ids(stripe: &Stripe, lookup_keys: &[&str]) -> Result<Vec<String>, Problem> {
+pub(crate) async fn price_ids(
+    stripe: &Stripe,
+    lookup_keys: &[&str],
+) -> Result<Vec<String>, Problem> {
     let mut query = form_urlencoded::Serializer::new(String::new());
     query.append_pair("active", "true");
     for key in lookup_keys {
@@ -196,12 +199,29 @@ pub async fn checkout(req: Request, request_id: &str) -> Result<Response, Proble
         .and_then(|state| state.status)
         .is_some_and(|s| paid(&s) || s == "past_due");
     if subscribed {
-        return Err(Problem::new(ErrorCode::Conflict).detail(
-            "the organization has a subscription: change its plan or seats in the customer portal",
-        ));
+        return Err(has_subscription());
     }
     let stripe = Stripe::open().await?;
     let customer = customer::ensure(&tenant, &stripe).await?;
+    // Stripe's word, not only the row's (its events may not have come
+    // yet): a subscription that can still charge or come back is one.
+    let listed = stripe
+        .get(&format!(
+            "/v1/subscriptions?customer={customer}&status=all&limit=20"
+        ))
+        .await
+        .map_err(|f| f.problem("list the organization's subscriptions"))?;
+    let open = listed["data"].as_array().is_some_and(|subs| {
+        subs.iter().any(|s| {
+            !matches!(
+                s["status"].as_str(),
+                Some("canceled" | "incomplete_expired")
+            )
+        })
+    });
+    if open {
+        return Err(has_subscription());
+    }
     let keys: Vec<&str> = items.iter().map(|(k, _)| k.as_str()).collect();
     let ids = price_ids(&stripe, &keys).await?;
     let org = tenant.org_id().to_string();
@@ -226,13 +246,29 @@ pub async fn checkout(req: Request, request_id: &str) -> Result<Response, Proble
     // A retry with the same Idempotency-Key gets the same session; without
     // one, every call is a new session.
     let key = match retry_key {
-        Some(key) => format!("gatehouse-checkout-{org}-{key}"),
+        Some(key) => gatehouse_billing::stripe::caller_key("checkout", &org, &key),
         None => gatehouse_auth::db::new_id("gatehouse-checkout-"),
     };
     let session = stripe
         .post("/v1/checkout/sessions", &params, &key)
         .await
-        .map_err(|f| f.problem("open a checkout session"))?;
+        .map_err(|f| {
+            if f.is_idempotency_conflict() {
+                return gatehouse_billing::stripe::key_reused();
+            }
+            refused_url(&f, &["success_url", "cancel_url"])
+                .unwrap_or_else(|| f.problem("open a checkout session"))
+        })?;
+    let session_id = session["id"].as_str().unwrap_or_default();
+    expire_previous(&tenant, &stripe, session_id).await?;
+    tenant
+        .run(
+            "UPDATE org_billing SET checkout_session_id = ?2 WHERE org_id = ?1",
+            vec![gatehouse_auth::db::text(
+                session["id"].as_str().unwrap_or_default(),
+            )],
+        )
+        .await?;
     let answer = json!({
         "id": session["id"],
         "url": session["url"],
@@ -241,6 +277,62 @@ pub async fn checkout(req: Request, request_id: &str) -> Result<Response, Proble
         "expires_at": session.get("expires_at").cloned().unwrap_or(Value::Null),
     });
     Ok(response::json(201, &answer, request_id))
+}
+
+/// A URL of the caller's that Stripe refused (it parses URLs its own
+/// way): the caller's field, as a validation problem.
+fn refused_url(failure: &Failure, fields: &[&str]) -> Option<Problem> {
+    let param = failure.refused_param()?;
+    fields.contains(&param).then(|| {
+        invalid(
+            &format!("/{param}"),
+            "invalid_url",
+            "Stripe does not take this URL",
+        )
+    })
+}
+
+pub(crate) fn has_subscription() -> Problem {
+    Problem::new(ErrorCode::Conflict).detail(
+        "the organization has a subscription: change its plan or seats with POST /v1/billing/subscription",
+    )
+}
+
+/// Expires the org's previous Checkout Session, so that only the newest
+/// one (`newest`) can be paid: two paid sessions would be two
+/// subscriptions. A retry that got the same session back expires nothing.
+async fn expire_previous(
+    tenant: &gatehouse_auth::tenant::Tenant<'_>,
+    stripe: &Stripe,
+    newest: &str,
+) -> Result<(), Problem> {
+    let rows = tenant
+        .query(
+            "SELECT checkout_session_id FROM org_billing WHERE org_id = ?1",
+            vec![],
+        )
+        .await?;
+    let Some(previous) = rows
+        .first()
+        .and_then(|row| gatehouse_auth::db::get_opt_text(row, 0))
+    else {
+        return Ok(());
+    };
+    if previous == newest {
+        return Ok(());
+    }
+    match stripe
+        .post(
+            &format!("/v1/checkout/sessions/{previous}/expire"),
+            &[],
+            &format!("gatehouse-expire-{previous}"),
+        )
+        .await
+    {
+        // A session completed or expired already is no longer open.
+        Ok(_) | Err(Failure::Refused { .. }) => Ok(()),
+        Err(f) => Err(f.problem("expire the previous checkout session")),
+    }
 }
 
 /// `POST /v1/billing/portal`.
@@ -261,7 +353,10 @@ pub async fn portal(req: Request, request_id: &str) -> Result<Response, Problem>
             &gatehouse_auth::db::new_id("gatehouse-portal-"),
         )
         .await
-        .map_err(|f| f.problem("open a customer portal session"))?;
+        .map_err(|f| {
+            refused_url(&f, &["return_url"])
+                .unwrap_or_else(|| f.problem("open a customer portal session"))
+        })?;
     Ok(response::json(
         201,
         &json!({"id": session["id"], "url": session["url"]}),
@@ -270,7 +365,7 @@ pub async fn portal(req: Request, request_id: &str) -> Result<Response, Problem>
 }
 
 /// The request's `Idempotency-Key`, checked as every route checks it.
-fn idempotency_key(req: &Request) -> Result<Option<String>, Problem> {
+pub(crate) fn idempotency_key(req: &Request) -> Result<Option<String>, Problem> {
     req.headers()
         .get("idempotency-key")
         .map(|value| gatehouse_http::idempotency::parse_key(value.to_str().unwrap_or_default()))

@@ -6,19 +6,24 @@
 //! - `POST /v1/billing/checkout`, `POST /v1/billing/portal` (org admins):
 //!   a Stripe Checkout Session for a plan and seats, a Customer Portal
 //!   session; the org's Stripe customer is made on first need
+//! - `POST /v1/billing/subscription` (org admins): the subscription's
+//!   plan, seats or end at the period's end changed in place
 //! - `GET /v1/orgs/{org}/billing` (the org's admins): its billing state
 //! - `GET /v1/entitlements`, `POST /v1/entitlements/check`: what the
 //!   caller's org may use, from its plan while paid for (and during the
 //!   grace after a failed payment), else the default plan's
 //! - `POST /stripe/events`, reached only as
 //!   `http://billing.spin.internal/stripe/events` by the webhook handler
-//!   jobs: Stripe's events, taken newer-wins ([`sync`])
+//!   jobs: Stripe's events, each a cue to read what Stripe holds now
+//!   ([`sync`], [`take`])
 //!
 //! Seats are taken by the components that add members, through
 //! `gatehouse-billing`, in the transaction that adds the member.
 
 #![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 
+#[cfg(target_arch = "wasm32")]
+mod change;
 #[cfg(target_arch = "wasm32")]
 mod checkout;
 #[cfg(target_arch = "wasm32")]
@@ -31,6 +36,8 @@ mod plans;
 mod state;
 #[cfg(target_arch = "wasm32")]
 mod sync;
+#[cfg(target_arch = "wasm32")]
+mod take;
 
 #[cfg(target_arch = "wasm32")]
 use gatehouse_http::router::{fallback, segments};
@@ -56,6 +63,7 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "plans"] if *m == Method::GET => plans::list(id).await,
         ["v1", "billing", "checkout"] if *m == Method::POST => checkout::checkout(req, id).await,
         ["v1", "billing", "portal"] if *m == Method::POST => checkout::portal(req, id).await,
+        ["v1", "billing", "subscription"] if *m == Method::POST => change::change(req, id).await,
         ["v1", "orgs", org, "billing"] if *m == Method::GET => state::get(req, org, id).await,
         ["v1", "entitlements"] if *m == Method::GET => entitlements::list(req, id).await,
         ["v1", "entitlements", "check"] if *m == Method::POST => entitlements::check(req, id).await,
@@ -73,7 +81,8 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
 fn allowed(segments: &[&str]) -> Option<&'static [&'static str]> {
     Some(match segments {
         ["v1", "plans"] | ["v1", "entitlements"] | ["v1", "orgs", _, "billing"] => &["GET"],
-        ["v1", "billing", "checkout" | "portal"] | ["v1", "entitlements", "check"] => &["POST"],
+        ["v1", "billing", "checkout" | "portal" | "subscription"]
+        | ["v1", "entitlements", "check"] => &["POST"],
         _ => return None,
     })
 }

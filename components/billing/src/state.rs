@@ -34,7 +34,7 @@ pub async fn get(req: Request, org: &str, request_id: &str) -> Result<Response, 
                 "SELECT (SELECT COUNT(*) FROM memberships WHERE org_id = ?1), b.*
                  FROM (SELECT 1) LEFT JOIN (
                      SELECT {}, stripe_customer_id, subscription_id, price, period_start, period_end,
-                            cancel_at_period_end, subscription_synced_at, updated_at
+                            cancel_at_period_end, subscription_synced_at, updated_at, cancel_at
                      FROM org_billing WHERE org_id = ?1) b",
                 gatehouse_billing::STATE_COLUMNS
             ),
@@ -59,7 +59,10 @@ pub async fn get(req: Request, org: &str, request_id: &str) -> Result<Response, 
         "status": state.status,
         "price": db::get_opt_text(row, at + 2),
         "current_period": period,
+        // Set to end at the period's end (classic billing mode), or at
+        // `cancel_at` (either mode).
         "cancel_at_period_end": db::get_int(row, at + 5) == Some(1),
+        "cancel_at": db::get_int(row, at + 8),
         "past_due_since": state.past_due_since,
         "seats": {
             "bought": state.seats_bought,

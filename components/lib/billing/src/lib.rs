@@ -13,6 +13,7 @@
 
 #![deny(missing_docs)]
 
+pub mod delivery;
 pub mod plans;
 pub mod standing;
 pub mod subscription;

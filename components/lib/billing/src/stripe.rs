@@ -37,6 +37,8 @@ pub enum Failure {
         kind: String,
         /// Stripe's message, for the log.
         message: String,
+        /// The parameter Stripe refused, if it named one.
+        param: Option<String>,
     },
 }
 
@@ -54,6 +56,7 @@ impl Failure {
                 status,
                 kind,
                 message,
+                ..
             } => {
                 eprintln!("billing: {what}: Stripe answered {status} {kind}: {message}");
                 Problem::new(ErrorCode::UpstreamFailed)
@@ -62,10 +65,46 @@ impl Failure {
         }
     }
 
+    /// Whether Stripe refused an idempotency key reused with other
+    /// parameters.
+    pub fn is_idempotency_conflict(&self) -> bool {
+        matches!(self, Failure::Refused { status: 400, kind, .. } if kind.starts_with("idempotency_error"))
+    }
+
+    /// The parameter Stripe refused as invalid (a `400` naming one).
+    pub fn refused_param(&self) -> Option<&str> {
+        match self {
+            Failure::Refused {
+                status: 400,
+                param: Some(param),
+                ..
+            } => Some(param),
+            _ => None,
+        }
+    }
+
     /// Whether Stripe said the object does not exist.
     pub fn is_missing(&self) -> bool {
         matches!(self, Failure::Refused { status: 404, .. })
     }
+}
+
+/// The `Idempotency-Key` sent to Stripe for a caller's own key on a
+/// route: the route, the org and a digest of the caller's key, so any key
+/// the caller may send (up to 255 characters) fits Stripe's limit and two
+/// orgs' keys never meet.
+pub fn caller_key(route: &str, org_id: &str, key: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("gatehouse-{route}-{org_id}-{hex}")
+}
+
+/// The problem for a caller's `Idempotency-Key` that Stripe saw with other
+/// parameters: the key was used before for another request.
+pub fn key_reused() -> Problem {
+    Problem::new(ErrorCode::IdempotencyKeyReused)
+        .detail("this Idempotency-Key was used before with a different request")
 }
 
 impl Stripe {
@@ -173,6 +212,10 @@ impl Stripe {
             status,
             kind,
             message: text("message").to_string(),
+            param: error
+                .get("param")
+                .and_then(Value::as_str)
+                .map(str::to_string),
         })
     }
 }

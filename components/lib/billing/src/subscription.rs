@@ -24,8 +24,10 @@ pub struct Subscription {
     pub seats_bought: i64,
     /// The current billing period `[start, end)`, unix seconds.
     pub period: Option<(i64, i64)>,
-    /// Whether it ends at the period's end.
+    /// Whether it ends at the period's end (classic billing mode).
     pub cancel_at_period_end: bool,
+    /// When it is set to end, if it is (every billing mode).
+    pub cancel_at: Option<i64>,
 }
 
 /// The object's id, whether Stripe sent it as an id or expanded.
@@ -97,6 +99,7 @@ pub fn read(object: &Value, plans: &Plans) -> Result<Subscription, String> {
             .get("cancel_at_period_end")
             .and_then(Value::as_bool)
             .unwrap_or(false),
+        cancel_at: int(object, "cancel_at"),
     })
 }
 
@@ -129,6 +132,7 @@ mod tests {
         assert_eq!(s.seats_bought, 3);
         assert_eq!(s.period, Some((100, 200)));
         assert!(s.cancel_at_period_end);
+        assert_eq!(s.cancel_at, None);
         assert_eq!(s.price.as_deref(), Some("pro_monthly"));
     }
 

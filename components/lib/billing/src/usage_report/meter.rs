@@ -283,6 +283,7 @@ async fn send(
             status,
             kind,
             message,
+            ..
         }) => {
             eprintln!(
                 "billing: Stripe refused the usage of {org_id}'s meter {meter}: {status} {kind}: {message}"
