@@ -144,3 +144,42 @@ fn a_plans_quota_follows_the_plan_and_an_admins_override_wins() -> Result<()> {
     assert_eq!((quotas.len(), quotas[0]["limit"].as_i64()), (1, Some(100)));
     Ok(())
 }
+
+#[test]
+fn a_change_of_the_deployments_plans_reaches_the_quotas_orgs_have_already() -> Result<()> {
+    let b = start()?;
+    let acme = b.org("acme")?;
+    expect(
+        post(
+            &b.host,
+            "/v1/meters",
+            &json!({"key": "tokens", "event_type": "llm.call", "aggregation": "count"}),
+            Some(&acme.admin),
+        )?,
+        201,
+    )?;
+    assert_eq!(plan_quotas(&b, &acme)?[0]["limit"], 100);
+    // The operator raises the free plan's quota and redeploys: the next
+    // run of the jobs brings every concerned org in line.
+    let mut plans = crate::support::plans();
+    plans[0]["quotas"] =
+        json!([{"meter": "tokens", "limit": 250, "period": "day", "enforcement": "soft"}]);
+    let b = b.redeploy(&[("BILLING_PLANS", plans.to_string())])?;
+    assert_eq!(plan_quotas(&b, &acme)?[0]["limit"], 100);
+    b.run_jobs()?;
+    let quota = plan_quotas(&b, &acme)?[0].clone();
+    assert_eq!(
+        (
+            quota["limit"].as_i64(),
+            quota["period"].as_str(),
+            quota["enforcement"].as_str()
+        ),
+        (Some(250), Some("day"), Some("soft"))
+    );
+    // A plan that no longer limits the meter takes its quota away.
+    plans[0]["quotas"] = json!([]);
+    let b = b.redeploy(&[("BILLING_PLANS", plans.to_string())])?;
+    b.run_jobs()?;
+    assert!(plan_quotas(&b, &acme)?.is_empty());
+    Ok(())
+}

@@ -84,6 +84,8 @@ pub async fn run(req: Request, request_id: &str) -> Result<Response, Problem> {
     // Housekeeping only: a failure here never stops the run.
     let _ = gatehouse_jobs::purge_done(&conn, now).await;
     let _ = gatehouse_webhook_delivery::purge(&conn, now).await;
+    // Changed plans reach the orgs' plan quotas through jobs of this run.
+    let _ = gatehouse_billing::plan_quotas::follow_settings(&conn, now).await;
     let mut run = Run {
         conn: &conn,
         lease: &lease,

@@ -1,8 +1,9 @@
 //! The quotas a plan sets, kept as the org's own quotas (`managed_by =
 //! 'plan'`, one per meter) in line with the plan the org has: brought in
 //! line when billing takes a change of its subscription, when the org
-//! makes a meter a plan names, and when a grace period runs out (a job of
-//! kind [`SYNC_JOB`] due then). An admin's override of such a quota wins
+//! makes a meter a plan names, when a grace period runs out (a job of
+//! kind [`SYNC_JOB`] due then), and when the deployment's plans change
+//! ([`follow_settings`], on each run of the jobs runner). An admin's override of such a quota wins
 //! while it runs, as for any quota; counters of a quota whose meter the
 //! plan still limits carry on across a change of plan.
 
@@ -152,4 +153,89 @@ pub async fn run_job(
         },
     };
     gatehouse_jobs::finish(conn, job, outcome, policy, now).await
+}
+
+/// What of the settings plan quotas depend on: every plan's quotas and
+/// the grace, as one text to compare.
+fn fingerprint(settings: &crate::store::Settings) -> String {
+    let quotas: Vec<(&str, &[PlanQuota])> = settings
+        .plans
+        .all()
+        .iter()
+        .map(|p| (p.key.as_str(), p.quotas.as_slice()))
+        .collect();
+    json!({"quotas": quotas, "grace": settings.grace_seconds}).to_string()
+}
+
+/// When the deployment's plans (their quotas) or grace changed since the
+/// last run: a [`SYNC_JOB`] for every org they may concern (an org with a
+/// meter some plan limits, or with a plan quota), and the new settings
+/// remembered, in one transaction. Cheap when nothing changed: one read.
+pub async fn follow_settings(conn: &Connection, now: i64) -> Result<u32, Problem> {
+    let settings = settings().await?;
+    let seen = fingerprint(&settings);
+    let rows = db::query(
+        conn,
+        "SELECT value FROM billing_settings_seen WHERE name = 'plan_quotas'",
+        vec![],
+    )
+    .await?;
+    if rows.first().map(|r| db::get_text(r, 0)).as_deref() == Some(seen.as_str()) {
+        return Ok(0);
+    }
+    let meters: Vec<&str> = settings
+        .plans
+        .all()
+        .iter()
+        .flat_map(|p| p.quotas.iter().map(|q| q.meter.as_str()))
+        .collect();
+    let meters = serde_json::to_string(&meters).map_err(|_| Problem::internal())?;
+    let digest = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(seen.as_bytes());
+        d.iter()
+            .take(8)
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let queued = db::transaction(conn, async {
+        let orgs = db::query(
+            conn,
+            "SELECT org_id FROM meters WHERE meter_key IN (SELECT value FROM json_each(?))
+             UNION SELECT org_id FROM quotas WHERE managed_by = 'plan'",
+            vec![db::text(meters)],
+        )
+        .await?;
+        let policy = gatehouse_jobs::policy().await;
+        for row in &orgs {
+            let org_id = db::get_text(row, 0);
+            let key = format!("{org_id} settings {digest}");
+            gatehouse_jobs::enqueue(
+                conn,
+                &gatehouse_jobs::NewJob {
+                    kind: SYNC_JOB,
+                    payload: json!({"org_id": org_id}),
+                    idempotency_key: &key,
+                    run_at: now,
+                    max_attempts: policy.max_attempts,
+                },
+                now,
+            )
+            .await
+            .map_err(|e| {
+                eprintln!("billing: queueing a plan quota job failed: {e:?}");
+                Problem::internal()
+            })?;
+        }
+        db::run(
+            conn,
+            "INSERT INTO billing_settings_seen (name, value, changed_at) VALUES ('plan_quotas', ?, ?)
+             ON CONFLICT (name) DO UPDATE SET value = excluded.value, changed_at = excluded.changed_at",
+            vec![db::text(seen.clone()), db::int(now)],
+        )
+        .await?;
+        Ok(u32::try_from(orgs.len()).unwrap_or(u32::MAX))
+    })
+    .await?;
+    Ok(queued)
 }
