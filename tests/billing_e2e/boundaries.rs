@@ -7,7 +7,7 @@ use gatehouse_tests::app::{call, expect, join, post, problem};
 use gatehouse_tests::get;
 use serde_json::{Value, json};
 
-use crate::support::{STRIPE_WEBHOOK_SECRET, start, start_with};
+use crate::support::{STRIPE_WEBHOOK_SECRET, forged_cancellation, start, start_with};
 
 #[test]
 fn plans_are_public_and_say_what_each_grants() -> Result<()> {
@@ -158,29 +158,16 @@ fn events_of_another_orgs_stripe_source_change_no_billing() -> Result<()> {
     let state = b.billing(&acme)?;
     b.tick(60)?;
     let now = b.now()?;
-    let forged = json!({
-        "id": "evt_forged", "object": "event", "type": "customer.subscription.deleted", "created": now,
-        "data": {"object": {"object": "subscription", "id": state["subscription_id"],
-                 "customer": state["stripe_customer_id"], "status": "canceled", "items": {"data": []}}},
-    })
-    .to_string();
-    let headers = gatehouse_tests::webhook_signers::run(json!([
-        {"op": "stripe", "secret": STRIPE_WEBHOOK_SECRET, "payload": forged, "timestamp": now}
-    ]))?;
-    let signature = headers[0]["headers"]["Stripe-Signature"]
-        .as_str()
-        .or(headers[0]["headers"]["stripe-signature"].as_str())
-        .context("signature")?
-        .to_string();
+    let forged = forged_cancellation(&state, now, STRIPE_WEBHOOK_SECRET)?;
     let url = source["ingest_url"].as_str().context("ingest_url")?;
     let accepted = gatehouse_tests::send(
         "POST",
         url,
         &[
             ("content-type", "application/json"),
-            ("stripe-signature", &signature),
+            ("stripe-signature", &forged.signature),
         ],
-        forged.as_bytes(),
+        forged.payload.as_bytes(),
     )?;
     expect(accepted, 200)?;
     b.run_jobs()?;

@@ -6,7 +6,7 @@ use anyhow::{Context, Result};
 use gatehouse_tests::app::{expect, join, problem};
 use serde_json::json;
 
-use crate::support::{STRIPE_WEBHOOK_SECRET, start};
+use crate::support::{STRIPE_WEBHOOK_SECRET, forged_cancellation, start};
 
 #[test]
 fn entitlements_follow_a_change_of_plan_and_seats_made_through_gatehouse() -> Result<()> {
@@ -128,28 +128,7 @@ fn a_forged_event_through_the_billing_source_changes_nothing_stripe_does_not_hol
     // operator's org can set it) posts a cancellation Stripe never made.
     b.tick(60)?;
     let now = b.now()?;
-    let forged = json!({
-        "id": "evt_forged", "object": "event", "type": "customer.subscription.deleted", "created": now,
-        "data": {"object": {"object": "subscription", "id": state["subscription_id"],
-                 "customer": state["stripe_customer_id"], "status": "canceled", "items": {"data": []}}},
-    })
-    .to_string();
-    let signed = gatehouse_tests::webhook_signers::run(json!([
-        {"op": "stripe", "secret": STRIPE_WEBHOOK_SECRET, "payload": forged, "timestamp": now}
-    ]))?;
-    let headers = signed[0]["headers"].as_object().context("headers")?;
-    let signature = headers
-        .iter()
-        .find(|(k, _)| k.eq_ignore_ascii_case("stripe-signature"))
-        .and_then(|(_, v)| v.as_str())
-        .context("signature")?;
-    let event = gatehouse_tests::stripe_api::StripeEvent {
-        id: "evt_forged".into(),
-        kind: "customer.subscription.deleted".into(),
-        created: now,
-        payload: forged,
-        signature: signature.to_string(),
-    };
+    let event = forged_cancellation(&state, now, STRIPE_WEBHOOK_SECRET)?;
     b.post(&event)?;
     b.run_jobs()?;
     let after = b.billing(&acme)?;

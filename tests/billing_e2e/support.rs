@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{Org, app_config, call, expect, org, post};
-use gatehouse_tests::stripe_api::StripeApi;
+use gatehouse_tests::stripe_api::{StripeApi, StripeEvent};
 use gatehouse_tests::{HostConfig, Reply, TestHost, send};
 use serde_json::{Value, json};
 
@@ -209,7 +209,7 @@ impl Billing {
     }
 
     /// Stripe's events not yet posted, in Stripe's order.
-    pub fn unposted(&mut self) -> Result<Vec<gatehouse_tests::stripe_api::StripeEvent>> {
+    pub fn unposted(&mut self) -> Result<Vec<StripeEvent>> {
         let events = self.stripe.events()?;
         let new = events[self.posted..].to_vec();
         self.posted = events.len();
@@ -217,7 +217,7 @@ impl Billing {
     }
 
     /// Posts `event` to the Stripe source as Stripe does; the ingest's answer.
-    pub fn post(&self, event: &gatehouse_tests::stripe_api::StripeEvent) -> Result<Value> {
+    pub fn post(&self, event: &StripeEvent) -> Result<Value> {
         let url = self.source["ingest_url"].as_str().context("ingest_url")?;
         let reply = send(
             "POST",
@@ -339,6 +339,35 @@ impl Billing {
             200,
         )
     }
+}
+
+/// A `customer.subscription.deleted` event Stripe never sent, for the
+/// subscription of billing `state`, at `now`, signed by stripe-node with
+/// `secret` (which an attacker would hold).
+pub fn forged_cancellation(state: &Value, now: i64, secret: &str) -> Result<StripeEvent> {
+    let payload = json!({
+        "id": "evt_forged", "object": "event", "type": "customer.subscription.deleted", "created": now,
+        "data": {"object": {"object": "subscription", "id": state["subscription_id"],
+                 "customer": state["stripe_customer_id"], "status": "canceled", "items": {"data": []}}},
+    })
+    .to_string();
+    let signed = gatehouse_tests::webhook_signers::run(json!([
+        {"op": "stripe", "secret": secret, "payload": payload, "timestamp": now}
+    ]))?;
+    let headers = signed[0]["headers"].as_object().context("headers")?;
+    let signature = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("stripe-signature"))
+        .and_then(|(_, v)| v.as_str())
+        .context("signature")?
+        .to_string();
+    Ok(StripeEvent {
+        id: "evt_forged".into(),
+        kind: "customer.subscription.deleted".into(),
+        created: now,
+        payload,
+        signature,
+    })
 }
 
 /// The fields of a billing state that Stripe's events decide.

@@ -115,14 +115,18 @@ pub async fn sync(conn: &Connection, org_id: &str, now: i64) -> Result<(), Probl
 /// Queues a [`SYNC_JOB`] for the org, due at `at` (the end of its grace),
 /// inside the caller's transaction; the same org and time is one job.
 pub async fn queue(conn: &Connection, org_id: &str, at: i64) -> Result<(), Problem> {
+    enqueue(conn, org_id, &format!("{org_id} {at}"), at).await
+}
+
+/// Queues a [`SYNC_JOB`] for the org under `key` (the same key is one job).
+async fn enqueue(conn: &Connection, org_id: &str, key: &str, at: i64) -> Result<(), Problem> {
     let policy = gatehouse_jobs::policy().await;
-    let key = format!("{org_id} {at}");
     gatehouse_jobs::enqueue(
         conn,
         &gatehouse_jobs::NewJob {
             kind: SYNC_JOB,
             payload: json!({"org_id": org_id}),
-            idempotency_key: &key,
+            idempotency_key: key,
             run_at: at,
             max_attempts: policy.max_attempts,
         },
@@ -206,26 +210,9 @@ pub async fn follow_settings(conn: &Connection, now: i64) -> Result<u32, Problem
             vec![db::text(meters)],
         )
         .await?;
-        let policy = gatehouse_jobs::policy().await;
         for row in &orgs {
             let org_id = db::get_text(row, 0);
-            let key = format!("{org_id} settings {digest}");
-            gatehouse_jobs::enqueue(
-                conn,
-                &gatehouse_jobs::NewJob {
-                    kind: SYNC_JOB,
-                    payload: json!({"org_id": org_id}),
-                    idempotency_key: &key,
-                    run_at: now,
-                    max_attempts: policy.max_attempts,
-                },
-                now,
-            )
-            .await
-            .map_err(|e| {
-                eprintln!("billing: queueing a plan quota job failed: {e:?}");
-                Problem::internal()
-            })?;
+            enqueue(conn, &org_id, &format!("{org_id} settings {digest}"), now).await?;
         }
         db::run(
             conn,
