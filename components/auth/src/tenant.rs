@@ -245,6 +245,21 @@ mod store {
             }
         }
 
+        /// The context of background work for one org as a whole (a job
+        /// that re-encrypts the org's secrets, say): its actor is the job
+        /// kind, with no role of a member.
+        pub fn for_job(conn: &'a Connection, org_id: &str, kind: &str) -> Self {
+            Tenant {
+                conn,
+                org_id: org_id.to_string(),
+                actor: Actor {
+                    user_id: format!("job:{kind}"),
+                    role: gatehouse_http::principal::OrgRole::Member,
+                    team_ids: Vec::new(),
+                },
+            }
+        }
+
         /// The tenant context of the org an authenticated principal acts
         /// in (403 when it acts in none). An API key acts for its owner,
         /// with no org role of its own.

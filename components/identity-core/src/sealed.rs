@@ -45,6 +45,12 @@ impl SealingKey {
         Ok(SealingKey(Aes256Gcm::new(&key.into())))
     }
 
+    /// A key of its own (a per-tenant data key), not derived from the
+    /// master key.
+    pub fn from_bytes(key: &[u8; 32]) -> SealingKey {
+        SealingKey(Aes256Gcm::new(key.into()))
+    }
+
     /// Encrypts `plaintext`, bound to `context` (e.g. the owning row's id).
     pub fn seal(&self, plaintext: &[u8], context: &str) -> String {
         let nonce = crate::random::bytes::<NONCE_LEN>();

@@ -45,6 +45,9 @@ pub async fn perform(
         gatehouse_webhook_delivery::DELIVER_JOB => {
             gatehouse_webhook_delivery::run_job(conn, job, policy, now).await
         }
+        gatehouse_secrets::rotation::REENCRYPT_JOB => {
+            gatehouse_secrets::rotation::run_job(conn, job, policy, now).await
+        }
         gatehouse_billing::plan_quotas::SYNC_JOB => {
             gatehouse_billing::plan_quotas::run_job(conn, job, policy, now).await
         }

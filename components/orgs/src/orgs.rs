@@ -422,7 +422,7 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
 
 /// Every org-owned row, children before their parents, the org last. A
 /// delivery job left for a message deleted here ends without a request.
-const ORG_ROWS: [&str; 43] = [
+const ORG_ROWS: [&str; 45] = [
     "DELETE FROM service_key_challenges WHERE org_id = ?1",
     "DELETE FROM service_keys WHERE org_id = ?1",
     "DELETE FROM services WHERE org_id = ?1",
@@ -438,6 +438,10 @@ const ORG_ROWS: [&str; 43] = [
     "DELETE FROM preferences WHERE org_id = ?1",
     "DELETE FROM invitations WHERE org_id = ?1",
     "DELETE FROM teams WHERE org_id = ?1",
+    // Secrets (0030): the values, then the data keys that open them (a
+    // backup holding the values can no longer open them).
+    "DELETE FROM secrets WHERE org_id = ?1",
+    "DELETE FROM org_data_keys WHERE org_id = ?1",
     // Billing (0025): the Stripe customer and subscription it mirrors,
     // and the usage reported to it (0027).
     "DELETE FROM billing_usage_reports WHERE org_id = ?1",
