@@ -46,6 +46,23 @@ impl OrgCaller {
         }
     }
 
+    /// Whether `org` (an id or a handle, as a path spells it) names the
+    /// org the caller acts in: routes under `/v1/orgs/{org}` answer 404
+    /// for any other, whether it exists or not.
+    pub async fn acts_in(&self, org: &str) -> Result<bool, Problem> {
+        if self.principal.org_id.as_deref() == Some(org) {
+            return Ok(true);
+        }
+        let named = self
+            .tenant()?
+            .query(
+                "SELECT 1 FROM orgs WHERE org_id = ?1 AND handle = ?2",
+                vec![crate::db::text(org)],
+            )
+            .await?;
+        Ok(!named.is_empty())
+    }
+
     /// The tenant context of the caller's org.
     pub fn tenant(&self) -> Result<Tenant<'_>, Problem> {
         Tenant::for_principal(&self.conn, &self.principal)

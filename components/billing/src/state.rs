@@ -16,15 +16,7 @@ pub async fn get(req: Request, org: &str, request_id: &str) -> Result<Response, 
     let tenant = caller.tenant()?;
     // The org by id or handle, as in every /v1/orgs/{org} route; another
     // org is not found, whether it exists or not.
-    let named = caller.principal.org_id.as_deref() == Some(org)
-        || !tenant
-            .query(
-                "SELECT 1 FROM orgs WHERE org_id = ?1 AND handle = ?2",
-                vec![db::text(org)],
-            )
-            .await?
-            .is_empty();
-    if !named {
+    if !caller.acts_in(org).await? {
         return Err(Problem::new(ErrorCode::NotFound).detail("no such organization"));
     }
     caller.require_admin("billing")?;

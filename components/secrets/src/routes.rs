@@ -44,18 +44,10 @@ async fn resolve(req: &Request, place: &Place) -> Result<(OrgCaller, Scope), Pro
         Place::Org(org) | Place::Team(org, _) => Some(org.as_str()),
         Place::Me => None,
     };
-    if let Some(org) = org {
-        let named = caller.principal.org_id.as_deref() == Some(org)
-            || !tenant
-                .query(
-                    "SELECT 1 FROM orgs WHERE org_id = ?1 AND handle = ?2",
-                    vec![db::text(org)],
-                )
-                .await?
-                .is_empty();
-        if !named {
-            return Err(not_found());
-        }
+    if let Some(org) = org
+        && !caller.acts_in(org).await?
+    {
+        return Err(not_found());
     }
     let scope = match place {
         Place::Org(_) => Scope::Org,
