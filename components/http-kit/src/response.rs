@@ -54,6 +54,18 @@ pub fn json<T: Serialize>(status: u16, value: &T, request_id: &str) -> Response 
     }
 }
 
+/// `status` with `body` as it is, of `content_type`, with `extra`
+/// headers (an export in JSON lines, say).
+pub fn bytes(
+    status: u16,
+    content_type: &str,
+    body: Vec<u8>,
+    extra: &[(&str, String)],
+    request_id: &str,
+) -> Response {
+    build(status, Some(content_type), request_id, body, extra)
+}
+
 /// `204 No Content`.
 pub fn no_content(request_id: &str) -> Response {
     build(204, None, request_id, Vec::new(), &[])
