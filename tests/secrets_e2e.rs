@@ -88,11 +88,14 @@ fn an_orgs_secret_is_listed_without_its_value_and_read_only_with_secrets_read() 
     )?;
     assert!(!sealed.contains("sk-live"));
 
-    // Listing: names and metadata, never a value.
+    // Listing: names and metadata, never a value; the org by id or by
+    // handle, in any case.
     let listed = expect(
         get(&host, &acme.admin, &format!("/v1/orgs/{}/secrets", acme.id))?,
         200,
     )?;
+    let by_handle = expect(get(&host, &acme.admin, "/v1/orgs/ACME/secrets")?, 200)?;
+    assert_eq!(by_handle["items"], listed["items"]);
     assert_eq!(listed["items"][0]["name"], "OPENAI_API_KEY");
     assert!(!listed.to_string().contains("sk-live"));
 

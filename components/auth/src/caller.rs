@@ -56,8 +56,10 @@ impl OrgCaller {
         let named = self
             .tenant()?
             .query(
+                // Handles are stored in lower case and matched without
+                // regard to case, as X-Org matches them.
                 "SELECT 1 FROM orgs WHERE org_id = ?1 AND handle = ?2",
-                vec![crate::db::text(org)],
+                vec![crate::db::text(org.to_ascii_lowercase())],
             )
             .await?;
         Ok(!named.is_empty())
