@@ -261,7 +261,7 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
     // The trail: the 9 requests made as Bob, newest first (those refused
     // for what Bob may do included), and nothing for the requests refused
     // for what Ada may do.
-    let trail = expect(audit(&host, &ada, "")?, 200)?;
+    let trail = expect(audit(&host, &ada, "?action=impersonation.request")?, 200)?;
     let items = trail["items"].as_array().context("items")?;
     assert_eq!(items.len(), 9, "{trail}");
     for event in items {
@@ -281,11 +281,18 @@ fn an_admin_with_the_permission_acts_as_a_member_and_every_request_is_audited() 
     assert_eq!(credentials.iter().filter(|c| **c == "jwt").count(), 2);
     assert!(items.iter().any(|e| e["request_id"] == "trace-42"));
     // Pages and the action filter.
-    let first = expect(audit(&host, &ada, "?limit=5")?, 200)?;
+    let first = expect(
+        audit(&host, &ada, "?action=impersonation.request&limit=5")?,
+        200,
+    )?;
     assert_eq!(first["items"].as_array().map(Vec::len), Some(5));
     let cursor = first["next_cursor"].as_str().context("next_cursor")?;
     let second = expect(
-        audit(&host, &ada, &format!("?limit=5&cursor={cursor}"))?,
+        audit(
+            &host,
+            &ada,
+            &format!("?action=impersonation.request&limit=5&cursor={cursor}"),
+        )?,
         200,
     )?;
     assert_eq!(second["items"].as_array().map(Vec::len), Some(4));

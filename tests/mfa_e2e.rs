@@ -87,10 +87,11 @@ fn register_verify_login_mfa_sessions_revoke_reset_journey() -> Result<()> {
         expect(call(&host, "GET", "/v1/auth/mfa", None, auth, &[])?, 200)?["totp"],
         "pending"
     );
-    // Sealed at rest: the stored value is not the secret.
+    // Sealed at rest with the deployment's data key: the stored value is
+    // not the secret.
     let sealed: String =
         database(&host)?.query_row("SELECT secret_sealed FROM mfa_totp", [], |r| r.get(0))?;
-    assert!(sealed.starts_with("v1.") && !sealed.contains(&secret));
+    assert!(sealed.starts_with("v2.1.") && !sealed.contains(&secret));
     // Pending enrolment does not guard logins yet.
     expect(login(&host, email, PASSWORD)?, 200)?;
 

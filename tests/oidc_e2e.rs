@@ -113,6 +113,14 @@ fn sign_in_with_an_orgs_provider_links_the_subject_and_maps_its_groups() -> Resu
     let again = browse(&start, "bob", None)?;
     assert_eq!(again.status, 200, "{}", again.body);
     assert_eq!(again.body["user"]["id"], bob_id);
+    // Each sign-in is in the deployment's audit trail, as its user.
+    let sign_ins: i64 = gatehouse_tests::app::database(&host)?.query_row(
+        "SELECT COUNT(*) FROM audit_events WHERE action = 'auth.sso_login' AND actor_id = ?1
+         AND org_id IS NULL AND outcome = 200",
+        [bob_id.as_str().context("bob's id")?],
+        |r| r.get(0),
+    )?;
+    assert_eq!(sign_ins, 2);
     // Joining told the org once (the second sign-in joined nothing).
     let events = expect(
         call(

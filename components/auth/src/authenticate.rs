@@ -1,5 +1,6 @@
 //! The one entry point from a request's credential to a [`Principal`].
 
+use gatehouse_http::audit::{Actor, Trail};
 use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::principal::{Credential, Principal, Subject};
 use gatehouse_http::{ErrorCode, Problem};
@@ -54,7 +55,15 @@ pub async fn authenticate_session(req: &Request) -> Result<SessionAuth, Problem>
         authenticate(req).await?;
         return Err(session_required());
     }
-    session::lookup(token).await
+    let auth = session::lookup(token).await?;
+    if let Some(trail) = Trail::of(req.extensions()) {
+        trail.set_actor(Actor::Principal(membership::user_principal(
+            &auth.user.id,
+            None,
+            Credential::Session,
+        )));
+    }
+    Ok(auth)
 }
 
 /// Who is calling, acting in which org.
@@ -82,6 +91,10 @@ pub async fn authenticate(req: &Request) -> Result<Principal, Problem> {
     };
     if principal.acting_as.is_some() {
         crate::impersonation::record(&principal, req).await?;
+    }
+    // Only a request the audit trail records pays for the copy.
+    if let Some(trail) = Trail::of(req.extensions()) {
+        trail.set_actor(Actor::Principal(principal.clone()));
     }
     Ok(principal)
 }

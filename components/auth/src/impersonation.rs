@@ -128,8 +128,8 @@ mod store {
         let path: String = req.uri().path().chars().take(500).collect();
         db::exec(
             &conn,
-            "INSERT INTO audit_events (org_id, event_id, occurred_at, action, actor_user_id, subject_user_id, method, path, credential, request_id)
-             VALUES (?, ?, ?, 'impersonation.request', ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO audit_events (org_id, event_id, occurred_at, action, actor_type, actor_id, actor_user_id, subject_user_id, resource_type, resource_id, method, path, credential, request_id)
+             VALUES (?1, ?2, ?3, 'impersonation.request', 'user', ?4, ?4, ?5, 'user', ?5, ?6, ?7, ?8, ?9)",
             vec![
                 db::text(org_id),
                 db::text(db::new_id("aud_")),

@@ -1,5 +1,7 @@
-//! Keys that seal secrets at rest (TOTP secrets, signing keys, identity
-//! provider client secrets), each derived from the `master_key` variable.
+//! Keys derived from the `master_key` variable for one purpose. The one
+//! that matters is the key that seals data keys (`gatehouse_secrets`):
+//! values at rest (secrets, TOTP secrets, signing keys, identity provider
+//! and webhook secrets) are sealed with data keys, not with these.
 
 use gatehouse_http::{ErrorCode, Problem};
 use identity_core::sealed::SealingKey;

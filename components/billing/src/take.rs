@@ -158,6 +158,7 @@ async fn write(
     gatehouse_billing::usage_report::start(conn, org_id, sub.plan_key.as_deref(), now).await?;
     if sub.status == "past_due" {
         grace_end(conn, org_id).await?;
+        payment_failed(conn, org_id, &sub.id).await?;
     }
     Ok("applied")
 }
@@ -186,6 +187,32 @@ async fn grace_end(conn: &Connection, org_id: &str) -> Result<(), Problem> {
     };
     let grace = gatehouse_billing::settings().await?.grace_seconds;
     plan_quotas::queue(conn, org_id, since.saturating_add(grace)).await
+}
+
+/// Tells the org's admins that a payment failed: once each time the
+/// subscription turns past_due (by the `past_due_since` the row holds), however
+/// often Stripe's events say so.
+async fn payment_failed(
+    conn: &Connection,
+    org_id: &str,
+    subscription: &str,
+) -> Result<(), Problem> {
+    let rows = db::query(
+        conn,
+        "SELECT past_due_since FROM org_billing WHERE org_id = ?",
+        vec![db::text(org_id)],
+    )
+    .await?;
+    let Some(since) = rows.first().and_then(|r| db::get_int(r, 0)) else {
+        return Ok(());
+    };
+    let data = serde_json::json!({
+        "message": "The organization's subscription is past due: update its payment method before the grace period ends.",
+        "subscription_id": subscription,
+        "past_due_since": since,
+    });
+    let once = format!("{subscription}:{since}");
+    gatehouse_notify::notify_admins(conn, org_id, "payment.failed", data, Some(&once)).await
 }
 
 /// The most active entitlements read (Stripe pages them 100 at a time).

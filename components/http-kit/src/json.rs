@@ -220,6 +220,9 @@ where
         return Err(not_json());
     }
     let bytes = read_body(&parts.headers, body, limit).await?;
+    if let Some(trail) = crate::audit::Trail::of(&parts.extensions) {
+        trail.set_fields(&bytes);
+    }
     Ok((parts, bytes))
 }
 

@@ -9,6 +9,8 @@
 //! - [`principal`]: who is calling, as authentication will establish it.
 //! - [`response`]: JSON and problem responses, ETags.
 //! - [`router`]: matching `(method, path)` inside a component.
+//! - [`audit`]: the record every mutation leaves, before its answer.
+//! - [`client_address`]: which address a request comes from.
 //!
 //! Everything here is plain Rust, unit-tested natively; only the SQLite
 //! idempotency store touches Spin and is compiled for wasm32 alone.
@@ -18,6 +20,8 @@
 // request; boxing every problem would cost an allocation for nothing.
 #![allow(clippy::result_large_err)]
 
+pub mod audit;
+pub mod client_address;
 pub mod idempotency;
 pub mod json;
 pub mod operator;

@@ -52,6 +52,7 @@ mod store {
             .map(str::trim)
             .unwrap_or_default();
         if is_operator(presented, &expected) {
+            crate::audit::note(req, crate::audit::Actor::Operator);
             Ok(())
         } else {
             Err(refused())

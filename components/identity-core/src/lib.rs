@@ -1,7 +1,6 @@
 //! Identity's domain logic, free of I/O so it is tested natively and runs
 //! unchanged inside the identity and orgs components.
 //!
-//! - [`client_address`]: which address a request comes from (peer or trusted proxy).
 //! - [`email`]: address checks and normalization.
 //! - [`org`]: org handles, team-tree placement, preference resolution.
 //! - [`password`]: the password policy and argon2id hashing (OWASP parameters).
@@ -13,7 +12,6 @@
 
 #![deny(missing_docs)]
 
-pub mod client_address;
 pub mod email;
 pub mod org;
 pub mod password;

@@ -5,6 +5,7 @@
 //! instead), and does the same work in both cases, so neither the response
 //! nor its timing tells a caller which addresses are registered.
 
+use gatehouse_http::audit::{Actor, Trail};
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::email::{normalize_email, valid_email};
@@ -89,6 +90,7 @@ pub async fn register(
     request_id: &str,
     outbox: &Outbox,
 ) -> Result<Response, Problem> {
+    let trail = Trail::of_request(&req);
     let body: Register = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let email = body.email.trim().to_string();
     let normalized = normalize_email(&email);
@@ -106,6 +108,7 @@ pub async fn register(
     .await?;
     let base = config::public_base_url().await;
     if inserted == 1 {
+        trail.set_actor(Actor::User(user_id.clone()));
         let issued = token::issue(VERIFY_PREFIX);
         db::exec(
             &conn,
@@ -165,6 +168,7 @@ struct Verified {
 /// `POST /v1/auth/verify-email`: spends a verification token and activates
 /// the account.
 pub async fn verify_email(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let trail = Trail::of_request(&req);
     let body: VerifyEmail = json::read_json(req, json::DEFAULT_LIMIT).await?;
     if !token::well_formed(&body.token, VERIFY_PREFIX) {
         return Err(invalid_token());
@@ -182,6 +186,7 @@ pub async fn verify_email(req: Request, request_id: &str) -> Result<Response, Pr
     let Some(row) = rows.first() else {
         return Err(invalid_token());
     };
+    trail.set_actor(Actor::User(db::get_text(row, 0)));
     db::exec(
         &conn,
         "UPDATE users SET status = 'active', email_verified_at = ?, updated_at = ? WHERE id = ? AND status = 'pending'",

@@ -24,7 +24,6 @@ use crate::outbox::Outbox;
 
 mod accounts;
 mod attempts;
-mod client_address;
 mod config;
 mod devices;
 mod mfa;
@@ -42,7 +41,7 @@ pub(crate) use gatehouse_auth::db;
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
     let outbox = Outbox::new();
-    let response = response::answer(route(req, &id, &outbox).await, &id);
+    let response = gatehouse_http::audit::serve(req, &id, |req| route(req, &id, &outbox)).await;
     // The request's writes are done: mail it queued goes out now. A mail
     // that cannot be sent stays queued and never changes the answer.
     outbox.deliver().await;

@@ -4,9 +4,10 @@
 //! once a code from the app confirms it, which also issues ten single-use
 //! recovery codes (stored as SHA-256 digests). Turning it off, or issuing
 //! new recovery codes, takes a current code. The secret is sealed at rest
-//! (AES-256-GCM under a key derived from the `master_key` variable, bound
-//! to the user), and a code is never accepted twice: each accepted step is
-//! recorded and only later steps verify.
+//! (AES-256-GCM under the deployment's data key, itself sealed by the
+//! `master_key` variable; bound to the user: `gatehouse_secrets::sealing`),
+//! and a code is never accepted twice: each accepted step is recorded and
+//! only later steps verify.
 //!
 //! With the factor on, a correct password no longer opens a session: login
 //! answers `202` with a five-minute, single-use challenge (`gmc_` + 256
@@ -14,9 +15,11 @@
 //! recovery code. A challenge takes at most five wrong codes.
 
 use gatehouse_auth::session::{User, user_from};
+use gatehouse_http::audit::{Actor, Trail};
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
-use identity_core::sealed::SealingKey;
+use gatehouse_secrets::sealed::{Binding, Kind};
+use gatehouse_secrets::sealing;
 use identity_core::{token, totp};
 use serde::{Deserialize, Serialize};
 use spin_sdk::http::Request;
@@ -34,14 +37,6 @@ const CHALLENGE_TTL_SECONDS: i64 = 5 * 60;
 const MAX_CHALLENGE_ATTEMPTS: i64 = 5;
 /// The issuer shown in authenticator apps.
 const ISSUER: &str = "Gatehouse";
-
-async fn sealing_key() -> Result<SealingKey, Problem> {
-    gatehouse_auth::sealing::sealing_key(
-        "totp",
-        "multi-factor authentication is not configured on this deployment",
-    )
-    .await
-}
 
 fn code_errors(pointer: &str, code: &str) -> Vec<FieldError> {
     if code.len() == totp::DIGITS as usize && code.bytes().all(|b| b.is_ascii_digit()) {
@@ -81,11 +76,11 @@ async fn load(conn: &Connection, user_id: &str) -> Result<Option<Totp>, Problem>
     let Some(row) = rows.first() else {
         return Ok(None);
     };
-    let secret = sealing_key()
+    let binding = Binding::deployment(Kind::Totp, user_id);
+    let secret = sealing::open(conn, &binding, &db::get_text(row, 0))
         .await?
-        .open(&db::get_text(row, 0), user_id)
         .ok_or_else(|| {
-            eprintln!("identity: the TOTP secret of {user_id} does not open with the master key");
+            eprintln!("identity: the TOTP secret of {user_id} does not open for its row");
             Problem::internal()
         })?;
     Ok(Some(Totp {
@@ -223,7 +218,6 @@ struct Enrolment {
 /// `POST /v1/auth/mfa/totp`: starts (or restarts) enrolment.
 pub async fn enroll(req: Request, request_id: &str) -> Result<Response, Problem> {
     let auth = gatehouse_auth::authenticate_session(&req).await?;
-    let key = sealing_key().await?;
     let conn = db::open().await?;
     if enabled(&conn, &auth.user.id).await? {
         return Err(Problem::new(ErrorCode::Conflict)
@@ -232,12 +226,14 @@ pub async fn enroll(req: Request, request_id: &str) -> Result<Response, Problem>
     let secret = totp::new_secret();
     let raw = totp::base32_decode(&secret).ok_or_else(Problem::internal)?;
     let now = unix_now();
+    let binding = Binding::deployment(Kind::Totp, &auth.user.id);
+    let sealed = sealing::seal(&conn, &binding, &raw, now).await?;
     db::exec(
         &conn,
         "INSERT INTO mfa_totp (user_id, secret_sealed, created_at) VALUES (?, ?, ?)
          ON CONFLICT (user_id) DO UPDATE SET secret_sealed = excluded.secret_sealed, created_at = excluded.created_at, last_used_step = NULL
          WHERE mfa_totp.confirmed_at IS NULL",
-        vec![db::text(&auth.user.id), db::text(key.seal(&raw, &auth.user.id)), db::int(now)],
+        vec![db::text(&auth.user.id), db::text(sealed), db::int(now)],
     )
     .await?;
     let body = Enrolment {
@@ -292,6 +288,8 @@ pub async fn confirm(req: Request, request_id: &str) -> Result<Response, Problem
     )
     .await?;
     let recovery_codes = issue_recovery_codes(&conn, &auth.user.id, now).await?;
+    let on = serde_json::json!({"message": "An authenticator app now guards your sign-ins."});
+    gatehouse_notify::notify(&conn, None, &auth.user.id, "mfa.changed", on).await?;
     Ok(response::json(
         200,
         &RecoveryCodes { recovery_codes },
@@ -323,6 +321,9 @@ pub async fn disable(req: Request, request_id: &str) -> Result<Response, Problem
     ] {
         db::exec(&conn, sql, vec![db::text(&auth.user.id)]).await?;
     }
+    let off =
+        serde_json::json!({"message": "Your authenticator app no longer guards your sign-ins."});
+    gatehouse_notify::notify(&conn, None, &auth.user.id, "mfa.changed", off).await?;
     no_content(request_id)
 }
 
@@ -428,6 +429,7 @@ pub async fn complete(
     request_id: &str,
     outbox: &Outbox,
 ) -> Result<Response, Problem> {
+    let trail = Trail::of_request(&req);
     let body: Complete = json::read_json(req, json::DEFAULT_LIMIT).await?;
     if !token::well_formed(&body.challenge, CHALLENGE_PREFIX) {
         return Err(invalid_challenge());
@@ -451,6 +453,7 @@ pub async fn complete(
     .await?;
     let row = rows.first().ok_or_else(invalid_challenge)?;
     let user_id = db::get_text(row, 0);
+    trail.set_actor(Actor::User(user_id.clone()));
     let device = Device {
         agent: db::get_opt_text(row, 1),
         address: db::get_opt_text(row, 2),

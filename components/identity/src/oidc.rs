@@ -1,6 +1,6 @@
 //! An org's own OpenID Connect providers: their configuration (org
 //! admins change it, members read it; the client secret is sealed at rest
-//! and never shown), and sign-in through them with the authorization code
+//! with the org's data key and never shown), and sign-in through them with the authorization code
 //! flow, PKCE (S256), `state` bound to the browser by a cookie, and
 //! `nonce` checked in the ID token.
 //!
@@ -28,7 +28,7 @@ pub use sign_in::{callback, start};
 use gatehouse_auth::oidc::{self, Provider};
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::Problem;
-use identity_core::sealed::SealingKey;
+use gatehouse_secrets::sealed::{Binding, Kind};
 use serde::Serialize;
 use spin_sdk::sqlite::{Connection, RowResult};
 
@@ -38,12 +38,11 @@ fn no_provider() -> Problem {
     Problem::not_found().detail("no such identity provider")
 }
 
-async fn sealing_key() -> Result<SealingKey, Problem> {
-    gatehouse_auth::sealing::sealing_key(
-        "oidc-client-secret",
-        "identity providers with a client secret need the master_key variable set",
-    )
-    .await
+/// What a provider's client secret is bound to: its org and its id. It
+/// is sealed with the org's data key (`gatehouse_secrets::sealing`), so
+/// deleting the org leaves nothing that opens it.
+fn client_secret_of<'a>(org_id: &'a str, provider_id: &'a str) -> Binding<'a> {
+    Binding::org(Kind::OidcClientSecret, org_id, provider_id)
 }
 
 /// The shared provider columns, then what only this component reads.

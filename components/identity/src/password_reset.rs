@@ -5,6 +5,7 @@
 //! and mails the address either way (a reset link, or word that there is
 //! no account), so the work and its timing match too.
 
+use gatehouse_http::audit::{Actor, Trail};
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::{FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::email::{normalize_email, valid_email};
@@ -136,6 +137,7 @@ struct Done {
 /// out everywhere, ending the JWTs issued for it too. Holding the mailed token proves
 /// the address, so a pending account becomes active.
 pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> {
+    let trail = Trail::of_request(&req);
     let body: Reset = json::read_json(req, json::DEFAULT_LIMIT).await?;
     if !token::well_formed(&body.token, RESET_PREFIX) {
         return Err(invalid_token());
@@ -154,6 +156,7 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
         return Err(invalid_token());
     };
     let (user_id, email) = (db::get_text(row, 0), db::get_text(row, 1));
+    trail.set_actor(Actor::User(user_id.clone()));
     let errors = password_errors(password::check(&body.password, &email));
     if !errors.is_empty() {
         return Err(invalid_fields(errors));
@@ -211,6 +214,10 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
         .await
         .invalidate_user(&user_id)
         .await?;
+    let changed = serde_json::json!({
+        "message": "It was reset with a link mailed to you, and every session was signed out. If this was not you, reset it again now.",
+    });
+    gatehouse_notify::notify(&conn, None, &user_id, "password.changed", changed).await?;
     Ok(response::json(
         200,
         &Done {

@@ -8,6 +8,7 @@
 //! Failed logins answer identically for an unknown address and a wrong
 //! password, after the same argon2id work.
 
+use gatehouse_http::audit::{Actor, Trail};
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
 use identity_core::email::normalize_email;
@@ -82,6 +83,7 @@ fn user_agent(req: &Request) -> Option<String> {
 /// `POST /v1/auth/login`.
 pub async fn login(req: Request, request_id: &str, outbox: &Outbox) -> Result<Response, Problem> {
     let Device { agent, address } = Device::of(&req).await;
+    let trail = Trail::of_request(&req);
     let body: Login = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let email = normalize_email(&body.email);
     let now = unix_now();
@@ -110,6 +112,7 @@ pub async fn login(req: Request, request_id: &str, outbox: &Outbox) -> Result<Re
         return Err(bad_credentials());
     };
     let user = user_from(row);
+    trail.set_actor(Actor::User(user.id.clone()));
     attempt.user_id = Some(&user.id);
     let stored_hash = db::get_text(row, 6);
     if !password::verify(&body.password, &stored_hash) {
@@ -158,11 +161,11 @@ pub struct Device {
 
 impl Device {
     /// The device a request comes from: its user agent, and the client
-    /// address [`crate::client_address::of`] believes.
+    /// address [`gatehouse_http::client_address::of`] believes.
     pub async fn of(req: &Request) -> Device {
         Device {
             agent: user_agent(req),
-            address: crate::client_address::of(req).await,
+            address: gatehouse_http::client_address::of(req).await,
         }
     }
 }
@@ -202,6 +205,11 @@ pub async fn start_session(
                 now,
             )
             .await?;
+        let seen = serde_json::json!({
+            "address": device.address.as_deref().unwrap_or("unknown"),
+            "user_agent": device.agent.as_deref().unwrap_or("unknown"),
+        });
+        gatehouse_notify::notify(conn, None, &user.id, "sign_in.new_device", seen).await?;
     }
     let issued = token::issue(SESSION_PREFIX);
     let absolute_expires_at = now + config::session_absolute_ttl().await;

@@ -54,6 +54,7 @@ pub async fn perform(
         gatehouse_billing::usage_report::REPORT_JOB => {
             gatehouse_billing::usage_report::run_job(conn, job, policy, now).await
         }
+        gatehouse_notify::DELIVER_JOB => gatehouse_notify::run_job(conn, job, policy, now).await,
         other => {
             let outcome = Outcome::Retry(format!(
                 "unknown job kind `{other}`: this build has no handler for it"

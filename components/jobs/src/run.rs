@@ -84,8 +84,12 @@ pub async fn run(req: Request, request_id: &str) -> Result<Response, Problem> {
     // Housekeeping only: a failure here never stops the run.
     let _ = gatehouse_jobs::purge_done(&conn, now).await;
     let _ = gatehouse_webhook_delivery::purge(&conn, now).await;
+    // The audit trail past each org's retention, and the deployment's.
+    let _ = gatehouse_http::audit::purge(&conn, now, audit_retention_days().await, 5_000).await;
     // Changed plans reach the orgs' plan quotas through jobs of this run.
     let _ = gatehouse_billing::plan_quotas::follow_settings(&conn, now).await;
+    // The day's first run tells the owners of API keys about to expire.
+    let _ = gatehouse_notify::expiry::scan_daily(&conn, now).await;
     let mut run = Run {
         conn: &conn,
         lease: &lease,
@@ -240,4 +244,15 @@ async fn all<F: Future<Output = Sent>>(futures: Vec<F>) -> Vec<Sent> {
         }
     })
     .await
+}
+
+/// How many days the records of no org are kept (`audit_retention_days`,
+/// 1 to 3650; 365 when unset or out of range).
+async fn audit_retention_days() -> i64 {
+    spin_sdk::variables::get("audit_retention_days")
+        .await
+        .ok()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+        .filter(|d| (1..=3650).contains(d))
+        .unwrap_or(365)
 }

@@ -16,7 +16,7 @@
 
 use access_core::names::decode_segment;
 use gatehouse_http::router::{fallback, segments};
-use gatehouse_http::{Problem, Response, request_id, response};
+use gatehouse_http::{Problem, Response, request_id};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 
@@ -28,7 +28,7 @@ mod verify;
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
-    Ok(response::answer(route(req, &id).await, &id))
+    Ok(gatehouse_http::audit::serve(req, &id, |req| route(req, &id)).await)
 }
 
 async fn route(req: Request, id: &str) -> Result<Response, Problem> {

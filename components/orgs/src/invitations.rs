@@ -204,6 +204,30 @@ async fn invite(
         },
     )
     .await?;
+    // An invitee who has an account hears of it in the app too (the
+    // mail above carries the token, for any address).
+    let invitee = db::query(
+        &caller.conn,
+        "SELECT id FROM users WHERE email_normalized = ? AND status = 'active'",
+        vec![db::text(&normalized)],
+    )
+    .await?;
+    if let Some(user) = invitee.first() {
+        let data = serde_json::json!({
+            "message": format!("{} invited you to join {org_name}.", caller.auth.user.display_name),
+            "invitation_id": id,
+            "org_name": org_name,
+        });
+        let user = db::get_text(user, 0);
+        gatehouse_notify::notify(
+            &caller.conn,
+            Some(tenant.org_id()),
+            &user,
+            "invitation.received",
+            data,
+        )
+        .await?;
+    }
     Ok(response::json(201, &load(tenant, &id).await?, request_id))
 }
 

@@ -2,7 +2,8 @@
 //!
 //! - `POST`/`GET /v1/orgs`, `GET`/`PATCH`/`DELETE /v1/orgs/{org}`
 //! - `GET /v1/orgs/{org}/members`, `PATCH`/`DELETE /v1/orgs/{org}/members/{user}`
-//! - `GET /v1/orgs/{org}/audit-events`: the audit trail, for admins
+//! - `GET /v1/orgs/{org}/audit-events`: the org's audit trail, for admins;
+//!   `GET /v1/admin/audit-events`: the deployment's, for the operator
 //! - `GET`/`POST /v1/orgs/{org}/teams`, `GET`/`PATCH`/`DELETE /v1/orgs/{org}/teams/{team}`,
 //!   `GET /v1/orgs/{org}/teams/{team}/subtree`, `GET …/teams/{team}/members`,
 //!   `PUT`/`DELETE …/teams/{team}/members/{user}`
@@ -37,7 +38,7 @@ use preferences::Scope;
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
-    Ok(response::answer(route(req, &id).await, &id))
+    Ok(gatehouse_http::audit::serve(req, &id, |req| route(req, &id)).await)
 }
 
 async fn route(req: Request, id: &str) -> Result<Response, Problem> {
@@ -62,6 +63,7 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
 
         ["v1", "orgs", org, "members"] if *m == get => members::list(req, org, id).await,
         ["v1", "orgs", org, "audit-events"] if *m == get => audit::list(req, org, id).await,
+        ["v1", "admin", "audit-events"] if *m == get => audit::list_all(req, id).await,
         ["v1", "orgs", org, "members", user] if *m == patch => {
             members::change_role(req, org, user, id).await
         }
@@ -125,7 +127,9 @@ fn allowed(segments: &[&str]) -> Option<&'static [&'static str]> {
     Some(match segments {
         ["v1", "orgs"] => &["GET", "POST"],
         ["v1", "orgs", _] => &["GET", "PATCH", "DELETE"],
-        ["v1", "orgs", _, "members"] | ["v1", "orgs", _, "audit-events"] => &["GET"],
+        ["v1", "orgs", _, "members"]
+        | ["v1", "orgs", _, "audit-events"]
+        | ["v1", "admin", "audit-events"] => &["GET"],
         ["v1", "orgs", _, "members", _] => &["PATCH", "DELETE"],
         ["v1", "orgs", _, "teams" | "invitations"] => &["GET", "POST"],
         ["v1", "orgs", _, "teams", _] => &["GET", "PATCH", "DELETE"],

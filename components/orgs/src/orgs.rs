@@ -143,6 +143,8 @@ struct UpdateOrg {
     contact: Option<Option<Contact>>,
     #[serde(default)]
     time_zone: Option<String>,
+    #[serde(default)]
+    audit_retention_days: Option<i64>,
 }
 
 impl Validate for UpdateOrg {
@@ -163,9 +165,22 @@ impl Validate for UpdateOrg {
         if let Some(zone) = &self.time_zone {
             check_time_zone(&mut fields, zone);
         }
+        if self
+            .audit_retention_days
+            .is_some_and(|days| !(1..=MAX_AUDIT_RETENTION_DAYS).contains(&days))
+        {
+            fields.push(
+                "/audit_retention_days",
+                "out_of_range",
+                &format!("must be from 1 to {MAX_AUDIT_RETENTION_DAYS} days"),
+            );
+        }
         fields.finish()
     }
 }
+
+/// The longest an org may keep its audit trail (ten years).
+const MAX_AUDIT_RETENTION_DAYS: i64 = 3650;
 
 /// An org as its members see it.
 #[derive(Serialize)]
@@ -177,6 +192,8 @@ struct Org {
     contact: Option<serde_json::Value>,
     /// The IANA zone its calendar periods (quota days, weeks, months) follow.
     time_zone: String,
+    /// How many days its audit trail is kept.
+    audit_retention_days: i64,
     created_by: String,
     created_at: i64,
     updated_at: i64,
@@ -184,8 +201,7 @@ struct Org {
     role: OrgRole,
 }
 
-const ORG_COLUMNS: &str =
-    "org_id, handle, name, address, contact, created_by, created_at, updated_at, time_zone";
+const ORG_COLUMNS: &str = "org_id, handle, name, address, contact, created_by, created_at, updated_at, time_zone, audit_retention_days";
 
 fn org_from(row: &RowResult, role: OrgRole) -> Org {
     Org {
@@ -195,6 +211,7 @@ fn org_from(row: &RowResult, role: OrgRole) -> Org {
         address: db::get_json(row, 3),
         contact: db::get_json(row, 4),
         time_zone: db::get_text(row, 8),
+        audit_retention_days: db::get_int(row, 9).unwrap_or(365),
         created_by: db::get_text(row, 5),
         created_at: db::get_int(row, 6).unwrap_or_default(),
         updated_at: db::get_int(row, 7).unwrap_or_default(),
@@ -339,10 +356,10 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
     let items: Vec<(Org, i64)> = rows
         .iter()
         .map(|row| {
-            let role = crate::members::role_from(&db::get_text(row, 9));
+            let role = crate::members::role_from(&db::get_text(row, 10));
             (
                 org_from(row, role),
-                db::get_int(row, 10).unwrap_or_default(),
+                db::get_int(row, 11).unwrap_or_default(),
             )
         })
         .collect();
@@ -397,7 +414,8 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
     }
     let changed = tenant
         .exec(
-            "UPDATE orgs SET name = ?2, handle = ?3, address = ?4, contact = ?5, updated_at = ?6, time_zone = ?7 WHERE org_id = ?1",
+            "UPDATE orgs SET name = ?2, handle = ?3, address = ?4, contact = ?5, updated_at = ?6, time_zone = ?7,
+                 audit_retention_days = COALESCE(?8, audit_retention_days) WHERE org_id = ?1",
             vec![
                 db::text(body.name.as_deref().map_or(current.name.clone(), |n| n.trim().to_string())),
                 db::text(body.handle.unwrap_or(current.handle)),
@@ -405,6 +423,7 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
                 db::opt_text(contact),
                 db::int(now),
                 db::text(body.time_zone.as_deref().map_or(current.time_zone, stored_time_zone)),
+                body.audit_retention_days.map_or(spin_sdk::sqlite::Value::Null, db::int),
             ],
         )
         .await;
@@ -422,7 +441,7 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
 
 /// Every org-owned row, children before their parents, the org last. A
 /// delivery job left for a message deleted here ends without a request.
-const ORG_ROWS: [&str; 45] = [
+const ORG_ROWS: [&str; 47] = [
     "DELETE FROM service_key_challenges WHERE org_id = ?1",
     "DELETE FROM service_keys WHERE org_id = ?1",
     "DELETE FROM services WHERE org_id = ?1",
@@ -442,6 +461,9 @@ const ORG_ROWS: [&str; 45] = [
     // backup holding the values can no longer open them).
     "DELETE FROM secrets WHERE org_id = ?1",
     "DELETE FROM org_data_keys WHERE org_id = ?1",
+    // Notifications about the org (0033), with their deliveries.
+    "DELETE FROM notification_deliveries WHERE notification_id IN (SELECT notification_id FROM notifications WHERE org_id = ?1)",
+    "DELETE FROM notifications WHERE org_id = ?1",
     // Billing (0025): the Stripe customer and subscription it mirrors,
     // and the usage reported to it (0027).
     "DELETE FROM billing_usage_reports WHERE org_id = ?1",

@@ -10,6 +10,7 @@ use gatehouse_auth::db;
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::json;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, idempotency::unix_now, response};
+use gatehouse_notify::prefs::Level;
 use identity_core::org::resolve;
 use serde_json::Value;
 use spin_sdk::http::Request;
@@ -97,6 +98,19 @@ async fn read_settings(req: Request) -> Result<Value, Problem> {
     Ok(value)
 }
 
+/// 422 when the document's `notifications` key is not valid for its
+/// level: notifications (`gatehouse-notify`) own that key, with its kinds
+/// and channels, and refuse muting a critical kind.
+fn check_notifications(settings: &Value, level: Level) -> Result<(), Problem> {
+    let errors = gatehouse_notify::prefs::validate(settings, level);
+    if errors.is_empty() {
+        return Ok(());
+    }
+    Err(Problem::new(ErrorCode::ValidationFailed)
+        .detail("the notification preferences are not valid")
+        .errors(errors))
+}
+
 /// 412 unless `If-Match` (when sent) names the current document.
 fn check_if_match(if_match: Option<&str>, current: &Value) -> Result<(), Problem> {
     let Some(if_match) = if_match else {
@@ -151,6 +165,13 @@ pub async fn put(
     }
     let if_match = header(&req, "if-match").map(str::to_string);
     let settings = read_settings(req).await?;
+    check_notifications(
+        &settings,
+        match scope {
+            Scope::Org => Level::Org,
+            Scope::Team(_) => Level::Team,
+        },
+    )?;
     check_if_match(if_match.as_deref(), &read_scoped(&tenant, scope).await?)?;
     let (kind, id) = match scope {
         Scope::Org => ("org", tenant.org_id().to_string()),
@@ -189,6 +210,7 @@ pub async fn put_mine(req: Request, request_id: &str) -> Result<Response, Proble
     caller.require_person()?;
     let if_match = header(&req, "if-match").map(str::to_string);
     let settings = read_settings(req).await?;
+    check_notifications(&settings, Level::User)?;
     check_if_match(
         if_match.as_deref(),
         &read_user(&caller.conn, caller.user_id()).await?,

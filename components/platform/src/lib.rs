@@ -14,29 +14,36 @@ mod openapi;
 
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
-    Ok(route(req).await)
+    let id = request_id::from_headers(req.headers());
+    let served = id.as_str();
+    let answer =
+        gatehouse_http::audit::serve(
+            req,
+            &id,
+            move |req| async move { Ok(route(req, served).await) },
+        );
+    Ok(answer.await)
 }
 
-async fn route(req: Request) -> Response {
-    let id = request_id::from_headers(req.headers());
+async fn route(req: Request, id: &str) -> Response {
     // HEAD is answered like GET; the server drops the body.
     let get = req.method() == http::Method::GET || req.method() == http::Method::HEAD;
     match (get, segments(req.uri().path()).as_slice()) {
-        (true, ["v1", "health", "live"]) => health::live(&id),
-        (true, ["v1", "health"]) => health::ready(&id).await,
-        (true, ["v1", "openapi.json"]) => openapi::document(&req, &id),
+        (true, ["v1", "health", "live"]) => health::live(id),
+        (true, ["v1", "health"]) => health::ready(id).await,
+        (true, ["v1", "openapi.json"]) => openapi::document(&req, id),
         (true, ["v1", "admin", "migrations"]) => {
-            response::answer(migrations::list(&req, &id).await, &id)
+            response::answer(migrations::list(&req, id).await, id)
         }
         (false, ["v1", "admin", "migrations"]) if req.method() == http::Method::POST => {
-            response::answer(migrations::apply(&req, &id).await, &id)
+            response::answer(migrations::apply(&req, id).await, id)
         }
         (false, ["v1", "admin", "migrations"]) => {
-            response::problem(fallback(Some(&["GET", "HEAD", "POST"])), &id)
+            response::problem(fallback(Some(&["GET", "HEAD", "POST"])), id)
         }
         (false, ["v1", "health", "live"] | ["v1", "health"] | ["v1", "openapi.json"]) => {
-            response::problem(fallback(Some(&["GET", "HEAD"])), &id)
+            response::problem(fallback(Some(&["GET", "HEAD"])), id)
         }
-        _ => response::problem(fallback(None), &id),
+        _ => response::problem(fallback(None), id),
     }
 }

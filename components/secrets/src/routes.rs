@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::json;
 use spin_sdk::http::Request;
 
-use crate::audit::{self, Seen};
+use crate::audit;
 
 /// Where a request's secrets are.
 pub enum Place {
@@ -200,7 +200,6 @@ pub async fn put(
     name: &str,
     request_id: &str,
 ) -> Result<Response, Problem> {
-    let seen = Seen::of(&req);
     let (caller, scope) = resolve(&req, &place).await?;
     may_write(&caller, &scope)?;
     if !valid_name(name) {
@@ -210,20 +209,15 @@ pub async fn put(
     let value = body.bytes()?;
     let tenant = caller.tenant()?;
     let actor = caller.actor_id();
-    let (created, meta) = db::transaction(&caller.conn, async {
-        let written = gatehouse_secrets::put(
-            &tenant,
-            &scope,
-            name,
-            &value,
-            body.description.as_deref(),
-            &actor,
-            unix_now(),
-        )
-        .await?;
-        audit::record(&caller, &seen, "secret.write").await?;
-        Ok(written)
-    })
+    let (created, meta) = gatehouse_secrets::put(
+        &tenant,
+        &scope,
+        name,
+        &value,
+        body.description.as_deref(),
+        &actor,
+        unix_now(),
+    )
     .await?;
     Ok(response::json(
         if created { 201 } else { 200 },
@@ -239,10 +233,9 @@ pub async fn get(
     name: &str,
     request_id: &str,
 ) -> Result<Response, Problem> {
-    let seen = Seen::of(&req);
     let (caller, scope) = resolve(&req, &place).await?;
     if !may_read(&caller, &scope) {
-        audit::record(&caller, &seen, "secret.read_denied").await?;
+        audit::record(&req, &caller, "secret.read_denied", name, 403, request_id).await?;
         return Err(Problem::new(ErrorCode::Forbidden).detail(format!(
             "reading a secret's value takes the {READ} permission"
         )));
@@ -252,7 +245,7 @@ pub async fn get(
     let Some((value, meta)) = found else {
         return Err(not_found());
     };
-    audit::record(&caller, &seen, "secret.read").await?;
+    audit::record(&req, &caller, "secret.read", name, 200, request_id).await?;
     let (value, encoding) = match String::from_utf8(value) {
         Ok(text) => (text, "utf8"),
         Err(e) => (
@@ -273,18 +266,10 @@ pub async fn delete(
     name: &str,
     request_id: &str,
 ) -> Result<Response, Problem> {
-    let seen = Seen::of(&req);
     let (caller, scope) = resolve(&req, &place).await?;
     may_write(&caller, &scope)?;
     let tenant = caller.tenant()?;
-    let gone = db::transaction(&caller.conn, async {
-        let gone = gatehouse_secrets::delete(&tenant, &scope, name).await?;
-        if gone {
-            audit::record(&caller, &seen, "secret.delete").await?;
-        }
-        Ok(gone)
-    })
-    .await?;
+    let gone = gatehouse_secrets::delete(&tenant, &scope, name).await?;
     if !gone {
         return Err(not_found());
     }
@@ -309,13 +294,11 @@ pub async fn list(req: Request, place: Place, request_id: &str) -> Result<Respon
 /// `POST /v1/orgs/{org}/secrets/$rotate-key` (org admins): `202` with the
 /// new version; a job seals the older values with it.
 pub async fn rotate_key(req: Request, org: &str, request_id: &str) -> Result<Response, Problem> {
-    let seen = Seen::of(&req);
     let (caller, _) = resolve(&req, &Place::Org(org.to_string())).await?;
     may_write(&caller, &Scope::Org)?;
     let tenant = caller.tenant()?;
     let version =
         gatehouse_secrets::rotation::rotate_key(&tenant, &caller.conn, unix_now()).await?;
-    audit::record(&caller, &seen, "secret.key_rotated").await?;
     Ok(response::json(
         202,
         &json!({"key_version": version}),
@@ -324,14 +307,17 @@ pub async fn rotate_key(req: Request, org: &str, request_id: &str) -> Result<Res
 }
 
 /// `POST /v1/admin/secrets/$rewrap` (the operator's token): every org's
-/// data keys sealed under the current master key.
+/// data keys and the deployment's sealed under the current master key,
+/// then every value still sealed the old way sealed with its data key.
 pub async fn rewrap(req: Request, request_id: &str) -> Result<Response, Problem> {
     gatehouse_http::operator::require(&req).await?;
     let conn = db::open().await?;
     let rewrapped = gatehouse_secrets::rotation::rewrap_all(&conn).await?;
+    // Data keys first: values sealed again now are under the new master key.
+    let resealed = gatehouse_secrets::rotation::reseal_old_way(&conn, unix_now()).await?;
     Ok(response::json(
         200,
-        &json!({"rewrapped": rewrapped}),
+        &json!({"rewrapped": rewrapped, "resealed": resealed}),
         request_id,
     ))
 }

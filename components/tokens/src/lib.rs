@@ -11,7 +11,7 @@
 //! Every component accepts these tokens through `gatehouse_auth::authenticate`.
 
 use gatehouse_http::router::{fallback, segments};
-use gatehouse_http::{Problem, Response, request_id, response};
+use gatehouse_http::{Problem, Response, request_id};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 
@@ -23,7 +23,7 @@ mod signing;
 #[http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
-    Ok(response::answer(route(req, &id).await, &id))
+    Ok(gatehouse_http::audit::serve(req, &id, |req| route(req, &id)).await)
 }
 
 async fn route(req: Request, id: &str) -> Result<Response, Problem> {

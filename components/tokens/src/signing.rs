@@ -1,4 +1,5 @@
-//! The deployment's signing keys: made on first need, sealed at rest,
+//! The deployment's signing keys: made on first need, sealed at rest
+//! with the deployment's data key (`gatehouse_secrets::sealing`),
 //! published in JWKS from creation, rotated by the operator.
 //!
 //! Rotation makes a new key that is published at once but signs only from
@@ -11,7 +12,8 @@ use gatehouse_auth::db;
 use gatehouse_auth::jwt::{issuer, published_keys};
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::{FieldError, Problem, Response, idempotency::unix_now, response};
-use identity_core::sealed::SealingKey;
+use gatehouse_secrets::sealed::{Binding, Kind};
+use gatehouse_secrets::sealing;
 use serde::Deserialize;
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
@@ -30,14 +32,6 @@ pub async fn max_ttl() -> i64 {
         .unwrap_or(900)
 }
 
-async fn sealing_key() -> Result<SealingKey, Problem> {
-    gatehouse_auth::sealing::sealing_key(
-        "signing-keys",
-        "token signing is not configured on this deployment",
-    )
-    .await
-}
-
 fn new_key(alg: Algorithm) -> SigningKey {
     loop {
         // A P-256 scalar at or above the group order is drawn again (odds 2^-32).
@@ -54,7 +48,8 @@ async fn insert(
     now: i64,
 ) -> Result<String, Problem> {
     let jwk = key.jwk();
-    let sealed = sealing_key().await?.seal(&key.secret_bytes(), &jwk.kid);
+    let binding = Binding::deployment(Kind::SigningKey, &jwk.kid);
+    let sealed = sealing::seal(conn, &binding, &key.secret_bytes(), now).await?;
     db::exec(
         conn,
         "INSERT INTO signing_keys (kid, alg, public_jwk, private_sealed, created_at, active_from) VALUES (?, ?, ?, ?, ?, ?)",
@@ -88,12 +83,12 @@ pub async fn current(conn: &Connection, now: i64) -> Result<(String, SigningKey)
     };
     let kid = db::get_text(row, 0);
     let alg = Algorithm::parse(&db::get_text(row, 1)).ok_or_else(Problem::internal)?;
-    let secret = sealing_key()
+    let binding = Binding::deployment(Kind::SigningKey, &kid);
+    let secret = sealing::open(conn, &binding, &db::get_text(row, 2))
         .await?
-        .open(&db::get_text(row, 2), &kid)
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .ok_or_else(|| {
-            eprintln!("tokens: signing key {kid} does not open with the master key");
+            eprintln!("tokens: signing key {kid} does not open with its data key");
             Problem::internal()
         })?;
     let key = SigningKey::from_secret(alg, &secret).map_err(|_| Problem::internal())?;

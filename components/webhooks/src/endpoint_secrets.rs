@@ -17,6 +17,7 @@ use gatehouse_http::{ErrorCode, FieldError, Problem, Response, json, response};
 use gatehouse_webhook_delivery::{open_secret, seal_secret};
 use serde::Serialize;
 use spin_sdk::http::Request;
+use spin_sdk::sqlite::Connection;
 use webhooks_core::SigningSecret;
 
 use crate::endpoint_input::RotateSecret;
@@ -51,16 +52,28 @@ struct Secrets {
     previous_expires_at: Option<i64>,
 }
 
-/// What `sealed` holds for endpoint `id`.
-async fn opened(sealed: &str, id: &str) -> Result<String, Problem> {
-    open_secret(sealed, id).await?.ok_or_else(|| {
-        eprintln!("webhooks: endpoint {id}'s secret does not open with this master key");
-        Problem::internal()
-    })
+/// What `sealed` holds for the tenant's endpoint `id`.
+async fn opened(
+    conn: &Connection,
+    tenant: &Tenant<'_>,
+    sealed: &str,
+    id: &str,
+) -> Result<String, Problem> {
+    open_secret(conn, tenant.org_id(), id, sealed)
+        .await?
+        .ok_or_else(|| {
+            eprintln!("webhooks: endpoint {id}'s secret does not open for its row");
+            Problem::internal()
+        })
 }
 
 /// The live endpoint `id`'s secrets at `now`.
-async fn secrets(tenant: &Tenant<'_>, id: &str, now: i64) -> Result<Secrets, Problem> {
+async fn secrets(
+    conn: &Connection,
+    tenant: &Tenant<'_>,
+    id: &str,
+    now: i64,
+) -> Result<Secrets, Problem> {
     let rows = tenant
         .query(
             "SELECT secret, previous_secret, previous_expires_at FROM webhook_endpoints
@@ -69,13 +82,14 @@ async fn secrets(tenant: &Tenant<'_>, id: &str, now: i64) -> Result<Secrets, Pro
         )
         .await?;
     let row = rows.first().ok_or_else(no_endpoint)?;
-    let secret = opened(&db::get_text(row, 0), id).await?;
+    let secret = opened(conn, tenant, &db::get_text(row, 0), id).await?;
     // NULL expiry with a previous secret does not happen; treat it as expired.
     let (previous_secret, previous_expires_at) =
         match (db::get_opt_text(row, 1), db::get_int(row, 2)) {
-            (Some(sealed), Some(expires)) if expires > now => {
-                (Some(opened(&sealed, id).await?), Some(expires))
-            }
+            (Some(sealed), Some(expires)) if expires > now => (
+                Some(opened(conn, tenant, &sealed, id).await?),
+                Some(expires),
+            ),
             _ => (None, None),
         };
     Ok(Secrets {
@@ -89,7 +103,7 @@ async fn secrets(tenant: &Tenant<'_>, id: &str, now: i64) -> Result<Secrets, Pro
 pub async fn get(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
     let caller = admin(&req).await?;
     let tenant = caller.tenant()?;
-    let secrets = secrets(&tenant, id, unix_now()).await?;
+    let secrets = secrets(&caller.conn, &tenant, id, unix_now()).await?;
     Ok(not_stored(response::json(200, &secrets, request_id)))
 }
 
@@ -129,8 +143,8 @@ pub async fn rotate(req: Request, id: &str, request_id: &str) -> Result<Response
         Some(secret) => secret,
         None => new_secret()?,
     };
-    let sealed = seal_secret(&secret.to_whsec(), id).await?;
     let now = unix_now();
+    let sealed = seal_secret(&caller.conn, tenant.org_id(), id, &secret.to_whsec(), now).await?;
     // The sealed old secret moves as it is: sealed for the same endpoint.
     // The condition and the change are one statement, so two rotations at
     // once cannot both pass it.
@@ -152,7 +166,7 @@ pub async fn rotate(req: Request, id: &str, request_id: &str) -> Result<Response
     if changed == 0 {
         return Err(refused_rotation(&tenant, id).await);
     }
-    let secrets = secrets(&tenant, id, now).await?;
+    let secrets = secrets(&caller.conn, &tenant, id, now).await?;
     Ok(not_stored(response::json(200, &secrets, request_id)))
 }
 

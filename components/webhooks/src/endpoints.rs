@@ -75,11 +75,16 @@ fn endpoint_of(row: &RowResult) -> Endpoint {
     }
 }
 
-/// A new Ed25519 signing key for endpoint `id`: sealed, and its public
-/// `whpk_` key.
-async fn new_signing_key(id: &str) -> Result<(String, String), Problem> {
+/// A new Ed25519 signing key for the tenant's endpoint `id`: sealed, and
+/// its public `whpk_` key.
+async fn new_signing_key(
+    caller: &OrgCaller,
+    tenant: &Tenant<'_>,
+    id: &str,
+) -> Result<(String, String), Problem> {
     let key = SigningKey::from_seed(&identity_core::random::bytes::<32>());
-    let sealed = seal_secret(&key.to_whsk(), id).await?;
+    let plain = key.to_whsk();
+    let sealed = seal_secret(&caller.conn, tenant.org_id(), id, &plain, unix_now()).await?;
     Ok((sealed, key.public_key().to_whpk()))
 }
 
@@ -148,10 +153,17 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
         .map_err(invalid)?;
     let id = db::new_id("whep_");
     let secret = endpoint_secrets::new_secret()?;
-    let sealed = seal_secret(&secret.to_whsec(), &id).await?;
+    let sealed = seal_secret(
+        &caller.conn,
+        tenant.org_id(),
+        &id,
+        &secret.to_whsec(),
+        unix_now(),
+    )
+    .await?;
     let (signing_key, public_key) = match body.v1a {
         Some(true) => {
-            let (sealed, public) = new_signing_key(&id).await?;
+            let (sealed, public) = new_signing_key(&caller, &tenant, &id).await?;
             (db::text(sealed), db::text(public))
         }
         _ => (Value::Null, Value::Null),
@@ -255,7 +267,7 @@ pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response,
     body.check(&UrlPolicy::from_variables().await)
         .map_err(invalid)?;
     let fresh_key = match body.v1a {
-        Some(true) => Some(new_signing_key(id).await?),
+        Some(true) => Some(new_signing_key(&caller, &tenant, id).await?),
         _ => None,
     };
     store::begin(&caller.conn).await?;

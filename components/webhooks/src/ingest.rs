@@ -71,7 +71,7 @@ pub async fn ingest(req: Request, source_id: &str, request_id: &str) -> Result<R
     let source = live_source(&conn, source_id).await?.ok_or_else(no_source)?;
     let (parts, body) = req.into_parts();
     let bytes = read_body(&parts.headers, body, BODY_LIMIT).await?;
-    let settings = store::open(&source.sealed, source_id)
+    let settings = store::open(&conn, &source.org_id, &source.sealed, source_id)
         .await?
         .ok_or_else(|| {
             eprintln!("webhooks: source {source_id}'s settings do not open with this master key");

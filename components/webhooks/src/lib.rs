@@ -54,7 +54,7 @@ mod store;
 #[cfg(target_arch = "wasm32")]
 use gatehouse_http::router::{fallback, segments};
 #[cfg(target_arch = "wasm32")]
-use gatehouse_http::{Problem, Response, request_id, response};
+use gatehouse_http::{Problem, Response, request_id};
 #[cfg(target_arch = "wasm32")]
 use spin_sdk::http::{IntoResponse, Request};
 
@@ -62,7 +62,7 @@ use spin_sdk::http::{IntoResponse, Request};
 #[spin_sdk::http_service]
 async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
     let id = request_id::from_headers(req.headers());
-    Ok(response::answer(route(req, &id).await, &id))
+    Ok(gatehouse_http::audit::serve(req, &id, |req| route(req, &id)).await)
 }
 
 #[cfg(target_arch = "wasm32")]

@@ -115,8 +115,8 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
     let provider = body.provider().ok_or_else(Problem::internal)?;
     let settings = body.settings();
     let id = db::new_id("whs_");
-    let sealed = store::seal(&settings, &id).await?;
     let now = unix_now();
+    let sealed = store::seal(&caller.conn, tenant.org_id(), &settings, &id, now).await?;
     tenant
         .run(
             "INSERT INTO webhook_sources (org_id, source_id, provider, description, config, tolerance_seconds,
@@ -184,14 +184,16 @@ pub async fn patch(req: Request, id: &str, request_id: &str) -> Result<Response,
     let caller = store::admin(&req).await?;
     let tenant = caller.tenant()?;
     let body: PatchSource = json::read_json(req, json::DEFAULT_LIMIT).await?;
-    let (provider, settings) = store::settings(&tenant, id).await?.ok_or_else(no_source)?;
+    let (provider, settings) = store::settings(&caller.conn, &tenant, id)
+        .await?
+        .ok_or_else(no_source)?;
     let settings: Settings = settings.patched(body);
     settings.check(provider).map_err(|errors| {
         Problem::new(ErrorCode::ValidationFailed)
             .detail("the request body has invalid fields")
             .errors(errors)
     })?;
-    let sealed = store::seal(&settings, id).await?;
+    let sealed = store::seal(&caller.conn, tenant.org_id(), &settings, id, unix_now()).await?;
     let changed = tenant
         .exec(
             "UPDATE webhook_sources SET description = ?2, config = ?3, tolerance_seconds = ?4,

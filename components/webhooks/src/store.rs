@@ -3,11 +3,12 @@
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::db;
-use gatehouse_auth::sealing::sealing_key;
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::pagination::PageRequest;
 use gatehouse_http::{ErrorCode, FieldError, Problem};
-use identity_core::sealed::SealingKey;
+use gatehouse_secrets::sealed::{Binding, Kind};
+use gatehouse_secrets::sealing;
+use spin_sdk::sqlite::Connection;
 use webhooks_core::Provider;
 
 use crate::input::Settings;
@@ -20,34 +21,39 @@ pub async fn public_base_url() -> String {
         .unwrap_or_default()
 }
 
-/// Sources' settings are sealed with their own key, derived from the
-/// master key; the source id is the associated data, so a sealed config
-/// copied to another source does not open.
-async fn key() -> Result<SealingKey, Problem> {
-    sealing_key(
-        "webhook-sources",
-        "webhook sources need the master_key variable (32 bytes of base64)",
-    )
-    .await
-}
-
-/// `settings` sealed for source `id`.
-pub async fn seal(settings: &Settings, id: &str) -> Result<String, Problem> {
+/// `settings` sealed for org `org_id`'s source `id`, with the org's data
+/// key (`gatehouse_secrets::sealing`): bound to the org and the source, so
+/// a sealed config copied to another source or org does not open.
+pub async fn seal(
+    conn: &Connection,
+    org_id: &str,
+    settings: &Settings,
+    id: &str,
+    now: i64,
+) -> Result<String, Problem> {
     let plain = serde_json::to_vec(settings).map_err(|_| Problem::internal())?;
-    Ok(key().await?.seal(&plain, id))
+    let binding = Binding::org(Kind::WebhookSource, org_id, id);
+    sealing::seal(conn, &binding, &plain, now).await
 }
 
-/// The settings sealed in `sealed` for source `id`; none if they do not
-/// open (another master key, or a row copied from elsewhere).
-pub async fn open(sealed: &str, id: &str) -> Result<Option<Settings>, Problem> {
-    let key = key().await?;
-    Ok(key
-        .open(sealed, id)
+/// The settings sealed in `sealed` for org `org_id`'s source `id`; none
+/// if they do not open (another master key, or a row copied from
+/// elsewhere).
+pub async fn open(
+    conn: &Connection,
+    org_id: &str,
+    sealed: &str,
+    id: &str,
+) -> Result<Option<Settings>, Problem> {
+    let binding = Binding::org(Kind::WebhookSource, org_id, id);
+    Ok(sealing::open(conn, &binding, sealed)
+        .await?
         .and_then(|plain| serde_json::from_slice(&plain).ok()))
 }
 
 /// The org's live source `id`: its provider and settings.
 pub async fn settings(
+    conn: &Connection,
     tenant: &Tenant<'_>,
     id: &str,
 ) -> Result<Option<(Provider, Settings)>, Problem> {
@@ -64,10 +70,13 @@ pub async fn settings(
     let Some(provider) = Provider::parse(&db::get_text(row, 0)) else {
         return Ok(None);
     };
-    let settings = open(&db::get_text(row, 1), id).await?.ok_or_else(|| {
-        eprintln!("webhooks: source {id}'s settings do not open with this master key");
-        Problem::internal()
-    })?;
+    let sealed = db::get_text(row, 1);
+    let settings = open(conn, tenant.org_id(), &sealed, id)
+        .await?
+        .ok_or_else(|| {
+            eprintln!("webhooks: source {id}'s settings do not open with this master key");
+            Problem::internal()
+        })?;
     Ok(Some((provider, settings)))
 }
 

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 
 use super::fields::Fields;
 use super::warnings::{self, Warning};
-use super::{Stored, json_text, load, redirect_uri, sealing_key};
+use super::{Stored, client_secret_of, json_text, load, redirect_uri};
 use crate::db;
 
 /// A provider as the API shows it.
@@ -108,11 +108,17 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
     let issuer = body.issuer.unwrap_or_default();
     admit(&issuer, &policy)?;
     let provider_id = db::new_id("idp_");
+    let now = unix_now();
     let secret = match body.client_secret.as_deref().filter(|s| !s.is_empty()) {
-        Some(secret) => Some(sealing_key().await?.seal(secret.as_bytes(), &provider_id)),
+        Some(secret) => {
+            let binding = client_secret_of(tenant.org_id(), &provider_id);
+            Some(
+                gatehouse_secrets::sealing::seal(&caller.conn, &binding, secret.as_bytes(), now)
+                    .await?,
+            )
+        }
         None => None,
     };
-    let now = unix_now();
     let name = body.name.unwrap_or_default();
     let inserted = tenant
         .exec(
@@ -204,7 +210,16 @@ pub async fn update(req: Request, name: &str, request_id: &str) -> Result<Respon
     let secret = match body.client_secret.as_deref() {
         None => current.client_secret,
         Some("") => None,
-        Some(secret) => Some(sealing_key().await?.seal(secret.as_bytes(), &p.provider_id)),
+        Some(secret) => {
+            let binding = client_secret_of(tenant.org_id(), &p.provider_id);
+            let sealed = gatehouse_secrets::sealing::seal(
+                &caller.conn,
+                &binding,
+                secret.as_bytes(),
+                unix_now(),
+            );
+            Some(sealed.await?)
+        }
     };
     let new_name = body.name.unwrap_or(p.name);
     let require_at_jwt_typ = body.require_at_jwt_typ.unwrap_or(p.require_at_jwt_typ);

@@ -14,7 +14,7 @@ use spin_sdk::http::Request;
 use spin_sdk::sqlite::Connection;
 use std::collections::BTreeMap;
 
-use super::{Stored, accounts, by_id, redirect_uri, sealing_key};
+use super::{Stored, accounts, by_id, client_secret_of, redirect_uri};
 use crate::db;
 use crate::outbox::Outbox;
 use crate::sessions::{self, Device};
@@ -180,6 +180,7 @@ async fn spend(
 
 /// Exchanges the code at the token endpoint; the ID token.
 async fn redeem(
+    conn: &Connection,
     stored: &Stored,
     doc: &oidc::Discovery,
     code: &str,
@@ -195,9 +196,9 @@ async fn redeem(
     );
     let basic = match &stored.client_secret {
         Some(sealed) => {
-            let secret = sealing_key()
+            let binding = client_secret_of(&p.org_id, &p.provider_id);
+            let secret = gatehouse_secrets::sealing::open(conn, &binding, sealed)
                 .await?
-                .open(sealed, &p.provider_id)
                 .ok_or_else(|| {
                     eprintln!(
                         "identity: the client secret of {} cannot be opened",
@@ -309,7 +310,7 @@ pub async fn callback(
         .ok_or_else(|| sign_in_failed("the callback has no code"))?;
     let p = &stored.provider;
     let doc = oidc::discovery(&p.issuer).await?;
-    let id_token = redeem(&stored, &doc, code, &login.verifier).await?;
+    let id_token = redeem(&conn, &stored, &doc, code, &login.verifier).await?;
     let claims = id_token_claims(p, &id_token, &login.nonce).await?;
     let user_id = accounts::user_for(&conn, p, &claims, login.link_user_id, now).await?;
     let user = sessions::load_user(&conn, &user_id).await?;
@@ -326,6 +327,20 @@ pub async fn callback(
         let device = Device::of(&req).await;
         sessions::start_session(&conn, user, device, &email, now, request_id, outbox).await?
     };
+    // A sign-in is an authentication event, though this route is a GET.
+    let principal = gatehouse_auth::membership::user_principal(
+        &user_id,
+        None,
+        gatehouse_http::principal::Credential::Session,
+    );
+    let entry = gatehouse_http::audit::Entry::by(
+        &principal,
+        None,
+        "auth.sso_login",
+        Some(provider_id.to_string()),
+        res.status().as_u16(),
+    );
+    gatehouse_http::audit::record(&req, &entry, request_id).await?;
     let base = crate::config::public_base_url().await;
     if let Ok(value) = http::HeaderValue::from_str(&state_cookie(&base, provider_id, "", 0)) {
         res.headers_mut().insert("set-cookie", value);

@@ -8,6 +8,12 @@
 //! open. Deleting an org deletes its data keys, and with them every way to
 //! open its values, backups included.
 //!
+//! Other capabilities' values at rest (TOTP secrets, signing keys,
+//! identity provider and webhook secrets) are sealed the same way
+//! ([`sealed`]): an org's with the org's data keys, a user's or the
+//! deployment's with the deployment's data keys, so one master key rewrap
+//! covers them all.
+//!
 //! Other components read a secret by reference (`org/NAME`,
 //! `team/<team id>/NAME`, `user/<user id>/NAME`) through one call
 //! (`read_reference`), inside the org of their tenant context.
@@ -16,9 +22,16 @@
 
 pub mod envelope;
 pub mod scope;
+pub mod sealed;
 
 #[cfg(target_arch = "wasm32")]
+mod deployment;
+#[cfg(target_arch = "wasm32")]
+mod reseal;
+#[cfg(target_arch = "wasm32")]
 pub mod rotation;
+#[cfg(target_arch = "wasm32")]
+pub mod sealing;
 #[cfg(target_arch = "wasm32")]
 mod store;
 

@@ -1,11 +1,14 @@
 //! Rotations. An org's data key: a new version seals every value written
 //! from then on, and a job ([`REENCRYPT_JOB`]) seals the older values
-//! again with it, then deletes the versions nothing is sealed with any
-//! more; until then the old versions still open what they sealed. The
-//! master key: with the new one in `master_key` and the old one in
-//! `previous_master_key`, data keys open under either, and
-//! [`rewrap_all`] seals every data key under the new one, after which the
-//! old master key opens nothing.
+//! again with it (its secrets, and its values in other tables: identity
+//! provider and webhook secrets, the old way's included), then deletes
+//! the versions nothing is sealed with any more; until then the old
+//! versions still open what they sealed. The master key: with the new one
+//! in `master_key` and the old one in `previous_master_key`, data keys
+//! open under either, and [`rewrap_all`] seals every data key (the orgs'
+//! and the deployment's) under the new one, after which the old master
+//! key opens nothing; [`reseal_old_way`] then seals the values still
+//! sealed straight from a master key with their owner's data key.
 
 use std::collections::HashMap;
 
@@ -71,6 +74,7 @@ pub async fn reencrypt(tenant: &Tenant<'_>, conn: &Connection, now: i64) -> Resu
     let (newest, key) = newest_key(tenant, now).await?;
     let kek = keks().await?;
     let org = tenant.org_id().to_string();
+    let others = crate::reseal::org_values(tenant, conn, newest, &key).await?;
     let mut keys: HashMap<i64, SealingKey> = HashMap::new();
     let mut done = 0;
     loop {
@@ -128,14 +132,13 @@ pub async fn reencrypt(tenant: &Tenant<'_>, conn: &Connection, now: i64) -> Resu
         db::transaction(conn, batch).await?;
         done += rows.len();
     }
-    tenant
-        .run(
-            "DELETE FROM org_data_keys WHERE org_id = ?1 AND version < ?2
-               AND version NOT IN (SELECT key_version FROM secrets WHERE org_id = ?1)",
-            vec![db::int(newest)],
-        )
-        .await?;
-    Ok(done)
+    let unused = format!(
+        "DELETE FROM org_data_keys WHERE org_id = ?1 AND version < ?2
+           AND version NOT IN (SELECT key_version FROM secrets WHERE org_id = ?1){}",
+        crate::reseal::unused_by_other_values()
+    );
+    tenant.run(&unused, vec![db::int(newest)]).await?;
+    Ok(done + others)
 }
 
 /// Runs a [`REENCRYPT_JOB`].
@@ -160,10 +163,13 @@ pub async fn run_job(
     gatehouse_jobs::finish(conn, job, outcome, policy, now).await
 }
 
-/// Seals every org's data keys under the current master key (those that
-/// open only under `previous_master_key` included): how many it rewrote.
+/// Seals every org's data keys and the deployment's under the current
+/// master key (those that open only under `previous_master_key`
+/// included): how many it rewrote.
 pub async fn rewrap_all(conn: &Connection) -> Result<usize, Problem> {
-    let (current, previous) = keks().await?;
+    let kek = keks().await?;
+    let deployment = crate::deployment::rewrap(conn, &kek).await?;
+    let (current, previous) = kek;
     let rows = db::query(
         conn,
         "SELECT org_id, version, wrapped FROM org_data_keys",
@@ -197,5 +203,12 @@ pub async fn rewrap_all(conn: &Connection) -> Result<usize, Problem> {
         .await?;
         rewrapped += 1;
     }
-    Ok(rewrapped)
+    Ok(rewrapped + deployment)
+}
+
+/// Seals every value still sealed straight from a master key (before the
+/// envelope scheme) with its owner's data key: how many. Run after
+/// [`rewrap_all`], so that nothing needs `previous_master_key` after.
+pub async fn reseal_old_way(conn: &Connection, now: i64) -> Result<usize, Problem> {
+    crate::reseal::old_way_values(conn, now).await
 }

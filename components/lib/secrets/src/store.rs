@@ -14,17 +14,24 @@ use crate::scope::{Scope, parse_reference};
 /// the previous master key's while a rotation of it is under way
 /// (`previous_master_key`).
 pub(crate) async fn keks() -> Result<(SealingKey, Option<SealingKey>), Problem> {
-    let current = gatehouse_auth::sealing::sealing_key(
-        KEY_PURPOSE,
-        "secrets are not configured on this deployment (no master key)",
-    )
-    .await?;
-    let previous = spin_sdk::variables::get("previous_master_key")
+    keks_for("secrets are not configured on this deployment (no master key)").await
+}
+
+/// [`keks`], answering 503 with `detail` without a usable master key.
+pub(crate) async fn keks_for(detail: &str) -> Result<(SealingKey, Option<SealingKey>), Problem> {
+    let current = gatehouse_auth::sealing::sealing_key(KEY_PURPOSE, detail).await?;
+    let previous = previous_master()
+        .await
+        .and_then(|text| SealingKey::derive(&text, KEY_PURPOSE).ok());
+    Ok((current, previous))
+}
+
+/// The `previous_master_key` variable, unless empty.
+pub(crate) async fn previous_master() -> Option<String> {
+    spin_sdk::variables::get("previous_master_key")
         .await
         .ok()
         .filter(|text| !text.trim().is_empty())
-        .and_then(|text| SealingKey::derive(&text, KEY_PURPOSE).ok());
-    Ok((current, previous))
 }
 
 /// The org's newest data key, made now (version 1) if it has none.
@@ -32,7 +39,15 @@ pub(crate) async fn newest_key(
     tenant: &Tenant<'_>,
     now: i64,
 ) -> Result<(i64, SealingKey), Problem> {
-    let kek = keks().await?;
+    newest_key_under(tenant, &keks().await?, now).await
+}
+
+/// [`newest_key`], with the master key's derived keys at hand.
+pub(crate) async fn newest_key_under(
+    tenant: &Tenant<'_>,
+    kek: &(SealingKey, Option<SealingKey>),
+    now: i64,
+) -> Result<(i64, SealingKey), Problem> {
     let newest = tenant
         .query(
             "SELECT version, wrapped FROM org_data_keys WHERE org_id = ?1 ORDER BY version DESC LIMIT 1",
@@ -41,7 +56,7 @@ pub(crate) async fn newest_key(
         .await?;
     if let Some(row) = newest.first() {
         let version = db::get_int(row, 0).unwrap_or(1);
-        return opened(&kek, tenant.org_id(), version, &db::get_text(row, 1)).map(|k| (version, k));
+        return opened(kek, tenant.org_id(), version, &db::get_text(row, 1)).map(|k| (version, k));
     }
     let (key, wrapped) = new_data_key(&kek.0, tenant.org_id(), 1);
     // Two first writes at once: the first key made stays the org's.
@@ -52,7 +67,7 @@ pub(crate) async fn newest_key(
             vec![db::text(wrapped), db::int(now)],
         )
         .await?;
-    let stored = key_of(tenant, &kek, 1).await?;
+    let stored = key_of(tenant, kek, 1).await?;
     Ok((1, stored.unwrap_or(key)))
 }
 

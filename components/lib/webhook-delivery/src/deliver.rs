@@ -130,7 +130,7 @@ pub async fn begin(
         let finished = gatehouse_jobs::succeed(conn, &job, now).await?;
         return Ok(Begun::Finished(finished));
     }
-    let (url, body, keys) = match prepare(&found, now).await {
+    let (url, body, keys) = match prepare(conn, &found, now).await {
         Ready::Send(url, body, keys) => (url, body, keys),
         Ready::Stop(why) => {
             let finished = transaction(conn, stop(conn, &job, &found, &why, now)).await?;

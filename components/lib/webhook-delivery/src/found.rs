@@ -7,7 +7,7 @@ use spin_sdk::sqlite::Connection;
 use webhooks_core::{SigningKey, SigningSecret};
 
 use crate::message::{self, Keys};
-use crate::store::{key, opened};
+use crate::store::opened;
 
 /// The message a job delivers, with its event and endpoint as stored.
 pub(crate) struct Found {
@@ -85,7 +85,7 @@ pub(crate) enum Ready {
     Wait(String),
 }
 
-pub(crate) async fn prepare(found: &Found, now: i64) -> Ready {
+pub(crate) async fn prepare(conn: &Connection, found: &Found, now: i64) -> Ready {
     let Some(endpoint) = found.endpoint.as_ref().filter(|e| !e.deleted) else {
         return Ready::Stop("the endpoint was deleted".into());
     };
@@ -100,28 +100,31 @@ pub(crate) async fn prepare(found: &Found, now: i64) -> Ready {
         return Ready::Stop("the event's data is not a JSON object".into());
     };
     let cannot_open = || {
-        Ready::Wait("the endpoint's secrets do not open with this deployment's master_key".into())
+        Ready::Wait(
+            "the endpoint's secrets do not open with its org's data key and this deployment's master_key"
+                .into(),
+        )
     };
-    let Ok(key) = key().await else {
-        return cannot_open();
-    };
-    let id = &found.endpoint_id;
-    let Some(secret) = opened(&key, &endpoint.secret, id, |p| SigningSecret::parse(p).ok()) else {
+    let (org, id) = (found.org_id.as_str(), found.endpoint_id.as_str());
+    let secret = opened(conn, org, id, &endpoint.secret, |p| {
+        SigningSecret::parse(p).ok()
+    });
+    let Ok(Some(secret)) = secret.await else {
         return cannot_open();
     };
     let previous = match (&endpoint.previous_secret, endpoint.previous_expires_at) {
         (Some(sealed), Some(until)) if until > now => {
-            match opened(&key, sealed, id, |p| SigningSecret::parse(p).ok()) {
-                Some(previous) => Some((previous, until)),
-                None => return cannot_open(),
+            match opened(conn, org, id, sealed, |p| SigningSecret::parse(p).ok()).await {
+                Ok(Some(previous)) => Some((previous, until)),
+                _ => return cannot_open(),
             }
         }
         _ => None,
     };
     let signing_key = match &endpoint.signing_key {
-        Some(sealed) => match opened(&key, sealed, id, |p| SigningKey::parse(p).ok()) {
-            Some(key) => Some(key),
-            None => return cannot_open(),
+        Some(sealed) => match opened(conn, org, id, sealed, |p| SigningKey::parse(p).ok()).await {
+            Ok(Some(key)) => Some(key),
+            _ => return cannot_open(),
         },
         None => None,
     };

@@ -1,51 +1,62 @@
 //! The Spin calls: sealing endpoint secrets and queueing delivery jobs.
 
 use gatehouse_auth::db::{int, text};
-use gatehouse_auth::sealing::sealing_key;
 use gatehouse_http::Problem;
 use gatehouse_jobs::{JobError, NewJob};
-use identity_core::sealed::SealingKey;
+use gatehouse_secrets::sealed::{Binding, Kind};
+use gatehouse_secrets::sealing;
 use spin_sdk::sqlite::Connection;
 
 use crate::{DELIVER_JOB, JOB_ATTEMPTS, Trigger, job_payload};
 
-/// Endpoint secrets are sealed with their own key, derived from the master
-/// key; the endpoint id is the associated data, so a sealed secret copied
-/// to another endpoint does not open.
-pub(crate) async fn key() -> Result<SealingKey, Problem> {
-    sealing_key(
-        "webhook-endpoints",
-        "webhook endpoints need the master_key variable (32 bytes of base64)",
-    )
-    .await
+/// Endpoint secrets are sealed with their org's data key
+/// (`gatehouse_secrets::sealing`), bound to the org and the endpoint id,
+/// so a sealed secret copied to another endpoint or org does not open.
+fn binding<'a>(org_id: &'a str, endpoint_id: &'a str) -> Binding<'a> {
+    Binding::org(Kind::WebhookEndpoint, org_id, endpoint_id)
 }
 
-/// What `sealed` holds for endpoint `endpoint_id`, read by `parse`; none
-/// if it does not open (another master key, or a value copied from
-/// another endpoint) or does not parse.
-pub(crate) fn opened<T>(
-    key: &SealingKey,
-    sealed: &str,
+/// What `sealed` holds for org `org_id`'s endpoint `endpoint_id`, read by
+/// `parse`; none if it does not open (another master key, or a value
+/// copied from another endpoint) or does not parse.
+pub(crate) async fn opened<T>(
+    conn: &Connection,
+    org_id: &str,
     endpoint_id: &str,
+    sealed: &str,
     parse: impl Fn(&str) -> Option<T>,
-) -> Option<T> {
-    key.open(sealed, endpoint_id)
+) -> Result<Option<T>, Problem> {
+    Ok(sealing::open(conn, &binding(org_id, endpoint_id), sealed)
+        .await?
         .and_then(|plain| String::from_utf8(plain).ok())
-        .and_then(|plain| parse(&plain))
+        .and_then(|plain| parse(&plain)))
 }
 
-/// `plain` (a `whsec_` secret or a signing key's text) sealed for endpoint
-/// `endpoint_id`.
-pub async fn seal_secret(plain: &str, endpoint_id: &str) -> Result<String, Problem> {
-    Ok(key().await?.seal(plain.as_bytes(), endpoint_id))
+/// `plain` (a `whsec_` secret or a signing key's text) sealed for org
+/// `org_id`'s endpoint `endpoint_id`.
+pub async fn seal_secret(
+    conn: &Connection,
+    org_id: &str,
+    endpoint_id: &str,
+    plain: &str,
+    now: i64,
+) -> Result<String, Problem> {
+    sealing::seal(conn, &binding(org_id, endpoint_id), plain.as_bytes(), now).await
 }
 
-/// What `sealed` holds for endpoint `endpoint_id`; none if it does not
-/// open (another master key, or a value copied from another endpoint).
-pub async fn open_secret(sealed: &str, endpoint_id: &str) -> Result<Option<String>, Problem> {
-    Ok(opened(&key().await?, sealed, endpoint_id, |plain| {
+/// What `sealed` holds for org `org_id`'s endpoint `endpoint_id`; none if
+/// it does not open (another master key, or a value copied from another
+/// endpoint).
+pub async fn open_secret(
+    conn: &Connection,
+    org_id: &str,
+    endpoint_id: &str,
+    sealed: &str,
+) -> Result<Option<String>, Problem> {
+    opened(conn, org_id, endpoint_id, sealed, |plain| {
         Some(plain.to_string())
-    }))
+    })
+    .await
 }
 
 /// Queues a delivery job for message `message_id`, due at `run_at`, on the

@@ -99,6 +99,16 @@ pub async fn fire(
         if let Some(audience) = &audience {
             let text = threshold_mail(&audience.org_name, crossing, threshold);
             mail(conn, audience, THRESHOLD_MAIL, &text, now).await?;
+            // Each admin sees it in the app too (the mail above is the
+            // kind's email: notifications send none of their own).
+            let notice = serde_json::json!({
+                "message": text.0,
+                "quota_id": crossing.quota_id,
+                "event_id": event_id,
+            });
+            let org = tenant.org_id();
+            gatehouse_notify::notify_admins(conn, org, "quota.threshold", notice, Some(&event_id))
+                .await?;
         }
     }
     Ok(())

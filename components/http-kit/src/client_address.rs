@@ -1,4 +1,5 @@
-//! Where a request comes from, for sign-in throttling and device history.
+//! Where a request comes from, for sign-in throttling, device history and
+//! the audit trail.
 //!
 //! By default that is the connection's peer (`spin-client-addr`): a
 //! header a client can set itself is never believed. Behind a reverse
@@ -45,6 +46,23 @@ pub fn from_proxy_header(header: &str, value: &str) -> Option<String> {
             })
             .and_then(address),
         _ => address(value),
+    }
+}
+
+/// The request's client address: the connection's peer, or the last
+/// entry of the header the `client_address_header` variable names (a
+/// component without that variable believes the peer).
+#[cfg(target_arch = "wasm32")]
+pub async fn of<B>(req: &http::Request<B>) -> Option<String> {
+    let header = spin_sdk::variables::get("client_address_header")
+        .await
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_default();
+    let value = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    if header.is_empty() {
+        peer(value("spin-client-addr"))
+    } else {
+        value(&header).and_then(|v| from_proxy_header(&header, v))
     }
 }
 
