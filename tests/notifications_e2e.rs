@@ -447,6 +447,42 @@ fn in_app_notifications_are_listed_counted_and_marked_read_by_their_user_only() 
     Ok(())
 }
 
+/// Notifications speak of a person's whole account: an org's token for
+/// the person, and an admin acting as them, read none of them.
+#[test]
+fn only_the_persons_own_session_reads_their_notifications() -> Result<()> {
+    let host = start(vec![])?;
+    let acme = org(&host, "ada@acme.test", "acme")?;
+    let (bob, bob_id) = join(&host, &acme.admin, &acme.id, "bob@acme.test", "member", &[])?;
+    expect(get_as(&host, &bob, "/v1/me/notifications")?, 200)?;
+    let token = expect(
+        call(
+            &host,
+            "POST",
+            "/v1/tokens",
+            Some(&json!({})),
+            Some(&bob),
+            &[("x-org", "acme")],
+        )?,
+        200,
+    )?;
+    let jwt = token["access_token"].as_str().context("access_token")?;
+    for path in ["/v1/me/notifications", "/v1/me/notification-preferences"] {
+        let (code, _, _) = problem(get_as(&host, jwt, path)?, 403)?;
+        assert_eq!(code, "session_required", "{path}");
+        let acting = call(
+            &host,
+            "GET",
+            path,
+            None,
+            Some(&acme.admin),
+            &[("x-act-as", &bob_id), ("x-org", "acme")],
+        )?;
+        problem(acting, 403)?;
+    }
+    Ok(())
+}
+
 #[test]
 fn text_messages_reach_a_twilio_compatible_api_once_though_the_job_is_retried() -> Result<()> {
     let sms = SmsApi::start(1)?;
@@ -702,7 +738,7 @@ fn invalid_queries_and_preferences_are_problem_documents() -> Result<()> {
     )?;
     let secret = key["key"].as_str().context("key")?;
     let (code, _, _) = problem(get_as(&host, secret, "/v1/me/notifications")?, 403)?;
-    assert_eq!(code, "forbidden");
+    assert_eq!(code, "session_required");
     Ok(())
 }
 

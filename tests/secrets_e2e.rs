@@ -464,3 +464,28 @@ fn the_audit_trail_filters_by_actor_and_time_and_exports_json_lines() -> Result<
     assert_eq!(problem(trail("?format=csv")?, 400)?.0, "invalid_query");
     Ok(())
 }
+
+/// Gatehouse's own tokens stand for their user on every component's
+/// routes, these included: each verifies the issuer it is configured with.
+#[test]
+fn a_gatehouse_token_is_a_credential_for_secrets_and_billing_routes() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@acme.test", "acme")?;
+    let issued = expect(
+        call(
+            &host,
+            "POST",
+            "/v1/tokens",
+            Some(&json!({})),
+            Some(&acme.admin),
+            &[("x-org", "acme")],
+        )?,
+        200,
+    )?;
+    let jwt = issued["access_token"].as_str().context("access_token")?;
+    let listed = get(&host, jwt, &format!("/v1/orgs/{}/secrets", acme.id))?;
+    assert_eq!(listed.status, 200, "{}", listed.text());
+    let entitlements = get(&host, jwt, "/v1/entitlements")?;
+    assert_eq!(entitlements.status, 200, "{}", entitlements.text());
+    Ok(())
+}

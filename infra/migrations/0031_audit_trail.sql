@@ -40,4 +40,4 @@ CREATE INDEX audit_events_time ON audit_events (occurred_at DESC, event_id DESC)
 
 -- How long an org's trail is kept; the jobs run deletes what is older.
 ALTER TABLE orgs ADD COLUMN audit_retention_days INTEGER NOT NULL DEFAULT 365
-    CHECK (audit_retention_days BETWEEN 1 AND 3650);
+    CHECK (audit_retention_days BETWEEN 90 AND 3650);

@@ -289,7 +289,7 @@ pub async fn confirm(req: Request, request_id: &str) -> Result<Response, Problem
     .await?;
     let recovery_codes = issue_recovery_codes(&conn, &auth.user.id, now).await?;
     let on = serde_json::json!({"message": "An authenticator app now guards your sign-ins."});
-    gatehouse_notify::notify(&conn, None, &auth.user.id, "mfa.changed", on).await?;
+    gatehouse_notify::notify_after(&conn, None, &auth.user.id, "mfa.changed", on).await;
     Ok(response::json(
         200,
         &RecoveryCodes { recovery_codes },
@@ -323,7 +323,7 @@ pub async fn disable(req: Request, request_id: &str) -> Result<Response, Problem
     }
     let off =
         serde_json::json!({"message": "Your authenticator app no longer guards your sign-ins."});
-    gatehouse_notify::notify(&conn, None, &auth.user.id, "mfa.changed", off).await?;
+    gatehouse_notify::notify_after(&conn, None, &auth.user.id, "mfa.changed", off).await;
     no_content(request_id)
 }
 

@@ -217,7 +217,7 @@ pub async fn reset(req: Request, request_id: &str) -> Result<Response, Problem> 
     let changed = serde_json::json!({
         "message": "It was reset with a link mailed to you, and every session was signed out. If this was not you, reset it again now.",
     });
-    gatehouse_notify::notify(&conn, None, &user_id, "password.changed", changed).await?;
+    gatehouse_notify::notify_after(&conn, None, &user_id, "password.changed", changed).await;
     Ok(response::json(
         200,
         &Done {

@@ -209,7 +209,7 @@ pub async fn start_session(
             "address": device.address.as_deref().unwrap_or("unknown"),
             "user_agent": device.agent.as_deref().unwrap_or("unknown"),
         });
-        gatehouse_notify::notify(conn, None, &user.id, "sign_in.new_device", seen).await?;
+        gatehouse_notify::notify_after(conn, None, &user.id, "sign_in.new_device", seen).await;
     }
     let issued = token::issue(SESSION_PREFIX);
     let absolute_expires_at = now + config::session_absolute_ttl().await;

@@ -5,26 +5,30 @@
 
 use gatehouse_auth::db;
 use gatehouse_http::pagination::{PageRequest, json_position};
-use gatehouse_http::principal::Subject;
+use gatehouse_http::principal::Credential;
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use serde::Serialize;
 use serde_json::{Value, json};
 use spin_sdk::http::Request;
 use spin_sdk::sqlite::{Connection, RowResult};
 
-/// The signed-in user behind the request and the open database. Only a
-/// person has notifications: an API key or a service is refused.
+/// The signed-in user behind the request, acting in the org `X-Org`
+/// names (else their only org), and the open database. Notifications
+/// speak of a person's whole account (their sign-ins, their other orgs),
+/// so only the person's own session reads them: not an API key, not an
+/// org's token, not an admin acting as the member.
 pub async fn me(
     req: &Request,
 ) -> Result<(gatehouse_http::principal::Principal, String, Connection), Problem> {
-    let principal = gatehouse_auth::authenticate(req).await?;
-    let Subject::User { id } = &principal.subject else {
-        return Err(Problem::new(ErrorCode::Forbidden)
-            .detail("notifications are a signed-in person's: use a session or a user's token"));
-    };
-    let user = id.clone();
+    let auth = gatehouse_auth::authenticate_session(req).await?;
+    let header = gatehouse_auth::membership::org_reference(
+        req.headers().get(gatehouse_auth::membership::ORG_HEADER),
+    )?;
+    let org = gatehouse_auth::membership::select(&auth.memberships, header)?;
+    let principal =
+        gatehouse_auth::membership::user_principal(&auth.user.id, org, Credential::Session);
     let conn = db::open().await?;
-    Ok((principal, user, conn))
+    Ok((principal, auth.user.id, conn))
 }
 
 fn not_found() -> Problem {

@@ -219,14 +219,14 @@ async fn invite(
             "org_name": org_name,
         });
         let user = db::get_text(user, 0);
-        gatehouse_notify::notify(
+        gatehouse_notify::notify_after(
             &caller.conn,
             Some(tenant.org_id()),
             &user,
             "invitation.received",
             data,
         )
-        .await?;
+        .await;
     }
     Ok(response::json(201, &load(tenant, &id).await?, request_id))
 }

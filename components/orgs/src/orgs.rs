@@ -165,20 +165,25 @@ impl Validate for UpdateOrg {
         if let Some(zone) = &self.time_zone {
             check_time_zone(&mut fields, zone);
         }
-        if self
-            .audit_retention_days
-            .is_some_and(|days| !(1..=MAX_AUDIT_RETENTION_DAYS).contains(&days))
-        {
+        if self.audit_retention_days.is_some_and(|days| {
+            !(MIN_AUDIT_RETENTION_DAYS..=MAX_AUDIT_RETENTION_DAYS).contains(&days)
+        }) {
             fields.push(
                 "/audit_retention_days",
                 "out_of_range",
-                &format!("must be from 1 to {MAX_AUDIT_RETENTION_DAYS} days"),
+                &format!(
+                    "must be from {MIN_AUDIT_RETENTION_DAYS} to {MAX_AUDIT_RETENTION_DAYS} days"
+                ),
             );
         }
         fields.finish()
     }
 }
 
+/// The shortest an org may keep its audit trail: long enough that whoever
+/// holds an admin's account cannot wipe the record of what they did
+/// before anyone looks.
+const MIN_AUDIT_RETENTION_DAYS: i64 = 90;
 /// The longest an org may keep its audit trail (ten years).
 const MAX_AUDIT_RETENTION_DAYS: i64 = 3650;
 
@@ -441,7 +446,7 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
 
 /// Every org-owned row, children before their parents, the org last. A
 /// delivery job left for a message deleted here ends without a request.
-const ORG_ROWS: [&str; 47] = [
+const ORG_ROWS: [&str; 48] = [
     "DELETE FROM service_key_challenges WHERE org_id = ?1",
     "DELETE FROM service_keys WHERE org_id = ?1",
     "DELETE FROM services WHERE org_id = ?1",
@@ -457,6 +462,8 @@ const ORG_ROWS: [&str; 47] = [
     "DELETE FROM preferences WHERE org_id = ?1",
     "DELETE FROM invitations WHERE org_id = ?1",
     "DELETE FROM teams WHERE org_id = ?1",
+    // Tools (0034): they name secrets, never hold them.
+    "DELETE FROM tools WHERE org_id = ?1",
     // Secrets (0030): the values, then the data keys that open them (a
     // backup holding the values can no longer open them).
     "DELETE FROM secrets WHERE org_id = ?1",

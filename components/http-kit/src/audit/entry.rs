@@ -12,7 +12,7 @@ use crate::principal::{Credential, Principal, Subject};
 /// still exists and the actor belongs to it: `member` is a member of it,
 /// or it is the org `bound_to` (a key's or a token's own). Else the
 /// record is the deployment's, for the operator.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OrgClaim {
     /// The org the path or the credential names.
     pub reference: Option<String>,
@@ -23,7 +23,7 @@ pub struct OrgClaim {
 }
 
 /// The columns of one record.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Entry {
     /// Which org.
     pub org: OrgClaim,
@@ -64,31 +64,28 @@ fn credential_name(credential: Credential) -> &'static str {
 impl Entry {
     /// The record of a request that took route `matched`, learned `notes`
     /// and answered `status` with `body`.
+    ///
+    /// A request nobody is known for that was refused for its credential
+    /// (`401`) is not recorded, except on the sign-in routes (`auth.*`):
+    /// anyone can send those, and they say nothing about any tenant.
     pub fn of(matched: &Matched, notes: &Notes, status: u16, body: &[u8]) -> Option<Entry> {
         let action = matched.action()?;
+        if notes.actor.is_none() && status == 401 && !action.starts_with("auth.") {
+            return None;
+        }
         let path_org = matched.param("org").map(str::to_string);
-        let mut entry = Entry {
-            org: OrgClaim::default(),
-            action,
-            actor_type: "anonymous",
-            actor_id: None,
-            actor_user_id: None,
-            subject_user_id: None,
-            credential: None,
-            resource_type: action.rsplit_once('.').map_or(action, |(r, _)| r),
-            resource_id: created_id(status, body).or_else(|| {
-                matched
-                    .params
-                    .iter()
-                    .rfind(|(name, _)| *name != "org" || matched.params.len() == 1)
-                    .map(|(_, v)| v.clone())
-            }),
-            outcome: status,
-            changed_fields: (!notes.fields.is_empty())
-                .then(|| serde_json::to_string(&notes.fields).unwrap_or_default()),
-            digest: ((200..300).contains(&status) && !body.is_empty())
-                .then(|| hex::encode(Sha256::digest(body))),
-        };
+        let resource_id = created_id(status, body).or_else(|| {
+            matched
+                .params
+                .iter()
+                .rfind(|(name, _)| *name != "org" || matched.params.len() == 1)
+                .map(|(_, v)| v.clone())
+        });
+        let mut entry = Entry::anonymous(action, resource_id, status);
+        entry.changed_fields = (!notes.fields.is_empty())
+            .then(|| serde_json::to_string(&notes.fields).unwrap_or_default());
+        entry.digest = ((200..300).contains(&status) && !body.is_empty())
+            .then(|| hex::encode(Sha256::digest(body)));
         match &notes.actor {
             None => {}
             Some(Actor::Operator) => {
@@ -101,6 +98,13 @@ impl Entry {
                 entry.actor_user_id = Some(id.clone());
             }
             Some(Actor::Principal(principal)) => entry.take_principal(principal, path_org),
+        }
+        if action == "org.create"
+            && let Some(created) = &entry.resource_id
+            && entry.org.member.is_some()
+        {
+            // The org just made, which its creator now belongs to.
+            entry.org.reference = Some(created.clone());
         }
         Some(entry)
     }
@@ -115,7 +119,14 @@ impl Entry {
         resource_id: Option<String>,
         outcome: u16,
     ) -> Entry {
-        let mut entry = Entry {
+        let mut entry = Entry::anonymous(action, resource_id, outcome);
+        entry.take_principal(principal, org.map(str::to_string));
+        entry
+    }
+
+    /// A record of nobody known, in no org, yet.
+    fn anonymous(action: &'static str, resource_id: Option<String>, outcome: u16) -> Entry {
+        Entry {
             org: OrgClaim::default(),
             action,
             actor_type: "anonymous",
@@ -128,9 +139,7 @@ impl Entry {
             outcome,
             changed_fields: None,
             digest: None,
-        };
-        entry.take_principal(principal, org.map(str::to_string));
-        entry
+        }
     }
 
     fn take_principal(&mut self, principal: &Principal, path_org: Option<String>) {
@@ -293,5 +302,28 @@ mod tests {
         assert_eq!(entry.org, OrgClaim::default());
         let unrecorded = find("POST", "/v1/quotas/consume").expect("route");
         assert!(Entry::of(&unrecorded, &Notes::default(), 200, b"{}").is_none());
+    }
+
+    #[test]
+    fn a_request_refused_for_want_of_a_credential_is_recorded_only_on_sign_in_routes() {
+        let team = find("POST", "/v1/orgs/acme/teams").expect("route");
+        assert!(Entry::of(&team, &Notes::default(), 401, b"{}").is_none());
+        let login = find("POST", "/v1/auth/login").expect("route");
+        let failed = Entry::of(&login, &Notes::default(), 401, b"{}").expect("recorded");
+        assert_eq!(failed.actor_type, "anonymous");
+    }
+
+    #[test]
+    fn a_new_org_is_the_org_of_its_creation_record() {
+        let matched = find("POST", "/v1/orgs").expect("route");
+        let notes = Notes {
+            actor: Some(Actor::Principal(member("usr_1", None, Credential::Session))),
+            fields: vec!["handle".into(), "name".into()],
+        };
+        let entry = Entry::of(&matched, &notes, 201, br#"{"id":"org_9"}"#).expect("recorded");
+        assert_eq!(entry.org.reference.as_deref(), Some("org_9"));
+        assert_eq!(entry.org.member.as_deref(), Some("usr_1"));
+        let refused = Entry::of(&matched, &notes, 422, b"{}").expect("recorded");
+        assert_eq!(refused.org.reference, None);
     }
 }

@@ -8,9 +8,10 @@
 //!
 //! Every component's handler runs inside [`serve`]; authentication and
 //! the JSON body reader fill the request's [`Trail`]. The row is written
-//! after the handler's own statements, in a statement of its own: a
-//! request whose row cannot be written is answered `500` rather than
-//! answered without a record.
+//! after the handler's own statements, in a statement of its own: a row
+//! that cannot be written (the database failing just after the change was
+//! kept) goes whole to the log instead, and the answer is not withheld,
+//! since it may hold what is shown once (a new key, recovery codes).
 //!
 //! A record joins an org's trail only when the actor belongs to that org
 //! ([`entry::OrgClaim`]); every other record (sign-ins, sign-ups, requests
@@ -35,7 +36,7 @@ mod store {
     use spin_sdk::sqlite::{Connection, Value};
 
     use super::entry::Entry;
-    use super::routes::{Record, find};
+    use super::routes::find;
     use super::trail::Trail;
     use crate::{Problem, Response, response};
 
@@ -85,17 +86,15 @@ mod store {
         match write(&entry, &seen, request_id).await {
             Ok(()) => http::Response::from_parts(parts, http_body_util::Full::new(bytes)),
             Err(e) => {
+                // The change is made and kept, and its answer may hold what
+                // is shown once (a new key, recovery codes): it goes out, and
+                // the record goes to the log whole, to be taken from there.
                 eprintln!(
-                    "audit: the record of {} could not be written: {e}",
-                    entry.action
+                    "audit: the record of {} could not be written ({e}); the record: {}",
+                    entry.action,
+                    serde_json::to_string(&entry).unwrap_or_default()
                 );
-                let schema_route = matches!(matched.route.record, Record::Migration(_));
-                if parts.status.is_server_error() || schema_route {
-                    // The answer already says the request failed, and why.
-                    http::Response::from_parts(parts, http_body_util::Full::new(bytes))
-                } else {
-                    response::problem(Problem::internal(), request_id)
-                }
+                http::Response::from_parts(parts, http_body_util::Full::new(bytes))
             }
         }
     }

@@ -14,10 +14,6 @@
 pub enum Record {
     /// Recorded under this action.
     Action(&'static str),
-    /// Recorded under this action once the schema can hold the record: the
-    /// route that makes the schema, whose answer a missing table must not
-    /// change.
-    Migration(&'static str),
     /// Not recorded here; the reason, for the reader of the table.
     Elsewhere(&'static str),
 }
@@ -206,11 +202,7 @@ pub const ROUTES: &[Route] = &[
         "oidc_provider.delete",
     ),
     // Operator routes.
-    Route {
-        method: "POST",
-        template: "/v1/admin/migrations",
-        record: Record::Migration("migration.apply"),
-    },
+    action("POST", "/v1/admin/migrations", "migration.apply"),
     elsewhere(
         "POST",
         "/v1/admin/jobs/$run",
@@ -291,6 +283,11 @@ pub const ROUTES: &[Route] = &[
     ),
     action("PUT", "/v1/me/secrets/{name}", "secret.write"),
     action("DELETE", "/v1/me/secrets/{name}", "secret.delete"),
+    // Tools.
+    action("POST", "/v1/tools", "tool.create"),
+    action("PATCH", "/v1/tools/{name}", "tool.update"),
+    action("DELETE", "/v1/tools/{name}", "tool.delete"),
+    action("POST", "/v1/tools/{name}/$call", "tool.call"),
 ];
 
 /// Whether a method changes something.
@@ -319,7 +316,7 @@ impl Matched {
     /// The action, when the trail records this route.
     pub fn action(&self) -> Option<&'static str> {
         match self.route.record {
-            Record::Action(name) | Record::Migration(name) => Some(name),
+            Record::Action(name) => Some(name),
             Record::Elsewhere(_) => None,
         }
     }

@@ -208,6 +208,22 @@ async fn text(
         record(conn, &notice.id, Channel::Sms, "skipped", why, now).await?;
         return Ok(Ok(()));
     };
+    // The number is the user's own word, never confirmed: a daily cap
+    // keeps an account from turning the deployment into a sender of texts
+    // to numbers that are not its user's.
+    let sent = gatehouse_jobs::rows(
+        conn,
+        "SELECT COUNT(*) FROM notification_deliveries d JOIN notifications n
+           ON n.notification_id = d.notification_id
+         WHERE n.user_id = ? AND d.channel = 'sms' AND d.outcome = 'sent' AND d.delivered_at > ?",
+        vec![db::text(&notice.user_id), db::int(now - 86_400)],
+    )
+    .await?;
+    if sent.first().and_then(|r| db::get_int(r, 0)).unwrap_or(0) >= SMS_PER_DAY {
+        let why = skip("the user's texts for the last 24 hours are used up");
+        record(conn, &notice.id, Channel::Sms, "skipped", why, now).await?;
+        return Ok(Ok(()));
+    }
     let request = provider.request(number, &message::short(notice.kind, &notice.data));
     match post(request).await {
         Answer::Sent(sid) => record(conn, &notice.id, Channel::Sms, "sent", sid, now).await?,
@@ -218,6 +234,9 @@ async fn text(
     }
     Ok(Ok(()))
 }
+
+/// The most texts one user is sent in 24 hours.
+const SMS_PER_DAY: i64 = 10;
 
 async fn post(request: sms::SmsRequest) -> Answer {
     let built = http::Request::post(&request.url)

@@ -44,7 +44,7 @@ mod store;
 #[cfg(target_arch = "wasm32")]
 pub use deliver::{run_job, sms_provider};
 #[cfg(target_arch = "wasm32")]
-pub use store::{layers, notify, notify_admins, notify_once};
+pub use store::{layers, notify, notify_admins, notify_after, notify_once};
 
 /// The kind of the job that delivers one notification; its payload is
 /// `{"notification_id": "ntf_…"}`, its idempotency key the notification's id.

@@ -27,6 +27,22 @@ pub async fn notify(
         .map(|_| ())
 }
 
+/// [`notify`] after a change already made and kept: a notification that
+/// cannot be queued is logged, and never turns the change's answer into
+/// a failure (a user who just turned on MFA must still see their recovery
+/// codes).
+pub async fn notify_after(
+    conn: &Connection,
+    org_id: Option<&str>,
+    user_id: &str,
+    kind: &str,
+    data: Value,
+) {
+    if notify(conn, org_id, user_id, kind, data).await.is_err() {
+        eprintln!("notify: the `{kind}` notification of {user_id} could not be queued");
+    }
+}
+
 /// [`notify`], once per user, kind and `dedupe` key when one is given
 /// (an API key's expiry, a subscription's failed payment): false when that
 /// notification exists already.
@@ -152,10 +168,13 @@ pub async fn layers(
     let Some(org_id) = org_id else {
         return Ok(layers);
     };
+    // An org's defaults are its members': one that invites a person does
+    // not choose how that person is told.
     let org = db::query(
         conn,
-        "SELECT settings FROM preferences WHERE org_id = ?1 AND scope = 'org' AND scope_id = ?1",
-        vec![db::text(org_id)],
+        "SELECT settings FROM preferences WHERE org_id = ?1 AND scope = 'org' AND scope_id = ?1
+           AND EXISTS (SELECT 1 FROM memberships WHERE org_id = ?1 AND user_id = ?2)",
+        vec![db::text(org_id), db::text(user_id)],
     )
     .await?;
     layers.org = settings(&org);

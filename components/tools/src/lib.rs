@@ -1,0 +1,75 @@
+//! The `tools` component: an org's tools, which its members (and, through
+//! later routes, its LLM runs) call by name. Routes (see spin.toml):
+//!
+//! - `POST /v1/tools`, `GET /v1/tools`: make one (org admins and holders
+//!   of `tools:write`); list those the caller may see
+//! - `GET`/`PATCH`/`DELETE /v1/tools/{name}`
+//! - `POST /v1/tools/{name}/$call`: `{"arguments": {...}}` checked against
+//!   the tool's input schema, then the tool run: `{"result", "is_error",
+//!   "latency_ms"}`. A tool that fails (its endpoint times out or answers
+//!   an error) is an answer with `is_error`, not a failed request.
+//!
+//! Who may do what: [`access`]. A tool is `static` (a JSON answer with
+//! the arguments filled in) or `http` (one request to a URL the
+//! deployment allows, secrets in its headers read by reference when it
+//! is called): [`config`]. The call itself is [`execute`], which every
+//! way of calling a tool goes through.
+
+// The definitions, their checks and the templates are plain code,
+// unit-tested natively; the handlers, the store and the calls reach
+// Spin and build for wasm32 only.
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+// `Result<_, Problem>` is a request's error path, taken at most once.
+#![allow(clippy::result_large_err)]
+
+pub mod access;
+pub mod config;
+pub mod definition;
+pub mod model;
+pub mod redact;
+pub mod schema;
+pub mod template;
+pub mod url;
+
+#[cfg(target_arch = "wasm32")]
+pub mod execute;
+#[cfg(target_arch = "wasm32")]
+mod policy;
+#[cfg(target_arch = "wasm32")]
+mod routes;
+#[cfg(target_arch = "wasm32")]
+mod store;
+
+#[cfg(target_arch = "wasm32")]
+use gatehouse_http::router::{fallback, segments};
+#[cfg(target_arch = "wasm32")]
+use gatehouse_http::{Problem, Response, request_id};
+#[cfg(target_arch = "wasm32")]
+use spin_sdk::http::{IntoResponse, Request};
+
+#[cfg(target_arch = "wasm32")]
+#[spin_sdk::http_service]
+async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let id = request_id::from_headers(req.headers());
+    Ok(gatehouse_http::audit::serve(req, &id, |req| route(req, &id)).await)
+}
+
+#[cfg(target_arch = "wasm32")]
+async fn route(req: Request, id: &str) -> Result<Response, Problem> {
+    use http::Method;
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let m = &method;
+    match segments(&path).as_slice() {
+        ["v1", "tools"] if *m == Method::POST => routes::create(req, id).await,
+        ["v1", "tools"] if *m == Method::GET => routes::list(req, id).await,
+        ["v1", "tools"] => Err(fallback(Some(&["GET", "POST"]))),
+        ["v1", "tools", name, "$call"] if *m == Method::POST => routes::call(req, name, id).await,
+        ["v1", "tools", _, "$call"] => Err(fallback(Some(&["POST"]))),
+        ["v1", "tools", name] if *m == Method::GET => routes::get(req, name, id).await,
+        ["v1", "tools", name] if *m == Method::PATCH => routes::update(req, name, id).await,
+        ["v1", "tools", name] if *m == Method::DELETE => routes::delete(req, name, id).await,
+        ["v1", "tools", _] => Err(fallback(Some(&["GET", "PATCH", "DELETE"]))),
+        _ => Err(fallback(None)),
+    }
+}

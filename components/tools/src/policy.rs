@@ -1,0 +1,20 @@
+//! Where HTTP tools may be called, from the deployment's variables
+//! `tool_outbound_hosts` (one `allowed_outbound_hosts` entry: the same
+//! rule Spin enforces on this component) and `tool_allow_private_hosts`.
+//! The URL check is the one OIDC issuers pass; see
+//! [`gatehouse_auth::oidc::policy`].
+
+use gatehouse_auth::oidc::OutboundPolicy;
+
+/// The deployment's policy for tools' URLs; without the variables, one
+/// that takes nothing.
+pub async fn tools() -> OutboundPolicy {
+    let Ok(rule) = spin_sdk::variables::get("tool_outbound_hosts").await else {
+        eprintln!("tools: the component has no tool_outbound_hosts variable; no tool URL is taken");
+        return OutboundPolicy::deny_all();
+    };
+    let allow_private = spin_sdk::variables::get("tool_allow_private_hosts")
+        .await
+        .unwrap_or_default();
+    OutboundPolicy::new(&rule, &allow_private)
+}
