@@ -18,7 +18,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use spin_sdk::http::Request;
 
-use crate::checkout::{LineItem, idempotency_key, invalid, line_items, price_ids};
+use crate::checkout::{LineItem, check_seats, idempotency_key, invalid, line_items, price_ids};
 use crate::take;
 
 /// `POST /v1/billing/subscription`'s body: what to change.
@@ -43,13 +43,7 @@ impl Validate for Change {
                 "name a plan, seats or cancel_at_period_end",
             ));
         }
-        if self.seats.is_some_and(|s| !(1..=100_000).contains(&s)) {
-            errors.push(FieldError::new(
-                "/seats",
-                "out_of_range",
-                "seats is from 1 to 100000",
-            ));
-        }
+        check_seats(self.seats, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -77,7 +71,7 @@ pub async fn change(req: Request, request_id: &str) -> Result<Response, Problem>
     let id = row.and_then(|r| db::get_opt_text(r, 0));
     let live = row
         .and_then(|r| db::get_opt_text(r, 1))
-        .is_some_and(|s| matches!(s.as_str(), "active" | "trialing" | "past_due"));
+        .is_some_and(|s| gatehouse_billing::standing::live(&s));
     let (Some(id), true) = (id, live) else {
         return Err(Problem::new(ErrorCode::Conflict)
             .detail("the organization has no subscription to change: start one with POST /v1/billing/checkout"));

@@ -7,7 +7,7 @@
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_billing::plans::Plan;
-use gatehouse_billing::standing::paid;
+use gatehouse_billing::standing::{self, live};
 use gatehouse_http::json::{self, Validate};
 use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use serde::Deserialize;
@@ -46,13 +46,7 @@ impl Validate for Checkout {
                 ));
             }
         }
-        if self.seats.is_some_and(|s| !(1..=100_000).contains(&s)) {
-            errors.push(FieldError::new(
-                "/seats",
-                "out_of_range",
-                "seats is from 1 to 100000",
-            ));
-        }
+        check_seats(self.seats, &mut errors);
         if errors.is_empty() {
             Ok(())
         } else {
@@ -97,6 +91,17 @@ pub(crate) fn invalid(pointer: &str, code: &str, message: &str) -> Problem {
     Problem::new(ErrorCode::ValidationFailed)
         .detail("the request body has invalid fields")
         .errors(vec![FieldError::new(pointer, code, message)])
+}
+
+/// A `seats` field, when given, is from 1 to 100,000.
+pub(crate) fn check_seats(seats: Option<i64>, errors: &mut Vec<FieldError>) {
+    if seats.is_some_and(|s| !(1..=100_000).contains(&s)) {
+        errors.push(FieldError::new(
+            "/seats",
+            "out_of_range",
+            "seats is from 1 to 100000",
+        ));
+    }
 }
 
 /// The line items of `plan` with `seats` in all: the plan's price once,
@@ -197,7 +202,7 @@ pub async fn checkout(req: Request, request_id: &str) -> Result<Response, Proble
     let subscribed = gatehouse_billing::load(&tenant)
         .await?
         .and_then(|state| state.status)
-        .is_some_and(|s| paid(&s) || s == "past_due");
+        .is_some_and(|s| live(&s));
     if subscribed {
         return Err(has_subscription());
     }
@@ -205,20 +210,10 @@ pub async fn checkout(req: Request, request_id: &str) -> Result<Response, Proble
     let customer = customer::ensure(&tenant, &stripe).await?;
     // Stripe's word, not only the row's (its events may not have come
     // yet): a subscription that can still charge or come back is one.
-    let listed = stripe
-        .get(&format!(
-            "/v1/subscriptions?customer={customer}&status=all&limit=20"
-        ))
-        .await
-        .map_err(|f| f.problem("list the organization's subscriptions"))?;
-    let open = listed["data"].as_array().is_some_and(|subs| {
-        subs.iter().any(|s| {
-            !matches!(
-                s["status"].as_str(),
-                Some("canceled" | "incomplete_expired")
-            )
-        })
-    });
+    let open = customer::subscriptions(&stripe, &customer)
+        .await?
+        .iter()
+        .any(|s| s["status"].as_str().is_some_and(standing::open));
     if open {
         return Err(has_subscription());
     }

@@ -9,6 +9,7 @@ use gatehouse_http::Problem;
 use gatehouse_http::idempotency::unix_now;
 
 use gatehouse_billing::stripe::Stripe;
+use serde_json::Value;
 
 /// The metadata key naming the org on every object Gatehouse makes.
 pub const ORG_METADATA: &str = "gatehouse_org_id";
@@ -63,4 +64,16 @@ async fn known(tenant: &Tenant<'_>) -> Result<Option<String>, Problem> {
         )
         .await?;
     Ok(rows.first().and_then(|row| db::get_opt_text(row, 0)))
+}
+
+/// The customer's subscriptions as Stripe lists them now, whatever their
+/// status (the 20 newest: an org has one live at most).
+pub async fn subscriptions(stripe: &Stripe, customer: &str) -> Result<Vec<Value>, Problem> {
+    let listed = stripe
+        .get(&format!(
+            "/v1/subscriptions?customer={customer}&status=all&limit=20"
+        ))
+        .await
+        .map_err(|f| f.problem("list the customer's subscriptions"))?;
+    Ok(listed["data"].as_array().cloned().unwrap_or_default())
 }

@@ -13,19 +13,13 @@
 
 use gatehouse_auth::db;
 use gatehouse_billing::plan_quotas;
+use gatehouse_billing::standing::{LIVE_SQL as LIVE, live};
 use gatehouse_billing::stripe::{Failure, Stripe};
 use gatehouse_billing::subscription::{self, Subscription};
 use gatehouse_http::Problem;
 use gatehouse_http::idempotency::unix_now;
 use serde_json::Value;
 use spin_sdk::sqlite::{Connection, Value as Sql};
-
-/// The statuses of a subscription that can still charge and grant.
-const LIVE: &str = "('active', 'trialing', 'past_due')";
-
-fn live(status: &str) -> bool {
-    matches!(status, "active" | "trialing" | "past_due")
-}
 
 /// The subscription `id` as Stripe has it now, taken into its org's row.
 pub async fn subscription(id: &str) -> Result<&'static str, Problem> {
@@ -75,17 +69,11 @@ async fn successor(stripe: &Stripe, ended: &Value, read_at: i64) -> Result<&'sta
     let Some(customer) = ended.get("customer").and_then(subscription::id_of) else {
         return Ok("applied");
     };
-    let listed = stripe
-        .get(&format!(
-            "/v1/subscriptions?customer={customer}&status=all&limit=20"
-        ))
-        .await
-        .map_err(|f| f.problem("list the customer's subscriptions"))?;
-    let next = listed["data"].as_array().and_then(|subs| {
-        subs.iter()
-            .filter(|s| s["status"].as_str().is_some_and(live))
-            .max_by_key(|s| s["created"].as_i64().unwrap_or(0))
-    });
+    let listed = crate::customer::subscriptions(stripe, customer).await?;
+    let next = listed
+        .iter()
+        .filter(|s| s["status"].as_str().is_some_and(live))
+        .max_by_key(|s| s["created"].as_i64().unwrap_or(0));
     match next {
         Some(next) => current(next, read_at).await,
         None => Ok("applied"),

@@ -446,7 +446,7 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
 
 /// Every org-owned row, children before their parents, the org last. A
 /// delivery job left for a message deleted here ends without a request.
-const ORG_ROWS: [&str; 48] = [
+const ORG_ROWS: [&str; 52] = [
     "DELETE FROM service_key_challenges WHERE org_id = ?1",
     "DELETE FROM service_keys WHERE org_id = ?1",
     "DELETE FROM services WHERE org_id = ?1",
@@ -462,6 +462,12 @@ const ORG_ROWS: [&str; 48] = [
     "DELETE FROM preferences WHERE org_id = ?1",
     "DELETE FROM invitations WHERE org_id = ?1",
     "DELETE FROM teams WHERE org_id = ?1",
+    // Tool runs (0035): their steps, the completions they made, the
+    // runs, and where they are sent.
+    "DELETE FROM tool_run_steps WHERE org_id = ?1",
+    "DELETE FROM completions WHERE org_id = ?1",
+    "DELETE FROM tool_runs WHERE org_id = ?1",
+    "DELETE FROM tool_settings WHERE org_id = ?1",
     // Tools (0034): they name secrets, never hold them.
     "DELETE FROM tools WHERE org_id = ?1",
     // Secrets (0030): the values, then the data keys that open them (a
@@ -529,7 +535,7 @@ pub async fn delete(req: Request, org: &str, request_id: &str) -> Result<Respons
         let subscribed = gatehouse_billing::load(&tenant)
             .await?
             .and_then(|state| state.status)
-            .is_some_and(|status| !matches!(status.as_str(), "canceled" | "incomplete_expired"));
+            .is_some_and(|status| gatehouse_billing::standing::open(&status));
         if subscribed {
             return Err(Problem::new(ErrorCode::Conflict).detail(
                 "the organization has a subscription that can still charge: cancel it in the billing portal first",

@@ -231,7 +231,7 @@ async fn send(
 
 /// Each phase of the request bounded, for a host that enforces them
 /// even without the overall deadline.
-fn options(limit: Duration) -> RequestOptionsExtension {
+pub(crate) fn options(limit: Duration) -> RequestOptionsExtension {
     let ns = u64::try_from(limit.as_nanos()).unwrap_or(u64::MAX);
     let options = RequestOptions::new();
     // A host that does not support one keeps its own default.
@@ -243,7 +243,7 @@ fn options(limit: Duration) -> RequestOptionsExtension {
 
 /// `work`'s output, or none when `limit` passes first (`work` is then
 /// dropped, which cancels what it was waiting on).
-async fn within<F: Future>(limit: Duration, work: F) -> Option<F::Output> {
+pub(crate) async fn within<F: Future>(limit: Duration, work: F) -> Option<F::Output> {
     let mut work = pin!(work);
     let mut timer = pin!(spin_sdk::time::sleep(limit));
     std::future::poll_fn(|cx| {

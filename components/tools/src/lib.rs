@@ -9,6 +9,12 @@
 //!   "latency_ms"}`. A tool that fails (its endpoint times out or answers
 //!   an error) is an answer with `is_error`, not a failed request.
 //!
+//! - `GET`/`PUT /v1/tool-settings`: where the org's runs go (an OpenAI
+//!   chat-completions API, the model, the org secret holding its key)
+//! - `POST`/`GET /v1/tool-runs`, `GET /v1/tool-runs/{id}`,
+//!   `GET /v1/completions/{id}`: conversations sent to the model, which
+//!   may call the org's tools (`runs` carries them out)
+//!
 //! Who may do what: [`access`]. A tool is `static` (a JSON answer with
 //! the arguments filled in) or `http` (one request to a URL the
 //! deployment allows, secrets in its headers read by reference when it
@@ -23,20 +29,34 @@
 #![allow(clippy::result_large_err)]
 
 pub mod access;
+pub mod chat;
 pub mod config;
 pub mod definition;
 pub mod model;
 pub mod redact;
+pub mod run_model;
 pub mod schema;
+pub mod settings;
+pub mod spend;
 pub mod template;
 pub mod url;
 
 #[cfg(target_arch = "wasm32")]
 pub mod execute;
 #[cfg(target_arch = "wasm32")]
+mod llm;
+#[cfg(target_arch = "wasm32")]
 mod policy;
 #[cfg(target_arch = "wasm32")]
 mod routes;
+#[cfg(target_arch = "wasm32")]
+mod run_routes;
+#[cfg(target_arch = "wasm32")]
+mod run_store;
+#[cfg(target_arch = "wasm32")]
+mod runs;
+#[cfg(target_arch = "wasm32")]
+mod settings_routes;
 #[cfg(target_arch = "wasm32")]
 mod store;
 
@@ -70,6 +90,16 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "tools", name] if *m == Method::PATCH => routes::update(req, name, id).await,
         ["v1", "tools", name] if *m == Method::DELETE => routes::delete(req, name, id).await,
         ["v1", "tools", _] => Err(fallback(Some(&["GET", "PATCH", "DELETE"]))),
+        ["v1", "tool-settings"] if *m == Method::GET => settings_routes::get(req, id).await,
+        ["v1", "tool-settings"] if *m == Method::PUT => settings_routes::put(req, id).await,
+        ["v1", "tool-settings"] => Err(fallback(Some(&["GET", "PUT"]))),
+        ["v1", "tool-runs"] if *m == Method::POST => run_routes::create(req, id).await,
+        ["v1", "tool-runs"] if *m == Method::GET => run_routes::list(req, id).await,
+        ["v1", "tool-runs"] => Err(fallback(Some(&["GET", "POST"]))),
+        ["v1", "tool-runs", run] if *m == Method::GET => run_routes::get(req, run, id).await,
+        ["v1", "tool-runs", _] => Err(fallback(Some(&["GET"]))),
+        ["v1", "completions", c] if *m == Method::GET => run_routes::completion(req, c, id).await,
+        ["v1", "completions", _] => Err(fallback(Some(&["GET"]))),
         _ => Err(fallback(None)),
     }
 }

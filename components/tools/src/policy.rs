@@ -18,3 +18,18 @@ pub async fn tools() -> OutboundPolicy {
         .unwrap_or_default();
     OutboundPolicy::new(&rule, &allow_private)
 }
+
+/// The deployment's policy for the LLM providers orgs' runs call, from
+/// `llm_outbound_hosts` and `llm_allow_private_hosts`: the same address
+/// classes as tools' URLs, under a rule of its own (an operator may allow
+/// one provider without allowing tools to reach it, and the reverse).
+pub async fn llm() -> OutboundPolicy {
+    let Ok(rule) = spin_sdk::variables::get("llm_outbound_hosts").await else {
+        eprintln!("tools: the component has no llm_outbound_hosts variable; no provider is taken");
+        return OutboundPolicy::deny_all();
+    };
+    let allow_private = spin_sdk::variables::get("llm_allow_private_hosts")
+        .await
+        .unwrap_or_default();
+    OutboundPolicy::new(&rule, &allow_private)
+}

@@ -288,6 +288,9 @@ pub const ROUTES: &[Route] = &[
     action("PATCH", "/v1/tools/{name}", "tool.update"),
     action("DELETE", "/v1/tools/{name}", "tool.delete"),
     action("POST", "/v1/tools/{name}/$call", "tool.call"),
+    // Tool runs.
+    action("PUT", "/v1/tool-settings", "tool_settings.put"),
+    action("POST", "/v1/tool-runs", "tool_run.create"),
 ];
 
 /// Whether a method changes something.

@@ -62,6 +62,21 @@ pub fn paid(status: &str) -> bool {
     matches!(status, "active" | "trialing")
 }
 
+/// The statuses of a subscription that can still charge and grant: paid
+/// for, or past due. An org has one such subscription at most.
+pub fn live(status: &str) -> bool {
+    paid(status) || status == "past_due"
+}
+
+/// [`live`]'s statuses as an SQL list, for `status IN …`.
+pub const LIVE_SQL: &str = "('active', 'trialing', 'past_due')";
+
+/// Whether a subscription has not ended: anything but canceled or expired
+/// unpaid can still charge or come back.
+pub fn open(status: &str) -> bool {
+    !matches!(status, "canceled" | "incomplete_expired")
+}
+
 /// What `state` entitles an org to at `now`, `grace` seconds being the
 /// grace after a failed payment.
 pub fn entitlements(
@@ -236,6 +251,27 @@ mod tests {
         );
         assert!(!after.features.contains("beta"));
         assert_eq!(after.seat_limit, Some(2));
+    }
+
+    #[test]
+    fn the_live_statuses_are_the_same_in_code_and_in_sql() {
+        for status in [
+            "active",
+            "trialing",
+            "past_due",
+            "unpaid",
+            "canceled",
+            "incomplete",
+            "incomplete_expired",
+            "paused",
+        ] {
+            assert_eq!(
+                live(status),
+                LIVE_SQL.contains(&format!("'{status}'")),
+                "{status}"
+            );
+            assert!(!live(status) || open(status), "{status}");
+        }
     }
 
     #[test]
