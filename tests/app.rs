@@ -356,3 +356,36 @@ pub fn team(host: &TestHost, org: &Org, name: &str, parent: Option<&str>) -> Res
     )?;
     Ok(team["id"].as_str().context("team id")?.to_string())
 }
+
+/// A role named `role` holding `permissions`, granted to `user`.
+pub fn grant(
+    host: &TestHost,
+    org: &Org,
+    user: &str,
+    role: &str,
+    permissions: &[&str],
+) -> Result<()> {
+    expect(
+        post(
+            host,
+            "/v1/roles",
+            &json!({"name": role, "permissions": permissions}),
+            Some(&org.admin),
+        )?,
+        201,
+    )?;
+    let granted = call(
+        host,
+        "PUT",
+        &format!("/v1/roles/{role}/members/{user}"),
+        None,
+        Some(&org.admin),
+        &[],
+    )?;
+    assert!(
+        matches!(granted.status, 200 | 201 | 204),
+        "{}",
+        granted.text()
+    );
+    Ok(())
+}

@@ -7,7 +7,7 @@
 //! another org's runs and completions not found.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{Org, call, expect, join, org, post, problem, start_app_with};
+use gatehouse_tests::app::{Org, call, expect, grant, join, org, post, problem, start_app_with};
 use gatehouse_tests::openai_api::{OpenAiApi, Turn};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
@@ -34,33 +34,6 @@ fn get(host: &TestHost, token: &str, path: &str) -> Result<Reply> {
 
 fn put(host: &TestHost, token: &str, path: &str, body: &Value) -> Result<Reply> {
     call(host, "PUT", path, Some(body), Some(token), &[])
-}
-
-/// A role named `role` holding `permissions`, granted to `user`.
-fn grant(host: &TestHost, org: &Org, user: &str, role: &str, permissions: &[&str]) -> Result<()> {
-    expect(
-        post(
-            host,
-            "/v1/roles",
-            &json!({"name": role, "permissions": permissions}),
-            Some(&org.admin),
-        )?,
-        201,
-    )?;
-    let granted = call(
-        host,
-        "PUT",
-        &format!("/v1/roles/{role}/members/{user}"),
-        None,
-        Some(&org.admin),
-        &[],
-    )?;
-    assert!(
-        matches!(granted.status, 200 | 201 | 204),
-        "{}",
-        granted.text()
-    );
-    Ok(())
 }
 
 fn settings(api: &OpenAiApi, max_steps: u32) -> Value {

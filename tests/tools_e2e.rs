@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, call, expect, join, org, post, problem, start_app, start_app_with,
+    call, expect, grant, join, org, post, problem, start_app, start_app_with,
 };
 use gatehouse_tests::fake_http::{self, RawRequest};
 use gatehouse_tests::{Reply, TestHost};
@@ -46,33 +46,6 @@ fn run(host: &TestHost, token: &str, name: &str, arguments: &Value) -> Result<Re
         &json!({"arguments": arguments}),
         Some(token),
     )
-}
-
-/// A role named `role` holding `permissions`, granted to `user`.
-fn grant(host: &TestHost, org: &Org, user: &str, role: &str, permissions: &[&str]) -> Result<()> {
-    expect(
-        post(
-            host,
-            "/v1/roles",
-            &json!({"name": role, "permissions": permissions}),
-            Some(&org.admin),
-        )?,
-        201,
-    )?;
-    let granted = call(
-        host,
-        "PUT",
-        &format!("/v1/roles/{role}/members/{user}"),
-        None,
-        Some(&org.admin),
-        &[],
-    )?;
-    assert!(
-        matches!(granted.status, 200 | 201 | 204),
-        "{}",
-        granted.text()
-    );
-    Ok(())
 }
 
 fn names(listing: &Value) -> Vec<String> {

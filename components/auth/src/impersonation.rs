@@ -62,8 +62,9 @@ pub use store::{act_as, record};
 mod store {
     use super::{check, no_such_member};
     use crate::db;
-    use gatehouse_http::principal::{ActingAs, Credential, Principal, Subject};
-    use gatehouse_http::{Problem, idempotency::unix_now};
+    use gatehouse_http::Problem;
+    use gatehouse_http::audit::Entry;
+    use gatehouse_http::principal::{ActingAs, Principal, Subject};
     use spin_sdk::http::Request;
 
     /// The principal of the member `target_user_id` names, acting for the
@@ -104,46 +105,31 @@ mod store {
         Ok(principal)
     }
 
-    /// Writes one impersonated request to the org's audit trail. A request
-    /// that cannot be recorded is not served.
+    /// Writes one impersonated request to the org's audit trail, before it
+    /// is served. A request that cannot be recorded is not served.
     pub async fn record(principal: &Principal, req: &Request) -> Result<(), Problem> {
-        let (Some(acting), Some(org_id), Subject::User { id }) = (
+        let (Some(_), Some(org_id), Subject::User { id }) = (
             principal.acting_as.as_ref(),
             principal.org_id.as_deref(),
             &principal.subject,
         ) else {
             return Ok(());
         };
-        let conn = db::open().await?;
+        let mut entry = Entry::by(
+            principal,
+            Some(org_id),
+            "impersonation.request",
+            Some(id.clone()),
+            None,
+        );
+        entry.resource_type = "user";
+        // The client's own id, if it sent one: the answer's is not made yet.
         let request_id = req
             .headers()
             .get(gatehouse_http::request_id::HEADER)
             .and_then(|v| v.to_str().ok())
             .map(|v| v.chars().take(128).collect::<String>());
-        let credential = match principal.credential {
-            Credential::Session => "session",
-            Credential::ApiKey => "api_key",
-            Credential::Jwt => "jwt",
-        };
-        let path: String = req.uri().path().chars().take(500).collect();
-        db::exec(
-            &conn,
-            "INSERT INTO audit_events (org_id, event_id, occurred_at, action, actor_type, actor_id, actor_user_id, subject_user_id, resource_type, resource_id, method, path, credential, request_id)
-             VALUES (?1, ?2, ?3, 'impersonation.request', 'user', ?4, ?4, ?5, 'user', ?5, ?6, ?7, ?8, ?9)",
-            vec![
-                db::text(org_id),
-                db::text(db::new_id("aud_")),
-                db::int(unix_now()),
-                db::text(&acting.impersonator_user_id),
-                db::text(id),
-                db::text(req.method().as_str()),
-                db::text(path),
-                db::text(credential),
-                db::opt_text(request_id),
-            ],
-        )
-        .await?;
-        Ok(())
+        gatehouse_http::audit::record(req, &entry, request_id.as_deref()).await
     }
 }
 

@@ -22,7 +22,7 @@ pub async fn record(
         caller.principal.org_id.as_deref(),
         action,
         Some(name.to_string()),
-        outcome,
+        Some(outcome),
     );
-    gatehouse_http::audit::record(req, &entry, request_id).await
+    gatehouse_http::audit::record(req, &entry, Some(request_id)).await
 }

@@ -21,7 +21,8 @@ use crate::model::{Kind, Tool, valid_name};
 use crate::run_model::{CreateRun, Stage, TOOLS_MAX};
 use crate::runs::{self, Plan};
 use crate::settings::Settings;
-use crate::{access, policy, run_store, schema, settings, store};
+use crate::url::{PROVIDERS, refused};
+use crate::{access, policy, run_store, schema, store};
 
 /// The largest run body.
 const BODY_LIMIT: usize = 1024 * 1024;
@@ -175,7 +176,7 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
     if let Err(refusal) = policy::llm().await.check(&settings.base_url) {
         return Err(not_set(format!(
             "the tool settings' base_url is no longer allowed: {}",
-            settings::refused(&refusal)
+            refused(&refusal, PROVIDERS)
         )));
     }
     let key = api_key(&tenant, &settings).await?;

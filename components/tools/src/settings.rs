@@ -3,10 +3,12 @@
 //! key, and each run's limits. The key's value is never stored here nor
 //! answered: the settings name the secret, read when a run starts.
 
-use gatehouse_auth::oidc::{OutboundPolicy, Refusal};
+use gatehouse_auth::oidc::OutboundPolicy;
 use gatehouse_http::FieldError;
 use gatehouse_secrets::scope::{Scope, parse_reference};
 use serde::{Deserialize, Serialize};
+
+use crate::url::{PROVIDERS, refused};
 
 /// The most completions a run may make, whatever the settings say.
 pub const MAX_STEPS_LIMIT: i64 = 32;
@@ -93,7 +95,7 @@ impl PutSettings {
             errors.push(FieldError::new(
                 "/base_url",
                 "url_not_allowed",
-                refused(&refusal),
+                refused(&refusal, PROVIDERS),
             ));
         }
         let model_ok = !self.model.is_empty()
@@ -128,33 +130,6 @@ impl PutSettings {
             ));
         }
         errors
-    }
-}
-
-/// Why this deployment does not call a provider's URL, in the settings'
-/// words.
-pub fn refused(refusal: &Refusal) -> String {
-    match refusal {
-        Refusal::NotAUrl => {
-            "not an absolute http(s) URL with a host and without credentials".into()
-        }
-        Refusal::BadHost { host } => format!("`{host}` is not a valid host"),
-        Refusal::Forbidden { host, kind } => {
-            format!("{host} is {}, which is never called", kind.describe())
-        }
-        Refusal::Private { host, kind } => format!(
-            "{host} is {}; providers are public hosts unless the operator sets llm_allow_private_hosts",
-            kind.describe()
-        ),
-        Refusal::PlainHttp => {
-            "plain http is taken only for private hosts the operator allows: use https".into()
-        }
-        Refusal::OutsideRule { rule } => format!(
-            "outside this deployment's outbound rule for providers (llm_outbound_hosts = `{rule}`)"
-        ),
-        Refusal::NotConfigured { rule, .. } => format!(
-            "this deployment calls no provider until the operator sets llm_outbound_hosts (now `{rule}`)"
-        ),
     }
 }
 

@@ -61,33 +61,56 @@ pub fn check(url: &str, schema: &Value, policy: &OutboundPolicy, errors: &mut Ve
         return;
     }
     if let Err(refusal) = policy.check(&sample) {
-        errors.push(field("url_not_allowed", refused(&refusal)));
+        errors.push(field("url_not_allowed", refused(&refusal, TOOLS)));
     }
 }
 
-/// Why this deployment does not call a tool's URL, in the tool settings'
-/// words.
-pub fn refused(refusal: &Refusal) -> String {
+/// What a refused URL was to reach: tools or model providers, each with
+/// its own pair of Spin variables (`<prefix>_outbound_hosts`,
+/// `<prefix>_allow_private_hosts`).
+#[derive(Debug, Clone, Copy)]
+pub struct Callee {
+    /// `tools`, `providers`.
+    pub noun: &'static str,
+    /// `tool`, `llm`.
+    pub prefix: &'static str,
+}
+
+/// HTTP tools' endpoints.
+pub const TOOLS: Callee = Callee {
+    noun: "tools",
+    prefix: "tool",
+};
+
+/// Model providers' base URLs.
+pub const PROVIDERS: Callee = Callee {
+    noun: "providers",
+    prefix: "llm",
+};
+
+/// Why this deployment does not call a URL of `callee`'s.
+pub fn refused(refusal: &Refusal, callee: Callee) -> String {
+    let Callee { noun, prefix } = callee;
     match refusal {
         Refusal::NotAUrl => {
             "not an absolute http(s) URL with a host and without credentials".into()
         }
         Refusal::BadHost { host } => format!("`{host}` is not a valid host"),
         Refusal::Forbidden { host, kind } => {
-            format!("{host} is {}, which a tool may never call", kind.describe())
+            format!("{host} is {}, which is never called", kind.describe())
         }
         Refusal::Private { host, kind } => format!(
-            "{host} is {}; tools call public hosts unless the operator sets tool_allow_private_hosts",
+            "{host} is {}; {noun} are called on public hosts only, unless the operator sets {prefix}_allow_private_hosts",
             kind.describe()
         ),
         Refusal::PlainHttp => {
             "plain http is taken only for private hosts the operator allows: use https".into()
         }
         Refusal::OutsideRule { rule } => format!(
-            "outside this deployment's outbound rule for tools (tool_outbound_hosts = `{rule}`)"
+            "outside this deployment's outbound rule for {noun} ({prefix}_outbound_hosts = `{rule}`)"
         ),
         Refusal::NotConfigured { rule, .. } => format!(
-            "this deployment calls no HTTP tool until the operator sets tool_outbound_hosts (now `{rule}`)"
+            "this deployment calls no {noun} until the operator sets {prefix}_outbound_hosts (now `{rule}`)"
         ),
     }
 }

@@ -44,8 +44,9 @@ pub struct Entry {
     pub resource_type: &'static str,
     /// Its id: the created resource's `id`, else the path's last parameter.
     pub resource_id: Option<String>,
-    /// The HTTP status answered.
-    pub outcome: u16,
+    /// The HTTP status answered; `None` for a record written before the
+    /// request is served (an impersonated request).
+    pub outcome: Option<u16>,
     /// The body's top-level field names, as a JSON array.
     pub changed_fields: Option<String>,
     /// SHA-256 (hex) of a successful answer's body: the resource as it
@@ -81,7 +82,7 @@ impl Entry {
                 .rfind(|(name, _)| *name != "org" || matched.params.len() == 1)
                 .map(|(_, v)| v.clone())
         });
-        let mut entry = Entry::anonymous(action, resource_id, status);
+        let mut entry = Entry::anonymous(action, resource_id, Some(status));
         entry.changed_fields = (!notes.fields.is_empty())
             .then(|| serde_json::to_string(&notes.fields).unwrap_or_default());
         entry.digest = ((200..300).contains(&status) && !body.is_empty())
@@ -117,7 +118,7 @@ impl Entry {
         org: Option<&str>,
         action: &'static str,
         resource_id: Option<String>,
-        outcome: u16,
+        outcome: Option<u16>,
     ) -> Entry {
         let mut entry = Entry::anonymous(action, resource_id, outcome);
         entry.take_principal(principal, org.map(str::to_string));
@@ -125,7 +126,7 @@ impl Entry {
     }
 
     /// A record of nobody known, in no org, yet.
-    fn anonymous(action: &'static str, resource_id: Option<String>, outcome: u16) -> Entry {
+    fn anonymous(action: &'static str, resource_id: Option<String>, outcome: Option<u16>) -> Entry {
         Entry {
             org: OrgClaim::default(),
             action,
@@ -291,7 +292,7 @@ mod tests {
         let entry = Entry::of(&matched, &notes, 403, b"{}").expect("recorded");
         assert_eq!(entry.actor_id.as_deref(), Some("usr_admin"));
         assert_eq!(entry.subject_user_id.as_deref(), Some("usr_member"));
-        assert_eq!(entry.outcome, 403);
+        assert_eq!(entry.outcome, Some(403));
     }
 
     #[test]

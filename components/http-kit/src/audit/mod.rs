@@ -83,7 +83,7 @@ mod store {
         let Some(entry) = Entry::of(&matched, &trail.notes(), parts.status.as_u16(), &bytes) else {
             return http::Response::from_parts(parts, http_body_util::Full::new(bytes));
         };
-        match write(&entry, &seen, request_id).await {
+        match write(&entry, &seen, Some(request_id)).await {
             Ok(()) => http::Response::from_parts(parts, http_body_util::Full::new(bytes)),
             Err(e) => {
                 // The change is made and kept, and its answer may hold what
@@ -99,11 +99,12 @@ mod store {
         }
     }
 
-    /// Writes `entry`, made by a handler ([`Entry::by`]), for `req`.
+    /// Writes `entry`, made by a handler ([`Entry::by`]), for `req`, whose
+    /// id is `request_id` when it is known.
     pub async fn record<B>(
         req: &http::Request<B>,
         entry: &Entry,
-        request_id: &str,
+        request_id: Option<&str>,
     ) -> Result<(), Problem> {
         let seen = Seen {
             method: req.method().as_str().to_string(),
@@ -119,7 +120,7 @@ mod store {
         })
     }
 
-    async fn write(entry: &Entry, seen: &Seen, request_id: &str) -> Result<(), String> {
+    async fn write(entry: &Entry, seen: &Seen, request_id: Option<&str>) -> Result<(), String> {
         let conn = Connection::open_default()
             .await
             .map_err(|e| format!("{e:?}"))?;
@@ -153,9 +154,9 @@ mod store {
                 opt_text(entry.resource_id.clone()),
                 text(&seen.method),
                 text(&seen.path),
-                text(request_id),
+                opt_text(request_id),
                 opt_text(seen.client_address.clone()),
-                Value::Integer(i64::from(entry.outcome)),
+                entry.outcome.map_or(Value::Null, |s| Value::Integer(i64::from(s))),
                 opt_text(entry.changed_fields.clone()),
                 opt_text(entry.digest.clone()),
             ],

@@ -338,9 +338,9 @@ pub async fn callback(
         None,
         "auth.sso_login",
         Some(provider_id.to_string()),
-        res.status().as_u16(),
+        Some(res.status().as_u16()),
     );
-    gatehouse_http::audit::record(&req, &entry, request_id).await?;
+    gatehouse_http::audit::record(&req, &entry, Some(request_id)).await?;
     let base = crate::config::public_base_url().await;
     if let Ok(value) = http::HeaderValue::from_str(&state_cookie(&base, provider_id, "", 0)) {
         res.headers_mut().insert("set-cookie", value);
