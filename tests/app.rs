@@ -357,14 +357,8 @@ pub fn team(host: &TestHost, org: &Org, name: &str, parent: Option<&str>) -> Res
     Ok(team["id"].as_str().context("team id")?.to_string())
 }
 
-/// A role named `role` holding `permissions`, granted to `user`.
-pub fn grant(
-    host: &TestHost,
-    org: &Org,
-    user: &str,
-    role: &str,
-    permissions: &[&str],
-) -> Result<()> {
+/// A role named `role` of `org` holding `permissions`, made by its admin.
+pub fn role(host: &TestHost, org: &Org, role: &str, permissions: &[&str]) -> Result<()> {
     expect(
         post(
             host,
@@ -374,6 +368,46 @@ pub fn grant(
         )?,
         201,
     )?;
+    Ok(())
+}
+
+/// An API key of `org` holding a new role `role` with `permissions`.
+pub fn role_key(host: &TestHost, org: &Org, name: &str, permissions: &[&str]) -> Result<String> {
+    role(host, org, name, permissions)?;
+    let made = expect(
+        post(
+            host,
+            "/v1/keys",
+            &json!({"name": format!("{name}-agent"), "roles": [name]}),
+            Some(&org.admin),
+        )?,
+        201,
+    )?;
+    Ok(made["key"].as_str().context("key")?.to_string())
+}
+
+/// The app with its LLM providers and HTTP tools allowed on loopback, as
+/// a deployment that runs them beside Gatehouse would set it.
+pub fn start_app_with_local_tools() -> Result<TestHost> {
+    let var = |name: &str, value: &str| (format!("SPIN_VARIABLE_{name}"), value.to_string());
+    start_app_with(vec![
+        var("LLM_OUTBOUND_HOSTS", "http://127.0.0.1:*"),
+        var("LLM_ALLOW_PRIVATE_HOSTS", "true"),
+        var("TOOL_OUTBOUND_HOSTS", "http://127.0.0.1:*"),
+        var("TOOL_ALLOW_PRIVATE_HOSTS", "true"),
+    ])
+}
+
+/// A role named `role` holding `permissions`, granted to `user`.
+pub fn grant(
+    host: &TestHost,
+    org: &Org,
+    user: &str,
+    role_name: &str,
+    permissions: &[&str],
+) -> Result<()> {
+    role(host, org, role_name, permissions)?;
+    let role = role_name;
     let granted = call(
         host,
         "PUT",

@@ -117,6 +117,75 @@ fn every_app_component_exports_the_handler_and_imports_only_the_world() -> Resul
     Ok(())
 }
 
+/// Each test component's world: what it must export, and what it may
+/// import beyond the `gatehouse:platform/component` world. A new crate
+/// under tests/components must add its line.
+const TEST_COMPONENTS: &[(&str, &[&str], &[&str])] = &[
+    ("bare", &["wasi:http/handler@0.3.0"], &[]),
+    ("probe", &["wasi:http/handler@0.3.0"], &[]),
+    // Middleware: the next handler is an import (`wasi:http/middleware`).
+    (
+        "mw-gate",
+        &["wasi:http/handler@0.3.0"],
+        &["wasi:http/handler@0.3.0"],
+    ),
+    (
+        "mw-tag",
+        &["wasi:http/handler@0.3.0"],
+        &["wasi:http/handler@0.3.0"],
+    ),
+    // A library component: no handler of its own.
+    ("greeter", &["gatehouse:fixture/greet@0.1.0"], &[]),
+    (
+        "greeted",
+        &["wasi:http/handler@0.3.0"],
+        &["gatehouse:fixture/greet@0.1.0"],
+    ),
+];
+
+#[test]
+fn every_test_component_keeps_to_its_listed_world() -> Result<()> {
+    let engine = engine()?;
+    let world = world_imports()?;
+    let mut dirs = BTreeSet::new();
+    for entry in std::fs::read_dir(root().join("tests/components"))? {
+        dirs.insert(entry?.file_name().to_string_lossy().to_string());
+    }
+    let listed: BTreeSet<String> = TEST_COMPONENTS
+        .iter()
+        .map(|(n, _, _)| n.to_string())
+        .collect();
+    assert_eq!(dirs, listed, "tests/components and TEST_COMPONENTS differ");
+    for (name, exports, extra) in TEST_COMPONENTS {
+        let path = gatehouse_tests::wasm(&name.replace('-', "_"))?;
+        let component = Component::new(&engine, std::fs::read(&path)?)?;
+        let exported: BTreeSet<String> = component
+            .component_type()
+            .exports(&engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let wanted: BTreeSet<String> = exports.iter().map(|e| e.to_string()).collect();
+        assert_eq!(exported, wanted, "`{name}` exports");
+        let mut allowed = world.clone();
+        allowed.extend(extra.iter().map(|e| e.to_string()));
+        let outside = disallowed_imports(&engine, &component, &allowed);
+        assert!(
+            outside.is_empty(),
+            "`{name}` imports outside its world: {outside:?}"
+        );
+        for import in *extra {
+            assert!(
+                component
+                    .component_type()
+                    .imports(&engine)
+                    .any(|(n, _)| n == *import),
+                "`{name}` does not import {import}"
+            );
+        }
+    }
+    Ok(())
+}
+
 #[test]
 fn a_component_reaching_beyond_the_world_is_caught() -> Result<()> {
     let engine = engine()?;

@@ -7,7 +7,9 @@
 //! another org's runs and completions not found.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{Org, call, expect, grant, join, org, post, problem, start_app_with};
+use gatehouse_tests::app::{
+    Org, call, expect, grant, join, org, post, problem, start_app_with_local_tools,
+};
 use gatehouse_tests::openai_api::{OpenAiApi, Turn};
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
@@ -15,18 +17,6 @@ use serde_json::{Value, json};
 const KEY: &str = "sk-test-tool-runs-5f0c2a9d81e44b7c";
 const MODEL: &str = "gpt-4o-mini";
 const SECRET: &str = "org/OPENAI_API_KEY";
-
-/// The app with providers and HTTP tools allowed on loopback, as a
-/// deployment that runs them beside Gatehouse would set it.
-fn start() -> Result<TestHost> {
-    let var = |name: &str, value: &str| (format!("SPIN_VARIABLE_{name}"), value.to_string());
-    start_app_with(vec![
-        var("LLM_OUTBOUND_HOSTS", "http://127.0.0.1:*"),
-        var("LLM_ALLOW_PRIVATE_HOSTS", "true"),
-        var("TOOL_OUTBOUND_HOSTS", "http://127.0.0.1:*"),
-        var("TOOL_ALLOW_PRIVATE_HOSTS", "true"),
-    ])
-}
 
 fn get(host: &TestHost, token: &str, path: &str) -> Result<Reply> {
     call(host, "GET", path, None, Some(token), &[])
@@ -153,7 +143,7 @@ fn last_message(sent: &[Value], i: usize) -> Result<Value> {
 
 #[test]
 fn a_raw_run_answers_the_providers_completion_with_the_key_from_the_org_secret() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     api.script(MODEL, &[Turn::answer("Hello, Ada!").usage(21, 7)])?;
@@ -229,7 +219,7 @@ fn a_raw_run_answers_the_providers_completion_with_the_key_from_the_org_secret()
 
 #[test]
 fn a_call_run_runs_the_tools_the_model_asks_for_until_its_final_answer() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     api.script(
@@ -296,7 +286,7 @@ fn a_call_run_runs_the_tools_the_model_asks_for_until_its_final_answer() -> Resu
 
 #[test]
 fn a_run_that_keeps_calling_tools_stops_at_its_step_limit() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     let again = Turn::tool_calls(&[("greet", json!({"name": "Ada"}))]);
@@ -326,7 +316,7 @@ fn a_run_that_keeps_calling_tools_stops_at_its_step_limit() -> Result<()> {
 
 #[test]
 fn tool_failures_and_bad_arguments_are_fed_back_to_the_model() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     api.script(
@@ -384,7 +374,7 @@ fn tool_failures_and_bad_arguments_are_fed_back_to_the_model() -> Result<()> {
 
 #[test]
 fn a_tool_the_caller_may_not_run_is_not_offered_and_its_call_is_refused() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     let mut payroll = greeter();
@@ -436,7 +426,7 @@ fn a_tool_the_caller_may_not_run_is_not_offered_and_its_call_is_refused() -> Res
 
 #[test]
 fn a_static_run_starts_from_its_static_tools_answers() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     api.script(MODEL, &[Turn::answer("Bo has been greeted.")])?;
@@ -488,7 +478,7 @@ fn a_static_run_starts_from_its_static_tools_answers() -> Result<()> {
 
 #[test]
 fn a_providers_error_fails_the_run_and_is_recorded() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     api.script(MODEL, &[Turn::error(500)])?;
@@ -537,7 +527,7 @@ fn a_providers_error_fails_the_run_and_is_recorded() -> Result<()> {
 
 #[test]
 fn settings_are_checked_and_a_run_needs_them_and_its_key() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = org(&host, "ada@acme.test", "acme")?;
     grant(&host, &acme, &acme.admin_id, "runner", &["tools:run"])?;
@@ -610,7 +600,7 @@ fn settings_are_checked_and_a_run_needs_them_and_its_key() -> Result<()> {
 
 #[test]
 fn runs_take_credentials_and_tools_run() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     let body = json!({"stage": "raw", "messages": question()});
@@ -626,7 +616,7 @@ fn runs_take_credentials_and_tools_run() -> Result<()> {
 
 #[test]
 fn another_orgs_runs_and_completions_are_not_found() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     let globex = ready(&host, &api, "gil@globex.test", "globex")?;
@@ -657,7 +647,7 @@ fn another_orgs_runs_and_completions_are_not_found() -> Result<()> {
 
 #[test]
 fn a_member_lists_their_own_runs_and_an_admin_all_of_the_orgs() -> Result<()> {
-    let host = start()?;
+    let host = start_app_with_local_tools()?;
     let api = OpenAiApi::start(KEY)?;
     let acme = ready(&host, &api, "ada@acme.test", "acme")?;
     let (member, member_id) = join(&host, &acme.admin, &acme.id, "bo@acme.test", "member", &[])?;

@@ -320,8 +320,28 @@ pub mod sqlite {
         B: http_body::Body<Data = bytes::Bytes>,
         B::Error: std::error::Error + Send + Sync + 'static,
     {
+        let limit = crate::json::DEFAULT_LIMIT;
+        create_once_up_to(conn, caller, req, request_id, limit, run).await
+    }
+
+    /// [`create_once`] for a body of up to `limit` bytes.
+    pub async fn create_once_up_to<T, F, Fut, B>(
+        conn: &Connection,
+        caller: &str,
+        req: http::Request<B>,
+        request_id: &str,
+        limit: usize,
+        run: F,
+    ) -> Result<crate::Response, crate::Problem>
+    where
+        T: serde::de::DeserializeOwned + crate::json::Validate,
+        F: FnOnce(T) -> Fut,
+        Fut: std::future::Future<Output = Result<crate::Response, crate::Problem>>,
+        B: http_body::Body<Data = bytes::Bytes>,
+        B::Error: std::error::Error + Send + Sync + 'static,
+    {
         use crate::json;
-        let (parts, bytes) = json::read_raw(req, json::DEFAULT_LIMIT).await?;
+        let (parts, bytes) = json::read_raw(req, limit).await?;
         let method = parts.method.as_str();
         let path = parts.uri.path();
         let scope = format!("{caller}/{method} {path}");

@@ -57,11 +57,13 @@ pub enum ErrorCode {
     /// A provider Gatehouse called on the caller's behalf (Stripe) refused
     /// the call or failed; the detail says which.
     UpstreamFailed,
+    /// A quota of the organization refused the use; the problem names it.
+    QuotaExceeded,
 }
 
 impl ErrorCode {
     /// Every code, so documents and tests can enumerate them.
-    pub const ALL: [ErrorCode; 23] = {
+    pub const ALL: [ErrorCode; 24] = {
         use ErrorCode::*;
         [
             NotFound,
@@ -87,6 +89,7 @@ impl ErrorCode {
             Unavailable,
             SeatLimitReached,
             UpstreamFailed,
+            QuotaExceeded,
         ]
     };
 
@@ -116,6 +119,7 @@ impl ErrorCode {
             Internal => "internal",
             Unavailable => "unavailable",
             SeatLimitReached => "seat_limit_reached",
+            QuotaExceeded => "quota_exceeded",
             UpstreamFailed => "upstream_failed",
         }
     }
@@ -139,6 +143,7 @@ impl ErrorCode {
             Internal => 500,
             Unavailable => 503,
             SeatLimitReached => 402,
+            QuotaExceeded => 429,
             UpstreamFailed => 502,
         }
     }
@@ -169,6 +174,7 @@ impl ErrorCode {
             Internal => "Internal Server Error",
             Unavailable => "Service Unavailable",
             SeatLimitReached => "Seat Limit Reached",
+            QuotaExceeded => "Quota Exceeded",
             UpstreamFailed => "Upstream Failed",
         }
     }

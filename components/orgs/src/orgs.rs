@@ -446,7 +446,7 @@ pub async fn update(req: Request, org: &str, request_id: &str) -> Result<Respons
 
 /// Every org-owned row, children before their parents, the org last. A
 /// delivery job left for a message deleted here ends without a request.
-const ORG_ROWS: [&str; 52] = [
+const ORG_ROWS: [&str; 53] = [
     "DELETE FROM service_key_challenges WHERE org_id = ?1",
     "DELETE FROM service_keys WHERE org_id = ?1",
     "DELETE FROM services WHERE org_id = ?1",
@@ -468,6 +468,8 @@ const ORG_ROWS: [&str; 52] = [
     "DELETE FROM completions WHERE org_id = ?1",
     "DELETE FROM tool_runs WHERE org_id = ?1",
     "DELETE FROM tool_settings WHERE org_id = ?1",
+    // MCP servers (0037): they name tools.
+    "DELETE FROM mcp_servers WHERE org_id = ?1",
     // Tools (0034): they name secrets, never hold them.
     "DELETE FROM tools WHERE org_id = ?1",
     // Secrets (0030): the values, then the data keys that open them (a

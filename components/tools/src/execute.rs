@@ -68,12 +68,15 @@ impl From<ToolError> for Problem {
     }
 }
 
-/// Calls `tool` with `arguments` in the org of `tenant`.
-pub async fn call(
-    tenant: &Tenant<'_>,
-    tool: &Tool,
-    arguments: &Value,
-) -> Result<Outcome, ToolError> {
+/// A call checked and ready to run: the tool is enabled, its
+/// configuration reads and the arguments match its input schema.
+pub struct Prepared {
+    config: Config,
+    arguments: serde_json::Map<String, Value>,
+}
+
+/// Checks a call of `tool` with `arguments` without running it.
+pub fn prepare(tool: &Tool, arguments: &Value) -> Result<Prepared, ToolError> {
     if !tool.enabled {
         return Err(ToolError::Disabled);
     }
@@ -82,30 +85,48 @@ pub async fn call(
         ToolError::Internal
     })?;
     schema::check_arguments(&tool.input_schema, arguments).map_err(ToolError::InvalidArguments)?;
-    let arguments = arguments.as_object().cloned().unwrap_or_default();
-    let started = Instant::now();
-    let answer = match &config {
-        Config::Static(c) => Ok(template::fill_static(&c.result, &arguments)),
-        Config::Http(c) => call_http(tenant, c, &arguments).await,
-    };
-    let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-    Ok(match answer {
-        Ok(result) => Outcome {
-            result,
-            is_error: false,
-            latency_ms,
-        },
-        Err(why) => Outcome {
-            result: Value::String(why),
-            is_error: true,
-            latency_ms,
-        },
+    Ok(Prepared {
+        config,
+        arguments: arguments.as_object().cloned().unwrap_or_default(),
     })
+}
+
+impl Prepared {
+    /// Runs the call in the org of `tenant`.
+    pub async fn run(&self, tenant: &Tenant<'_>) -> Outcome {
+        let started = Instant::now();
+        let answer = match &self.config {
+            Config::Static(c) => Ok(template::fill_static(&c.result, &self.arguments)),
+            Config::Http(c) => call_http(tenant, c, &self.arguments).await,
+        };
+        let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        match answer {
+            Ok(result) => Outcome {
+                result,
+                is_error: false,
+                latency_ms,
+            },
+            Err(why) => Outcome {
+                result: Value::String(why),
+                is_error: true,
+                latency_ms,
+            },
+        }
+    }
+}
+
+/// Calls `tool` with `arguments` in the org of `tenant`.
+pub async fn call(
+    tenant: &Tenant<'_>,
+    tool: &Tool,
+    arguments: &Value,
+) -> Result<Outcome, ToolError> {
+    Ok(prepare(tool, arguments)?.run(tenant).await)
 }
 
 /// The values of the secrets `config`'s headers name, as headers; a
 /// failure's message.
-async fn headers(
+pub(crate) async fn headers(
     tenant: &Tenant<'_>,
     config: &HttpConfig,
 ) -> Result<(Vec<(String, String)>, Vec<String>), String> {

@@ -14,7 +14,14 @@
 //! - `POST`/`GET /v1/tool-runs`, `GET /v1/tool-runs/{id}`,
 //!   `GET /v1/completions/{id}`: conversations sent to the model, which
 //!   may call the org's tools (`runs` carries them out)
+//! - `POST /v1/mcp`, `POST /v1/mcp/{server}`: the Model Context Protocol
+//!   over stateless Streamable HTTP, the caller's tools or a named
+//!   server's; `/v1/mcp-servers` (named and mounted servers) and the
+//!   protected resource metadata under `/.well-known/oauth-protected-resource`
+//!   ([`mcp`])
 //!
+//! Every call of a tool and every completion of a run holds quota on the
+//! meters the tool settings name and is settled after ([`spend`]).
 //! Who may do what: [`access`]. A tool is `static` (a JSON answer with
 //! the arguments filled in) or `http` (one request to a URL the
 //! deployment allows, secrets in its headers read by reference when it
@@ -32,12 +39,12 @@ pub mod access;
 pub mod chat;
 pub mod config;
 pub mod definition;
+pub mod mcp;
 pub mod model;
 pub mod redact;
 pub mod run_model;
 pub mod schema;
 pub mod settings;
-pub mod spend;
 pub mod template;
 pub mod url;
 
@@ -57,6 +64,8 @@ mod run_store;
 mod runs;
 #[cfg(target_arch = "wasm32")]
 mod settings_routes;
+#[cfg(target_arch = "wasm32")]
+pub mod spend;
 #[cfg(target_arch = "wasm32")]
 mod store;
 
@@ -100,6 +109,41 @@ async fn route(req: Request, id: &str) -> Result<Response, Problem> {
         ["v1", "tool-runs", _] => Err(fallback(Some(&["GET"]))),
         ["v1", "completions", c] if *m == Method::GET => run_routes::completion(req, c, id).await,
         ["v1", "completions", _] => Err(fallback(Some(&["GET"]))),
+        ["v1", "mcp"] if *m == Method::POST => mcp::endpoint::post(req, None, id).await,
+        // No stream is offered and no session is kept: GET and DELETE are
+        // the methods the transport lets such a server refuse.
+        ["v1", "mcp"] => Err(fallback(Some(&["POST"]))),
+        ["v1", "mcp", s] if *m == Method::POST => mcp::endpoint::post(req, Some(s), id).await,
+        ["v1", "mcp", _] => Err(fallback(Some(&["POST"]))),
+        ["v1", "mcp-servers"] if *m == Method::POST => mcp::server_routes::create(req, id).await,
+        ["v1", "mcp-servers"] if *m == Method::GET => mcp::server_routes::list(req, id).await,
+        ["v1", "mcp-servers"] => Err(fallback(Some(&["GET", "POST"]))),
+        ["v1", "mcp-servers", n] if *m == Method::GET => mcp::server_routes::get(req, n, id).await,
+        ["v1", "mcp-servers", n] if *m == Method::PATCH => {
+            mcp::server_routes::update(req, n, id).await
+        }
+        ["v1", "mcp-servers", n] if *m == Method::DELETE => {
+            mcp::server_routes::delete(req, n, id).await
+        }
+        ["v1", "mcp-servers", _] => Err(fallback(Some(&["GET", "PATCH", "DELETE"]))),
+        ["v1", "mcp-servers", n, "$refresh"] if *m == Method::POST => {
+            mcp::server_routes::refresh(req, n, id).await
+        }
+        ["v1", "mcp-servers", _, "$refresh"] => Err(fallback(Some(&["POST"]))),
+        [
+            ".well-known",
+            "oauth-protected-resource",
+            "v1",
+            "mcp",
+            rest @ ..,
+        ] if *m == Method::GET => match rest {
+            [] => mcp::server_routes::resource_metadata(None, id).await,
+            [s] => mcp::server_routes::resource_metadata(Some(s), id).await,
+            _ => Err(fallback(None)),
+        },
+        [".well-known", "oauth-protected-resource", "v1", "mcp", ..] => {
+            Err(fallback(Some(&["GET"])))
+        }
         _ => Err(fallback(None)),
     }
 }

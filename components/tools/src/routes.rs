@@ -11,8 +11,8 @@ use spin_sdk::http::Request;
 
 use crate::access;
 use crate::definition::{self, Definition};
-use crate::execute;
 use crate::model::{CallTool, CreateTool, PatchTool, Tool};
+use crate::spend;
 use crate::{policy, store};
 
 /// The largest body a write or a call takes.
@@ -182,7 +182,11 @@ pub async fn call(req: Request, name: &str, request_id: &str) -> Result<Response
     }
     let body: CallTool = json::read_unvalidated(req, BODY_LIMIT).await?;
     let tenant = caller.tenant()?;
-    let outcome = execute::call(&tenant, &tool, &body.arguments).await?;
+    let actor = caller.actor_id();
+    let meter = spend::meter_for(&tenant, &caller.conn, &caller.principal, &actor).await?;
+    let outcome = spend::call_tool(&meter, &tool, &body.arguments)
+        .await
+        .map_err(|stop| stop.problem())??;
     let mut res = response::json(
         200,
         &json!({

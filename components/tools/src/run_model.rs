@@ -142,6 +142,19 @@ pub struct CreateRun {
     pub static_calls: Vec<StaticCall>,
 }
 
+/// Checked whole before the org's settings are read; [`CreateRun::check`]
+/// again with their `max_steps`.
+impl gatehouse_http::json::Validate for CreateRun {
+    fn validate(&self) -> Result<(), Vec<FieldError>> {
+        let errors = self.check(crate::settings::MAX_STEPS_LIMIT);
+        if errors.is_empty() {
+            Ok(())
+        } else {
+            Err(errors)
+        }
+    }
+}
+
 fn content_ok(content: &Value) -> bool {
     match content {
         Value::String(_) => true,
@@ -311,6 +324,10 @@ pub struct Step {
     pub completion_tokens: i64,
     /// A completion's record (`GET /v1/completions/{id}`).
     pub completion_id: Option<String>,
+    /// What it cost, as an exact decimal, when its meter has a price.
+    pub cost: Option<String>,
+    /// The cost's currency.
+    pub currency: Option<String>,
 }
 
 /// A run, as answered.
@@ -326,6 +343,9 @@ pub struct Run {
     pub status: Status,
     /// Why it ended.
     pub stop_reason: Option<String>,
+    /// When a quota stopped it (`stop_reason` `quota_exceeded`): what was
+    /// about to run and the quota that refused it.
+    pub quota_refusal: Option<Value>,
     /// The model asked.
     pub model: String,
     /// The conversation it started from (in a listing: left out).

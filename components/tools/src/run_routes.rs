@@ -5,15 +5,17 @@
 //! offers, its static calls, the org's settings and the API key's secret);
 //! once sent, it is recorded, so how it ended is `201` with the run:
 //! `completed`, `stopped` (a limit) or `failed` (the provider's error, its
-//! `stop_reason` saying which). A member sees their own runs and their
+//! `stop_reason` saying which: `quota_exceeded` names the quota in
+//! `quota_refusal`). A member sees their own runs and their
 //! completions; an admin sees all of the org's.
 
 use gatehouse_auth::caller::OrgCaller;
 use gatehouse_auth::tenant::Tenant;
+use gatehouse_http::idempotency::sqlite::create_once_up_to;
 use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::pagination::PageRequest;
 use gatehouse_http::principal::Principal;
-use gatehouse_http::{ErrorCode, FieldError, Problem, Response, json, response};
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, response};
 use serde_json::Value;
 use spin_sdk::http::Request;
 
@@ -21,6 +23,7 @@ use crate::model::{Kind, Tool, valid_name};
 use crate::run_model::{CreateRun, Stage, TOOLS_MAX};
 use crate::runs::{self, Plan};
 use crate::settings::Settings;
+use crate::spend::{self, Meter, Meters};
 use crate::url::{PROVIDERS, refused};
 use crate::{access, policy, run_store, schema, store};
 
@@ -147,7 +150,15 @@ async fn api_key(tenant: &Tenant<'_>, settings: &Settings) -> Result<String, Pro
         .ok_or_else(|| not_set(format!("the secret {reference} holds no usable API key")))
 }
 
-/// `POST /v1/tool-runs`: `201` with the run.
+/// Who is asking, in which org: the scope of an `Idempotency-Key`.
+fn idempotency_scope(caller: &OrgCaller) -> String {
+    let org = caller.principal.org_id.as_deref().unwrap_or_default();
+    let who = spend::subject_of(&caller.principal).unwrap_or_else(|| caller.actor_id());
+    format!("org:{org}/{who}")
+}
+
+/// `POST /v1/tool-runs`: `201` with the run. With an `Idempotency-Key`, a
+/// retry answers what the first request answered and runs nothing again.
 pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem> {
     let caller = OrgCaller::of(&req).await?;
     if !caller.principal.has_permission(access::RUN) {
@@ -156,7 +167,24 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
             access::RUN
         )));
     }
-    let body: CreateRun = json::read_unvalidated(req, BODY_LIMIT).await?;
+    let scope = idempotency_scope(&caller);
+    let caller = &caller;
+    create_once_up_to(
+        &caller.conn,
+        &scope,
+        req,
+        request_id,
+        BODY_LIMIT,
+        |body: CreateRun| async move {
+            let run = start(caller, body).await?;
+            Ok(no_store(response::json(201, &run, request_id)))
+        },
+    )
+    .await
+}
+
+/// Checks `body` against the org's settings and tools, then runs it.
+async fn start(caller: &OrgCaller, body: CreateRun) -> Result<crate::run_model::Run, Problem> {
     let tenant = caller.tenant()?;
     let settings = run_store::settings(&tenant).await?.ok_or_else(|| {
         not_set("the organization has no tool settings (PUT /v1/tool-settings)".into())
@@ -166,6 +194,9 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
         return Err(invalid(errors));
     }
     let p = &caller.principal;
+    let subject = spend::subject_of(p);
+    let meters = Meters::of(Some(&settings));
+    spend::refuse_unmetered(&meters, subject.as_deref())?;
     let offered = match body.stage {
         Stage::Raw => Vec::new(),
         Stage::Call | Stage::Static => offered(&tenant, p, body.tools.as_deref()).await?,
@@ -187,8 +218,15 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
         offered,
         static_calls,
     };
-    let run = runs::run(&tenant, &settings, &key, &caller.actor_id(), plan).await?;
-    Ok(no_store(response::json(201, &run, request_id)))
+    let actor = caller.actor_id();
+    let meter = Meter {
+        tenant: &tenant,
+        conn: &caller.conn,
+        meters,
+        subject,
+        actor: &actor,
+    };
+    runs::run(&meter, &settings, &key, &actor, plan).await
 }
 
 /// Runs hold people's conversations: not for shared caches.

@@ -22,7 +22,8 @@ fn int_or_null(value: Option<i64>) -> Sql {
 pub async fn settings(tenant: &Tenant<'_>) -> Result<Option<Settings>, Problem> {
     let rows = tenant
         .query(
-            "SELECT base_url, model, api_key_secret, max_steps, timeout_ms, updated_at, updated_by
+            "SELECT base_url, model, api_key_secret, max_steps, timeout_ms, updated_at, updated_by,
+                    token_meter, tool_meter, reserve_tokens
              FROM tool_settings WHERE org_id = ?1",
             vec![],
         )
@@ -35,6 +36,9 @@ pub async fn settings(tenant: &Tenant<'_>) -> Result<Option<Settings>, Problem> 
         timeout_ms: db::get_int(row, 4).unwrap_or_default(),
         updated_at: db::get_int(row, 5).unwrap_or_default(),
         updated_by: db::get_text(row, 6),
+        token_meter: db::get_opt_text(row, 7),
+        tool_meter: db::get_opt_text(row, 8),
+        reserve_tokens: db::get_int(row, 9).unwrap_or_default(),
     }))
 }
 
@@ -48,12 +52,13 @@ pub async fn put_settings(
     tenant
         .run(
             "INSERT INTO tool_settings (org_id, base_url, model, api_key_secret, max_steps, timeout_ms,
-                                        updated_at, updated_by)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
+                                        updated_at, updated_by, token_meter, tool_meter, reserve_tokens)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
              ON CONFLICT (org_id) DO UPDATE SET base_url = excluded.base_url, model = excluded.model,
                  api_key_secret = excluded.api_key_secret, max_steps = excluded.max_steps,
                  timeout_ms = excluded.timeout_ms, updated_at = excluded.updated_at,
-                 updated_by = excluded.updated_by",
+                 updated_by = excluded.updated_by, token_meter = excluded.token_meter,
+                 tool_meter = excluded.tool_meter, reserve_tokens = excluded.reserve_tokens",
             vec![
                 db::text(&put.base_url),
                 db::text(&put.model),
@@ -62,6 +67,9 @@ pub async fn put_settings(
                 db::int(put.timeout_ms),
                 db::int(now),
                 db::text(actor),
+                db::opt_text(put.token_meter.clone()),
+                db::opt_text(put.tool_meter.clone()),
+                db::int(put.reserve_tokens),
             ],
         )
         .await
@@ -91,7 +99,8 @@ pub async fn finish_run(tenant: &Tenant<'_>, run: &Run) -> Result<(), Problem> {
     tenant
         .run(
             "UPDATE tool_runs SET status = ?2, stop_reason = ?3, output = ?4, steps = ?5,
-                                  prompt_tokens = ?6, completion_tokens = ?7, finished_at = ?8
+                                  prompt_tokens = ?6, completion_tokens = ?7, finished_at = ?8,
+                                  quota_refusal = ?10
              WHERE org_id = ?1 AND run_id = ?9",
             vec![
                 db::text(run.status.as_str()),
@@ -102,6 +111,7 @@ pub async fn finish_run(tenant: &Tenant<'_>, run: &Run) -> Result<(), Problem> {
                 db::int(run.completion_tokens),
                 int_or_null(run.finished_at),
                 db::text(&run.id),
+                json_or_null(run.quota_refusal.as_ref()),
             ],
         )
         .await
@@ -112,8 +122,9 @@ pub async fn add_step(tenant: &Tenant<'_>, run_id: &str, step: &Step) -> Result<
     tenant
         .run(
             "INSERT INTO tool_run_steps (org_id, run_id, seq, kind, tool, arguments, result, is_error,
-                                         latency_ms, prompt_tokens, completion_tokens, completion_id)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)",
+                                         latency_ms, prompt_tokens, completion_tokens, completion_id,
+                                         cost, currency)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             vec![
                 db::text(run_id),
                 db::int(step.seq),
@@ -126,6 +137,8 @@ pub async fn add_step(tenant: &Tenant<'_>, run_id: &str, step: &Step) -> Result<
                 db::int(step.prompt_tokens),
                 db::int(step.completion_tokens),
                 db::opt_text(step.completion_id.clone()),
+                db::opt_text(step.cost.clone()),
+                db::opt_text(step.currency.clone()),
             ],
         )
         .await
@@ -155,7 +168,7 @@ pub async fn add_completion(tenant: &Tenant<'_>, c: &Completion) -> Result<(), P
 }
 
 /// The columns [`run_of`] reads, in order.
-const RUN_COLUMNS: &str = "run_id, user_id, stage, status, stop_reason, model, output, steps, prompt_tokens, completion_tokens, created_at, finished_at, messages";
+const RUN_COLUMNS: &str = "run_id, user_id, stage, status, stop_reason, model, output, steps, prompt_tokens, completion_tokens, created_at, finished_at, quota_refusal, messages";
 
 /// A row of [`RUN_COLUMNS`], without its messages and steps.
 fn run_of(row: &RowResult) -> Result<Run, Problem> {
@@ -178,6 +191,7 @@ fn run_of(row: &RowResult) -> Result<Run, Problem> {
         completion_tokens: db::get_int(row, 9).unwrap_or_default(),
         created_at: db::get_int(row, 10).unwrap_or_default(),
         finished_at: db::get_int(row, 11),
+        quota_refusal: db::get_json(row, 12),
         id,
     })
 }
@@ -194,7 +208,7 @@ pub async fn find_run(tenant: &Tenant<'_>, run_id: &str) -> Result<Option<Run>, 
         return Ok(None);
     };
     let mut run = run_of(row)?;
-    run.messages = db::get_json(row, 12);
+    run.messages = db::get_json(row, 13);
     run.steps = Some(steps(tenant, run_id).await?);
     Ok(Some(run))
 }
@@ -203,7 +217,7 @@ async fn steps(tenant: &Tenant<'_>, run_id: &str) -> Result<Vec<Step>, Problem> 
     let rows = tenant
         .query(
             "SELECT seq, kind, tool, arguments, result, is_error, latency_ms, prompt_tokens,
-                    completion_tokens, completion_id
+                    completion_tokens, completion_id, cost, currency
              FROM tool_run_steps WHERE org_id = ?1 AND run_id = ?2 ORDER BY seq",
             vec![db::text(run_id)],
         )
@@ -221,6 +235,8 @@ async fn steps(tenant: &Tenant<'_>, run_id: &str) -> Result<Vec<Step>, Problem> 
             prompt_tokens: db::get_int(row, 7).unwrap_or_default(),
             completion_tokens: db::get_int(row, 8).unwrap_or_default(),
             completion_id: db::get_opt_text(row, 9),
+            cost: db::get_opt_text(row, 10),
+            currency: db::get_opt_text(row, 11),
         })
         .collect())
 }

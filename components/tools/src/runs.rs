@@ -6,8 +6,9 @@
 //! A tool call the model gets wrong (a tool not offered, arguments that
 //! are no JSON or fail the schema) or that fails is answered to the model
 //! as a tool message holding the error, never a failure of the run: the
-//! model may correct itself. Each completion and tool call passes through
-//! [`crate::spend`] first.
+//! model may correct itself. Each completion and tool call holds quota
+//! first and settles it after ([`crate::spend`]); a refused hold stops
+//! the run (`quota_exceeded`) before anything is sent.
 
 use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::Problem;
@@ -23,7 +24,7 @@ use crate::run_model::{
 };
 use crate::run_store as store;
 use crate::settings::Settings;
-use crate::spend::{self, Charge, Used};
+use crate::spend::{Charge, Meter, Stop};
 
 /// What a run is given, checked by the route.
 pub struct Plan {
@@ -49,6 +50,7 @@ enum Completed {
 
 struct Runner<'a, 't> {
     tenant: &'a Tenant<'t>,
+    meter: &'a Meter<'a, 't>,
     settings: &'a Settings,
     api_key: &'a str,
     run: Run,
@@ -56,20 +58,22 @@ struct Runner<'a, 't> {
 }
 
 /// Carries out `plan` for `user_id` with the org's `settings` and
-/// `api_key`; the finished run.
-pub async fn run(
-    tenant: &Tenant<'_>,
-    settings: &Settings,
-    api_key: &str,
+/// `api_key`, metered by `meter`; the finished run.
+pub async fn run<'a, 't>(
+    meter: &'a Meter<'a, 't>,
+    settings: &'a Settings,
+    api_key: &'a str,
     user_id: &str,
     plan: Plan,
 ) -> Result<Run, Problem> {
+    let tenant = meter.tenant;
     let run = Run {
         id: gatehouse_auth::db::new_sorted_id("run_"),
         user_id: user_id.to_string(),
         stage: plan.stage.as_str().to_string(),
         status: Status::Running,
         stop_reason: None,
+        quota_refusal: None,
         model: settings.model.clone(),
         messages: Some(serde_json::to_value(&plan.messages).map_err(|_| Problem::internal())?),
         output: None,
@@ -83,6 +87,7 @@ pub async fn run(
     store::start_run(tenant, &run).await?;
     let mut runner = Runner {
         tenant,
+        meter,
         settings,
         api_key,
         run,
@@ -104,9 +109,9 @@ impl Runner<'_, '_> {
             });
         }
         if !plan.static_calls.is_empty()
-            && let Some(reason) = self.static_calls(&plan.static_calls, &mut messages).await?
+            && let Some(end) = self.static_calls(&plan.static_calls, &mut messages).await?
         {
-            return Ok((Status::Stopped, reason, None));
+            return Ok(end);
         }
         let functions: Vec<Value> = plan.offered.iter().map(chat::function_tool).collect();
         for _ in 0..plan.max_steps {
@@ -121,36 +126,38 @@ impl Runner<'_, '_> {
                 return Ok((Status::Completed, answer.finish_reason, output));
             }
             for call in &calls {
-                let charge = Charge::ToolCall {
-                    tool: &call.function.name,
-                };
-                let reservation = match spend::reserve(self.tenant.org_id(), &self.run.id, charge) {
-                    Ok(r) => r,
-                    Err(reason) => return Ok((Status::Stopped, reason, None)),
-                };
-                let content = self.tool_call(call, &plan.offered).await?;
-                spend::commit(reservation, Used::default());
-                messages.push(Message::tool(&call.id, content));
+                match self.tool_call(call, &plan.offered).await? {
+                    Ok(content) => messages.push(Message::tool(&call.id, content)),
+                    Err(stop) => return Ok(self.stopped(stop)),
+                }
             }
         }
         Ok((Status::Stopped, "max_steps".into(), None))
     }
 
+    /// How a [`Stop`] ends the run: a refused quota stops it, with the
+    /// refusal kept on the run; metering that fails fails it.
+    fn stopped(&mut self, stop: Stop) -> (Status, String, Option<Value>) {
+        let status = if stop.refusal.is_some() {
+            Status::Stopped
+        } else {
+            Status::Failed
+        };
+        self.run.quota_refusal = stop.refusal;
+        (status, stop.reason.to_string(), None)
+    }
+
     /// Calls each of `calls` and adds them to `messages` as the model's
-    /// calls and their tool messages; a stop reason when spend refuses one.
+    /// calls and their tool messages; how the run ends when a hold or
+    /// its settlement stops it.
     async fn static_calls(
         &mut self,
         calls: &[(Tool, Value)],
         messages: &mut Vec<Message>,
-    ) -> Result<Option<String>, Problem> {
+    ) -> Result<Option<(Status, String, Option<Value>)>, Problem> {
         let mut asked = Vec::with_capacity(calls.len());
         let mut answers = Vec::with_capacity(calls.len());
         for (i, (tool, arguments)) in calls.iter().enumerate() {
-            let charge = Charge::ToolCall { tool: &tool.name };
-            let reservation = match spend::reserve(self.tenant.org_id(), &self.run.id, charge) {
-                Ok(r) => r,
-                Err(reason) => return Ok(Some(reason)),
-            };
             let call = ToolCall {
                 id: format!("call_static_{}", i + 1),
                 kind: "function".into(),
@@ -159,8 +166,10 @@ impl Runner<'_, '_> {
                     arguments: arguments.to_string(),
                 },
             };
-            let content = self.execute(tool, arguments).await?;
-            spend::commit(reservation, Used::default());
+            let content = match self.execute(tool, arguments).await? {
+                Ok(content) => content,
+                Err(stop) => return Ok(Some(self.stopped(stop))),
+            };
             answers.push(Message::tool(&call.id, content));
             asked.push(call);
         }
@@ -176,7 +185,11 @@ impl Runner<'_, '_> {
     }
 
     /// One call the model asked for; the tool message's text.
-    async fn tool_call(&mut self, call: &ToolCall, offered: &[Tool]) -> Result<String, Problem> {
+    async fn tool_call(
+        &mut self,
+        call: &ToolCall,
+        offered: &[Tool],
+    ) -> Result<Result<String, Stop>, Problem> {
         let name = &call.function.name;
         let arguments = serde_json::from_str::<Value>(&call.function.arguments);
         // Only the tools offered, which the caller may run: the model
@@ -196,14 +209,33 @@ impl Runner<'_, '_> {
             ..self.step("tool_call")
         })
         .await?;
-        Ok(chat::error_text(&error))
+        Ok(Ok(chat::error_text(&error)))
     }
 
     /// Runs `tool`; the tool message's text. A call refused (invalid
-    /// arguments, a disabled tool) is an error the model reads.
-    async fn execute(&mut self, tool: &Tool, arguments: &Value) -> Result<String, Problem> {
-        let (result, is_error, latency_ms) = match execute::call(self.tenant, tool, arguments).await
-        {
+    /// arguments, a disabled tool) is an error the model reads, and holds
+    /// no quota; one that runs holds a call first (a refusal stops the
+    /// run) and is settled after, whatever the tool answered.
+    async fn execute(
+        &mut self,
+        tool: &Tool,
+        arguments: &Value,
+    ) -> Result<Result<String, Stop>, Problem> {
+        let (outcome, spent) = match execute::prepare(tool, arguments) {
+            Ok(prepared) => {
+                let hold = match self.meter.hold(Charge::ToolCall { tool: &tool.name }).await {
+                    Ok(hold) => hold,
+                    Err(stop) => return Ok(Err(stop)),
+                };
+                let outcome = prepared.run(self.tenant).await;
+                match self.meter.settle(hold, 1).await {
+                    Ok(spent) => (Ok(outcome), spent),
+                    Err(stop) => return Ok(Err(stop)),
+                }
+            }
+            Err(refused) => (Err(refused), None),
+        };
+        let (result, is_error, latency_ms) = match outcome {
             Ok(o) => (o.result, o.is_error, o.latency_ms),
             Err(ToolError::InvalidArguments(errors)) => (
                 json!({"message": "the arguments do not match the tool's input schema", "errors": errors}),
@@ -224,10 +256,12 @@ impl Runner<'_, '_> {
             result: Some(result),
             is_error,
             latency_ms: i64::try_from(latency_ms).unwrap_or(i64::MAX),
+            cost: spent.as_ref().map(|s| s.amount.clone()),
+            currency: spent.map(|s| s.currency),
             ..self.step("tool_call")
         })
         .await?;
-        Ok(content)
+        Ok(Ok(content))
     }
 
     /// One completion, recorded with its step.
@@ -237,13 +271,12 @@ impl Runner<'_, '_> {
         functions: &[Value],
     ) -> Result<Completed, Problem> {
         let model = self.settings.model.as_str();
-        let reservation = match spend::reserve(
-            self.tenant.org_id(),
-            &self.run.id,
-            Charge::Completion { model },
-        ) {
-            Ok(r) => r,
-            Err(reason) => return Ok(Completed::End(Status::Stopped, reason)),
+        let hold = match self.meter.hold(Charge::Completion { model }).await {
+            Ok(hold) => hold,
+            Err(stop) => {
+                let (status, reason, _) = self.stopped(stop);
+                return Ok(Completed::End(status, reason));
+            }
         };
         let request = chat::request_body(model, messages, functions);
         let url = self.settings.completions_url();
@@ -253,13 +286,12 @@ impl Runner<'_, '_> {
             .as_ref()
             .map(chat::usage)
             .unwrap_or_default();
-        spend::commit(
-            reservation,
-            Used {
-                prompt_tokens,
-                completion_tokens,
-            },
-        );
+        // The tokens were spent whatever became of the answer; none (a
+        // provider that failed) settles the hold with nothing.
+        let settled = self
+            .meter
+            .settle(hold, prompt_tokens.saturating_add(completion_tokens))
+            .await;
         let answer = match (&exchange.failure, &exchange.response) {
             (None, Some(response)) => chat::read_answer(response),
             _ => None,
@@ -284,6 +316,7 @@ impl Runner<'_, '_> {
         store::add_completion(self.tenant, &completion).await?;
         self.run.prompt_tokens += prompt_tokens;
         self.run.completion_tokens += completion_tokens;
+        let spent = settled.as_ref().ok().cloned().flatten();
         self.add_step(Step {
             is_error: failure.is_some(),
             latency_ms: exchange.latency_ms,
@@ -291,9 +324,15 @@ impl Runner<'_, '_> {
             completion_tokens,
             completion_id: Some(completion.id),
             result: failure.map(|f| json!(f)),
+            cost: spent.as_ref().map(|s| s.amount.clone()),
+            currency: spent.map(|s| s.currency),
             ..self.step("completion")
         })
         .await?;
+        if let Err(stop) = settled {
+            let (status, reason, _) = self.stopped(stop);
+            return Ok(Completed::End(status, reason));
+        }
         Ok(match (failure, answer, exchange.response) {
             (None, Some(answer), Some(response)) => Completed::Answer(answer, response),
             (reason, _, _) => Completed::End(
@@ -316,6 +355,8 @@ impl Runner<'_, '_> {
             prompt_tokens: 0,
             completion_tokens: 0,
             completion_id: None,
+            cost: None,
+            currency: None,
         }
     }
 

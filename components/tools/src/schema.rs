@@ -4,6 +4,10 @@
 //! (the validator is built without resolvers): a schema naming one is
 //! refused.
 
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
 use gatehouse_http::FieldError;
 use serde_json::Value;
 
@@ -45,10 +49,40 @@ pub fn check_schema(schema: &Value) -> Vec<FieldError> {
     errors
 }
 
+/// The most compiled schemas an instance keeps.
+const COMPILED_MAX: usize = 256;
+
+thread_local! {
+    /// Compiled validators by their schema's JSON text: building one
+    /// (the schema checked against its meta-schema, then compiled) costs
+    /// far more than a call's check, and an instance serves many calls of
+    /// the same tools. Keyed by the whole text, so a changed schema is
+    /// another entry; emptied when full.
+    static COMPILED: RefCell<HashMap<String, Rc<jsonschema::Validator>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The validator of `schema`, compiled once an instance.
+fn validator(schema: &Value) -> Result<Rc<jsonschema::Validator>, String> {
+    let key = schema.to_string();
+    if let Some(found) = COMPILED.with(|c| c.borrow().get(&key).cloned()) {
+        return Ok(found);
+    }
+    let compiled = Rc::new(jsonschema::validator_for(schema).map_err(|e| e.to_string())?);
+    COMPILED.with(|c| {
+        let mut cache = c.borrow_mut();
+        if cache.len() >= COMPILED_MAX {
+            cache.clear();
+        }
+        cache.insert(key, Rc::clone(&compiled));
+    });
+    Ok(compiled)
+}
+
 /// Every way `arguments` fails `schema` (a checked one), pointers under
 /// `/arguments`; at most [`ERRORS_MAX`].
 pub fn check_arguments(schema: &Value, arguments: &Value) -> Result<(), Vec<FieldError>> {
-    let validator = jsonschema::validator_for(schema).map_err(|e| {
+    let validator = validator(schema).map_err(|e| {
         vec![FieldError::new(
             "/input_schema",
             "invalid_schema",

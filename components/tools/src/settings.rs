@@ -5,6 +5,7 @@
 
 use gatehouse_auth::oidc::OutboundPolicy;
 use gatehouse_http::FieldError;
+use gatehouse_metering::valid_meter_key;
 use gatehouse_secrets::scope::{Scope, parse_reference};
 use serde::{Deserialize, Serialize};
 
@@ -22,6 +23,10 @@ pub const TIMEOUT_DEFAULT_MS: i64 = 60_000;
 pub const BASE_URL_MAX: usize = 2048;
 /// The longest model name, in bytes.
 pub const MODEL_MAX: usize = 128;
+/// Tokens held for a completion unless the settings say.
+pub const RESERVE_TOKENS_DEFAULT: i64 = 4096;
+/// The most tokens a completion may hold.
+pub const RESERVE_TOKENS_MAX: i64 = 1_000_000;
 
 /// The settings, as stored and answered.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -36,6 +41,14 @@ pub struct Settings {
     pub max_steps: i64,
     /// The longest wait for one completion.
     pub timeout_ms: i64,
+    /// The org's `sum` meter counting completions' tokens; none: tokens
+    /// are not metered.
+    pub token_meter: Option<String>,
+    /// The org's `count` meter counting tool calls; none: calls are not
+    /// metered.
+    pub tool_meter: Option<String>,
+    /// Tokens held for each completion before it is sent.
+    pub reserve_tokens: i64,
     /// Unix seconds.
     pub updated_at: i64,
     /// Who set them.
@@ -57,6 +70,10 @@ fn timeout_default() -> i64 {
     TIMEOUT_DEFAULT_MS
 }
 
+fn reserve_tokens_default() -> i64 {
+    RESERVE_TOKENS_DEFAULT
+}
+
 /// `PUT /v1/tool-settings`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -73,6 +90,15 @@ pub struct PutSettings {
     /// 1 to 120,000.
     #[serde(default = "timeout_default")]
     pub timeout_ms: i64,
+    /// A `sum` meter of the org.
+    #[serde(default)]
+    pub token_meter: Option<String>,
+    /// A `count` meter of the org.
+    #[serde(default)]
+    pub tool_meter: Option<String>,
+    /// 1 to 1,000,000.
+    #[serde(default = "reserve_tokens_default")]
+    pub reserve_tokens: i64,
 }
 
 impl PutSettings {
@@ -129,6 +155,25 @@ impl PutSettings {
                 "timeout_ms is 1 to 120000",
             ));
         }
+        for (pointer, meter) in [
+            ("/token_meter", &self.token_meter),
+            ("/tool_meter", &self.tool_meter),
+        ] {
+            if meter.as_deref().is_some_and(|m| !valid_meter_key(m)) {
+                errors.push(FieldError::new(
+                    pointer,
+                    "invalid",
+                    "a meter key is 1 to 64 lowercase letters, digits, _ or -",
+                ));
+            }
+        }
+        if !(1..=RESERVE_TOKENS_MAX).contains(&self.reserve_tokens) {
+            errors.push(FieldError::new(
+                "/reserve_tokens",
+                "out_of_range",
+                "reserve_tokens is 1 to 1000000",
+            ));
+        }
         errors
     }
 }
@@ -154,7 +199,11 @@ mod tests {
             "model": "gpt-4o-mini",
             "api_key_secret": "org/OPENAI_API_KEY"
         }))?;
-        assert_eq!((put.max_steps, put.timeout_ms), (8, 60_000));
+        assert_eq!(
+            (put.max_steps, put.timeout_ms, put.reserve_tokens),
+            (8, 60_000, 4096)
+        );
+        assert_eq!((&put.token_meter, &put.tool_meter), (&None, &None));
         assert!(put.check(&open).is_empty());
         Ok(())
     }
@@ -167,7 +216,10 @@ mod tests {
             "model": "",
             "api_key_secret": "user/u1/KEY",
             "max_steps": 33,
-            "timeout_ms": 0
+            "timeout_ms": 0,
+            "token_meter": "Tokens!",
+            "tool_meter": "",
+            "reserve_tokens": 0
         }))?;
         let errors = put.check(&closed);
         assert_eq!(
@@ -177,7 +229,10 @@ mod tests {
                 "/model",
                 "/api_key_secret",
                 "/max_steps",
-                "/timeout_ms"
+                "/timeout_ms",
+                "/token_meter",
+                "/tool_meter",
+                "/reserve_tokens"
             ]
         );
         assert_eq!(errors[0].code, "url_not_allowed");

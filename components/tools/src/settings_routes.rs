@@ -3,8 +3,10 @@
 //! secret is named, its value never shown.
 
 use gatehouse_auth::caller::OrgCaller;
+use gatehouse_auth::tenant::Tenant;
 use gatehouse_http::idempotency::unix_now;
-use gatehouse_http::{ErrorCode, Problem, Response, json, response};
+use gatehouse_http::{ErrorCode, FieldError, Problem, Response, json, response};
+use gatehouse_metering::holding;
 use gatehouse_secrets::scope::Scope;
 use spin_sdk::http::Request;
 
@@ -58,9 +60,41 @@ pub async fn put(req: Request, request_id: &str) -> Result<Response, Problem> {
         )));
     }
     let tenant = caller.tenant()?;
+    let errors = meter_errors(&tenant, &body).await?;
+    if !errors.is_empty() {
+        return Err(Problem::new(ErrorCode::ValidationFailed)
+            .detail("the tool settings name meters the organization does not have")
+            .errors(errors));
+    }
     run_store::put_settings(&tenant, &body, &caller.actor_id(), unix_now()).await?;
     let settings = run_store::settings(&tenant)
         .await?
         .ok_or_else(Problem::internal)?;
     Ok(response::json(200, &settings, request_id))
+}
+
+/// The meters the settings name, each the org's and of the aggregation
+/// its use takes: tokens are summed, tool calls counted.
+async fn meter_errors(tenant: &Tenant<'_>, body: &PutSettings) -> Result<Vec<FieldError>, Problem> {
+    let mut errors = Vec::new();
+    for (pointer, key, wanted) in [
+        ("/token_meter", &body.token_meter, "sum"),
+        ("/tool_meter", &body.tool_meter, "count"),
+    ] {
+        let Some(key) = key else { continue };
+        match holding::meter_aggregation(tenant, key).await? {
+            None => errors.push(FieldError::new(
+                pointer,
+                "unknown_meter",
+                "the organization has no meter with this key",
+            )),
+            Some(aggregation) if aggregation != wanted => errors.push(FieldError::new(
+                pointer,
+                "wrong_aggregation",
+                format!("this meter must aggregate by {wanted}, not {aggregation}"),
+            )),
+            Some(_) => {}
+        }
+    }
+    Ok(errors)
 }

@@ -27,7 +27,9 @@
 
 mod body_deadline;
 pub mod clock;
+mod compose;
 mod conn_clock;
+pub mod dependencies;
 mod hooks;
 pub mod instances;
 pub mod jobs_clock;

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::dependencies::{self, Dependency, DependencyName};
 use crate::outbound::AllowedHost;
 use crate::routes::Route;
 use crate::variables::Template;
@@ -46,6 +47,11 @@ pub struct HttpTrigger {
     pub route: Option<Route>,
     /// Component id.
     pub component: String,
+    /// The trigger's id: as written, or as Spin names it
+    /// (`<component>-http-trigger`).
+    pub id: String,
+    /// `dependencies.middleware`: outermost (first to see the request) first.
+    pub middleware: Vec<Dependency>,
 }
 
 /// A component's declaration.
@@ -61,6 +67,11 @@ pub struct ComponentDecl {
     pub sqlite_databases: Vec<String>,
     /// `[component.<id>.variables]`: name -> template over app variables.
     pub variables: BTreeMap<String, Template>,
+    /// `[component.<id>.dependencies]`: imports satisfied by other components.
+    pub dependencies: Vec<(DependencyName, Dependency)>,
+    /// The resource and permission keys it declares, in Spin's order (a
+    /// component serving as a dependency may declare none).
+    pub declared: Vec<&'static str>,
 }
 
 #[derive(Deserialize)]
@@ -101,8 +112,10 @@ struct RawTriggers {
 
 #[derive(Deserialize)]
 struct RawHttpTrigger {
+    id: Option<String>,
     route: RawRoute,
     component: String,
+    dependencies: Option<toml::Table>,
 }
 
 #[derive(Deserialize)]
@@ -123,6 +136,13 @@ struct RawComponent {
     sqlite_databases: Vec<String>,
     #[serde(default)]
     variables: BTreeMap<String, String>,
+    dependencies: Option<toml::Table>,
+    dependencies_inherit_configuration: Option<bool>,
+    // Not acted on by this host, but a dependency may not declare them.
+    ai_models: Option<toml::Value>,
+    allowed_http_hosts: Option<toml::Value>,
+    environment: Option<toml::Value>,
+    files: Option<toml::Value>,
 }
 
 impl App {
@@ -175,6 +195,12 @@ impl App {
         }
         let mut triggers = Vec::new();
         let mut seen_routes = BTreeMap::new();
+        let mut trigger_ids = std::collections::BTreeSet::new();
+        for t in &raw.trigger.http {
+            if let Some(id) = &t.id {
+                trigger_ids.insert(id.clone());
+            }
+        }
         for t in raw.trigger.http {
             if !components.contains_key(&t.component) {
                 bail!(
@@ -202,18 +228,30 @@ impl App {
                     )
                 }
             };
+            let middleware = match t.dependencies {
+                Some(table) => dependencies::parse_middleware(&t.component, table, base_dir)?,
+                None => Vec::new(),
+            };
+            let id = match t.id {
+                Some(id) => id,
+                None => dependencies::spin_trigger_id(&t.component, &mut trigger_ids),
+            };
             triggers.push(HttpTrigger {
                 route,
                 component: t.component,
+                id,
+                middleware,
             });
         }
-        Ok(App {
+        let app = App {
             name: raw.application.name,
             base_dir: base_dir.to_path_buf(),
             variables,
             triggers,
             components,
-        })
+        };
+        dependencies::check_references(&app)?;
+        Ok(app)
     }
 
     /// Every store label granted to any component.
@@ -271,12 +309,43 @@ fn parse_component(
         }
         templates.insert(name, template);
     }
+    let dependencies = match c.dependencies {
+        Some(table) => dependencies::parse_component_dependencies(
+            id,
+            table,
+            c.dependencies_inherit_configuration,
+            base_dir,
+        )?,
+        None => Vec::new(),
+    };
+    let present = |v: &Option<toml::Value>| match v {
+        None => false,
+        Some(toml::Value::Array(a)) => !a.is_empty(),
+        Some(toml::Value::Table(t)) => !t.is_empty(),
+        Some(_) => true,
+    };
+    let declared = [
+        ("ai_models", present(&c.ai_models)),
+        ("allowed_http_hosts", present(&c.allowed_http_hosts)),
+        ("allowed_outbound_hosts", !allowed_outbound_hosts.is_empty()),
+        ("dependencies", !dependencies.is_empty()),
+        ("environment", present(&c.environment)),
+        ("files", present(&c.files)),
+        ("key_value_stores", !c.key_value_stores.is_empty()),
+        ("sqlite_databases", !c.sqlite_databases.is_empty()),
+        ("variables", !templates.is_empty()),
+    ]
+    .into_iter()
+    .filter_map(|(key, set)| set.then_some(key))
+    .collect();
     Ok(ComponentDecl {
         source,
         allowed_outbound_hosts,
         key_value_stores: c.key_value_stores,
         sqlite_databases: c.sqlite_databases,
         variables: templates,
+        dependencies,
+        declared,
     })
 }
 

@@ -191,14 +191,21 @@ impl Runtime {
         spin_apis::add_to_linker(&mut linker, spin_view)?;
 
         let mut prepared = Vec::new();
-        for (id, decl) in &app.components {
+        // Only what a trigger names is a handler: a component serving only
+        // as middleware or a dependency runs inside another's composition.
+        let handlers = app
+            .components
+            .iter()
+            .filter(|(id, _)| app.triggers.iter().any(|t| t.component == **id));
+        for (id, decl) in handlers {
             let allowed_hosts = decl
                 .allowed_outbound_hosts
                 .iter()
                 .map(|entry| entry.resolve(&variables))
                 .collect::<Result<Vec<_>>>()
                 .with_context(|| format!("component `{id}`"))?;
-            let component = compile_cached(&engine, id, &decl.source, &opts.cache_dir)?;
+            let wasm = crate::compose::component_bytes(&app, id)?;
+            let component = compile_cached(&engine, id, &decl.source, &wasm, &opts.cache_dir)?;
             let pre = linker
                 .instantiate_pre(&component)
                 .map_err(|e| anyhow::anyhow!("component `{id}` cannot be linked: {e}"))?;
@@ -517,19 +524,20 @@ fn check_labels(app: &App, config: &RuntimeConfig) -> Result<()> {
 }
 
 /// Loads a component's compiled form from the cache, compiling it on a miss.
-/// The key covers the wasm bytes and the engine's settings, so a rebuilt
-/// component or a changed engine never reuses stale code.
-fn compile_cached(engine: &Engine, id: &str, source: &Path, cache_dir: &Path) -> Result<Compiled> {
-    let wasm = std::fs::read(source).map_err(|e| {
-        anyhow::anyhow!(
-            "component `{id}`: cannot read source {} ({e}); build it first (scripts/build)",
-            source.display()
-        )
-    })?;
+/// The key covers the wasm bytes (after composition, so a changed
+/// middleware or dependency is a new key) and the engine's settings, so a
+/// rebuilt component or a changed engine never reuses stale code.
+fn compile_cached(
+    engine: &Engine,
+    id: &str,
+    source: &Path,
+    wasm: &[u8],
+    cache_dir: &Path,
+) -> Result<Compiled> {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
     let engine_key = hasher.finish();
-    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(&wasm));
+    let digest = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(wasm));
     let cached = cache_dir.join(format!("{id}-{}-{engine_key:016x}.cwasm", &digest[..32]));
     if cached.exists() {
         // SAFETY: the file was written by `precompile_component` of an
@@ -538,7 +546,7 @@ fn compile_cached(engine: &Engine, id: &str, source: &Path, cache_dir: &Path) ->
             return Ok(component);
         }
     }
-    let compiled = engine.precompile_component(&wasm).map_err(|e| {
+    let compiled = engine.precompile_component(wasm).map_err(|e| {
         anyhow::anyhow!(
             "component `{id}`: {} is not a valid component: {e}",
             source.display()

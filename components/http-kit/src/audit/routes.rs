@@ -48,6 +48,7 @@ const fn elsewhere(method: &'static str, template: &'static str, why: &'static s
 
 const READ: &str = "a read that takes a body";
 const LEDGER: &str = "its own rows are the record";
+const MCP_CALLS: &str = "MCP messages; the handler records each tools/call as tool.call";
 
 /// Every mutating route of the deployment.
 pub const ROUTES: &[Route] = &[
@@ -288,6 +289,19 @@ pub const ROUTES: &[Route] = &[
     action("PATCH", "/v1/tools/{name}", "tool.update"),
     action("DELETE", "/v1/tools/{name}", "tool.delete"),
     action("POST", "/v1/tools/{name}/$call", "tool.call"),
+    // MCP: named servers, and the endpoint, whose messages are mostly
+    // reads (listing, discovery); each `tools/call` is recorded by the
+    // handler as `tool.call`, like `$call`.
+    action("POST", "/v1/mcp-servers", "mcp_server.create"),
+    action("PATCH", "/v1/mcp-servers/{name}", "mcp_server.update"),
+    action("DELETE", "/v1/mcp-servers/{name}", "mcp_server.delete"),
+    action(
+        "POST",
+        "/v1/mcp-servers/{name}/$refresh",
+        "mcp_server.refresh",
+    ),
+    elsewhere("POST", "/v1/mcp", MCP_CALLS),
+    elsewhere("POST", "/v1/mcp/{server}", MCP_CALLS),
     // Tool runs.
     action("PUT", "/v1/tool-settings", "tool_settings.put"),
     action("POST", "/v1/tool-runs", "tool_run.create"),

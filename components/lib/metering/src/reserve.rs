@@ -35,13 +35,13 @@ use crate::subject::Kind;
 
 /// The answer of a reserve: the decision, and the reservation when allowed.
 #[derive(Serialize)]
-struct Reserved {
+pub(crate) struct Reserved {
     /// `rsv_…`; none when refused.
-    reservation_id: Option<String>,
+    pub reservation_id: Option<String>,
     /// Unix seconds; none when refused.
-    expires_at: Option<i64>,
+    pub expires_at: Option<i64>,
     #[serde(flatten)]
-    decision: Decision,
+    pub decision: Decision,
 }
 
 /// Runs `work` in one write transaction: kept when it succeeds.
@@ -77,7 +77,7 @@ pub async fn reserve(req: Request, request_id: &str) -> Result<Response, Problem
     .await
 }
 
-async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Problem> {
+pub(crate) async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<Reserved, Problem> {
     let now = unix_now();
     let check::Resolved {
         target, counted, ..
@@ -228,26 +228,36 @@ pub async fn commit(req: Request, id: &str, request_id: &str) -> Result<Response
     let actor = caller::actor_id(&caller);
     let body: Commit = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let done = in_transaction(&caller, async |t, conn| {
-        commit_now(t, conn, id, body.amount, &actor).await
+        commit_now(t, conn, id, body.amount, &actor, false).await
     })
     .await?;
-    Ok(response::json(200, &done, request_id))
+    Ok(response::json(200, &done.reservation, request_id))
+}
+
+/// A committed reservation and what it cost, when its meter has a price.
+pub(crate) struct Settled {
+    pub reservation: Reservation,
+    pub cost: Option<check::Cost>,
 }
 
 /// Counts the actual amount like a consume that cannot be refused (the
 /// reservation held room for it): every applicable quota's counter in
-/// its current period, the usage event, the spend and the alerts.
-async fn commit_now(
+/// its current period, the usage event, the spend and the alerts. With
+/// `overrun`, an amount above the one reserved is counted whole (work
+/// that has happened, whose size was only estimated); without, it is
+/// refused.
+pub(crate) async fn commit_now(
     tenant: &Tenant<'_>,
     conn: &Connection,
     id: &str,
     amount: i64,
     actor: &str,
-) -> Result<Reservation, Problem> {
+    overrun: bool,
+) -> Result<Settled, Problem> {
     let now = unix_now();
     let mut reservation = load(tenant, id).await?;
     still_held(&reservation, now)?;
-    if amount > reservation.amount {
+    if amount > reservation.amount && !overrun {
         return Err(invalid(
             "/amount",
             "exceeds_reservation",
@@ -263,8 +273,11 @@ async fn commit_now(
         now,
     )
     .await?;
-    if amount == 0 {
-        return Ok(reservation);
+    if amount <= 0 {
+        return Ok(Settled {
+            reservation,
+            cost: None,
+        });
     }
     let used = Use {
         subject: reservation.subject.clone(),
@@ -283,7 +296,12 @@ async fn commit_now(
         Ok(resolved) => resolved,
         // Only those two (validation problems); a failing store fails
         // the commit, and its transaction with it.
-        Err(problem) if problem.status == 422 => return Ok(reservation),
+        Err(problem) if problem.status == 422 => {
+            return Ok(Settled {
+                reservation,
+                cost: None,
+            });
+        }
         Err(problem) => return Err(problem),
     };
     check::count(tenant, conn, &counted, (now, now)).await?;
@@ -297,19 +315,24 @@ async fn commit_now(
     if let Some(cost) = &cost {
         check::spend(tenant, conn, &target, amount, cost, ("commit", actor), now).await?;
     }
-    Ok(reservation)
+    Ok(Settled { reservation, cost })
 }
 
 /// `POST /v1/quotas/reservations/{id}/release`.
 pub async fn release(req: Request, id: &str, request_id: &str) -> Result<Response, Problem> {
     let caller = caller::holding(&req, caller::CONSUME).await?;
-    let done = in_transaction(&caller, async |t, _| {
-        let now = unix_now();
-        let mut reservation = load(t, id).await?;
-        still_held(&reservation, now)?;
-        finish(t, &mut reservation, State::Released, None, now).await?;
-        Ok(reservation)
-    })
-    .await?;
+    let done = in_transaction(&caller, async |t, _| release_now(t, id, unix_now()).await).await?;
     Ok(response::json(200, &done, request_id))
+}
+
+/// Frees everything the reservation `id` holds; `409` once it has ended.
+pub(crate) async fn release_now(
+    tenant: &Tenant<'_>,
+    id: &str,
+    now: i64,
+) -> Result<Reservation, Problem> {
+    let mut reservation = load(tenant, id).await?;
+    still_held(&reservation, now)?;
+    finish(tenant, &mut reservation, State::Released, None, now).await?;
+    Ok(reservation)
 }
