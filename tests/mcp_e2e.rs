@@ -1016,6 +1016,15 @@ fn a_mounted_remote_mcp_server_is_listed_and_called_through_gatehouse() -> Resul
     let rome = own["calls"][0]["text"][0].as_str().unwrap_or_default();
     assert!(rome.contains("Rome"), "{own}");
 
+    // The TypeScript SDK calls it through Gatehouse too.
+    let ts = typescript_client(&json!({
+        "url": host.url("/v1/mcp"), "token": agent,
+        "calls": [{"name": "remote__forecast", "arguments": {"city": "Lima"}}]
+    }))?;
+    assert_eq!(ts["calls"][0]["isError"], false, "{ts}");
+    let lima = ts["calls"][0]["text"][0].as_str().unwrap_or_default();
+    assert!(lima.contains("Lima"), "{ts}");
+
     // A mount's permission is taken besides tools:run.
     let gated = call(
         host,
@@ -1031,7 +1040,8 @@ fn a_mounted_remote_mcp_server_is_listed_and_called_through_gatehouse() -> Resul
         ["flaky", "greet", "weather"]
     );
 
-    // Each forwarded call leaves the record of a tool call.
+    // Each forwarded call leaves the record of a tool call: the Python
+    // and the TypeScript client's on /v1/mcp.
     let db = database(host)?;
     let recorded: i64 = db.query_row(
         "SELECT count(*) FROM audit_events WHERE action = 'tool.call' AND resource_id = 'remote__forecast'
@@ -1039,7 +1049,7 @@ fn a_mounted_remote_mcp_server_is_listed_and_called_through_gatehouse() -> Resul
         [],
         |row| row.get(0),
     )?;
-    assert_eq!(recorded, 1);
+    assert_eq!(recorded, 2);
 
     // A remote that refuses the credential cannot be listed: 502, and
     // the tools listed before are kept.
@@ -1255,5 +1265,73 @@ fn an_mcp_call_counts_on_the_tool_meter_and_a_used_up_quota_is_a_tool_error() ->
         |row| row.get(0),
     )?;
     assert_eq!(outcome, 429);
+    Ok(())
+}
+
+#[test]
+fn a_server_guarded_by_a_permission_is_not_found_by_callers_without_it() -> Result<()> {
+    let acme = acme()?;
+    let (host, org) = (&acme.host, &acme.org);
+    let guarded = json!({"name": "ops", "tools": ["greet"], "permission": "ops:tools"});
+    expect(
+        post(host, "/v1/mcp-servers", &guarded, Some(&org.admin))?,
+        201,
+    )?;
+    let runner = role_key(host, org, "runner", &["tools:run"])?;
+    let operator = role_key(host, org, "operator", &["tools:run", "ops:tools"])?;
+    // Neither the listing, the server, nor its endpoint shows it to the
+    // runner; the operator uses it.
+    let servers = expect(
+        call(host, "GET", "/v1/mcp-servers", None, Some(&runner), &[])?,
+        200,
+    )?;
+    assert_eq!(servers["items"], json!([]), "{servers}");
+    let read = call(host, "GET", "/v1/mcp-servers/ops", None, Some(&runner), &[])?;
+    assert_eq!(problem(read, 404)?.0, "not_found");
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize",
+                      "params": {"protocolVersion": LEGACY, "capabilities": {},
+                                 "clientInfo": {"name": "t", "version": "1"}}});
+    let refused = rpc(
+        host,
+        "/v1/mcp/ops",
+        Some(&runner),
+        &[],
+        init.to_string().as_bytes(),
+    )?;
+    assert_eq!(problem(refused, 404)?.0, "not_found");
+    assert_eq!(listed(host, "/v1/mcp/ops", &operator)?, ["greet"]);
+    let shown = expect(
+        call(host, "GET", "/v1/mcp-servers", None, Some(&operator), &[])?,
+        200,
+    )?;
+    assert_eq!(shown["items"][0]["name"], "ops");
+    Ok(())
+}
+
+#[test]
+fn names_that_would_make_a_mounted_tools_name_ambiguous_are_refused() -> Result<()> {
+    let acme = acme()?;
+    let (host, org) = (&acme.host, &acme.org);
+    // `__` joins a mount's name to its tools': a tool of one's own may not
+    // hold it, nor may a server's name end in `_`.
+    let tool = json!({"name": "weather__forecast", "description": "x", "kind": "static",
+                      "config": {"result": "sunny"}});
+    let (code, pointer, field) = problem(post(host, "/v1/tools", &tool, Some(&org.admin))?, 422)?;
+    assert_eq!(
+        (code.as_str(), pointer.as_str(), field.as_str()),
+        ("validation_failed", "/name", "invalid_name")
+    );
+    for name in ["ops_", "a__b"] {
+        let server = json!({"name": name, "tools": ["greet"]});
+        let (_, pointer, field) = problem(
+            post(host, "/v1/mcp-servers", &server, Some(&org.admin))?,
+            422,
+        )?;
+        assert_eq!(
+            (pointer.as_str(), field.as_str()),
+            ("/name", "invalid_name"),
+            "{name}"
+        );
+    }
     Ok(())
 }

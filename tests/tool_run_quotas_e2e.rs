@@ -549,3 +549,33 @@ fn a_direct_tool_call_counts_on_the_tool_meter_and_a_used_up_quota_answers_429()
     assert_eq!(code, "validation_failed");
     Ok(())
 }
+
+#[test]
+fn a_completion_cut_off_by_the_timeout_counts_the_tokens_held_for_it() -> Result<()> {
+    let host = start_app_with_local_tools()?;
+    let api = OpenAiApi::start(KEY)?;
+    let acme = ready(
+        &host,
+        &api,
+        "acme",
+        json!({"token_meter": "llm-tokens", "reserve_tokens": 100, "timeout_ms": 300}),
+    )?;
+    let me = format!("user:{}", acme.admin_id);
+    quota(
+        &host,
+        &acme,
+        json!({"entity": me, "meter": "llm-tokens", "limit": 150, "period": "day"}),
+    )?;
+    // The provider may have run the whole completion (and billed it):
+    // the 100 tokens held are counted.
+    api.script(
+        MODEL,
+        &[Turn::answer("A long answer.").delayed(std::time::Duration::from_millis(1500))],
+    )?;
+    let cut = run(&host, &acme.admin)?;
+    assert_eq!(cut["stop_reason"], "provider_timeout", "{cut}");
+    let after = run(&host, &acme.admin)?;
+    assert_eq!(after["stop_reason"], "quota_exceeded", "{after}");
+    assert_eq!(after["quota_refusal"]["blocking"]["used"], 100);
+    Ok(())
+}

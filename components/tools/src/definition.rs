@@ -29,13 +29,15 @@ pub struct Definition {
 
 /// The name's errors: pointer `/name`.
 pub fn check_name(name: &str) -> Vec<FieldError> {
-    if model::valid_name(name) {
+    // `__` joins a mounted MCP server's name to its tools' names: a tool
+    // of one's own holding it could take a mounted tool's name.
+    if model::valid_name(name) && !name.contains("__") {
         Vec::new()
     } else {
         vec![FieldError::new(
             "/name",
             "invalid_name",
-            "a tool name is 1 to 64 of A-Z, a-z, 0-9, _ and -",
+            "a tool name is 1 to 64 of A-Z, a-z, 0-9, _ and -, without __ (which joins a mounted server's name to its tools')",
         )]
     }
 }

@@ -221,19 +221,23 @@ impl Runner<'_, '_> {
         tool: &Tool,
         arguments: &Value,
     ) -> Result<Result<String, Stop>, Problem> {
-        let (outcome, spent) = match execute::prepare(tool, arguments) {
+        let (outcome, settled) = match execute::prepare(tool, arguments) {
             Ok(prepared) => {
                 let hold = match self.meter.hold(Charge::ToolCall { tool: &tool.name }).await {
                     Ok(hold) => hold,
                     Err(stop) => return Ok(Err(stop)),
                 };
                 let outcome = prepared.run(self.tenant).await;
-                match self.meter.settle(hold, 1).await {
-                    Ok(spent) => (Ok(outcome), spent),
-                    Err(stop) => return Ok(Err(stop)),
-                }
+                (Ok(outcome), Some(self.meter.settle(hold, 1).await))
             }
             Err(refused) => (Err(refused), None),
+        };
+        // The step is kept whatever became of its count; a count that
+        // failed stops the run after it.
+        let (spent, stop) = match settled {
+            Some(Ok(spent)) => (spent, None),
+            Some(Err(stop)) => (None, Some(stop)),
+            None => (None, None),
         };
         let (result, is_error, latency_ms) = match outcome {
             Ok(o) => (o.result, o.is_error, o.latency_ms),
@@ -261,7 +265,7 @@ impl Runner<'_, '_> {
             ..self.step("tool_call")
         })
         .await?;
-        Ok(Ok(content))
+        Ok(stop.map_or(Ok(content), Err))
     }
 
     /// One completion, recorded with its step.
@@ -281,17 +285,14 @@ impl Runner<'_, '_> {
         let request = chat::request_body(model, messages, functions);
         let url = self.settings.completions_url();
         let exchange = llm::complete(&url, self.api_key, &request, self.settings.timeout_ms).await;
-        let (prompt_tokens, completion_tokens) = exchange
+        let reported = exchange
             .response
             .as_ref()
-            .map(chat::usage)
-            .unwrap_or_default();
-        // The tokens were spent whatever became of the answer; none (a
-        // provider that failed) settles the hold with nothing.
-        let settled = self
-            .meter
-            .settle(hold, prompt_tokens.saturating_add(completion_tokens))
-            .await;
+            .filter(|r| r.get("usage").is_some())
+            .map(chat::usage);
+        let (prompt_tokens, completion_tokens) = reported.unwrap_or_default();
+        let counted = tokens_counted(&exchange, reported, self.meter.held_tokens());
+        let settled = self.meter.settle(hold, counted).await;
         let answer = match (&exchange.failure, &exchange.response) {
             (None, Some(response)) => chat::read_answer(response),
             _ => None,
@@ -380,5 +381,18 @@ impl Runner<'_, '_> {
         store::finish_run(self.tenant, &self.run).await?;
         self.run.steps = Some(self.steps);
         Ok(self.run)
+    }
+}
+
+/// The tokens a completion counts toward quotas: those the provider
+/// reported; when it answered 2xx without saying, or the wait ended
+/// before its answer did (the model may have run to the end and been
+/// billed), the tokens held for it; an error status or a provider never
+/// reached, none.
+fn tokens_counted(exchange: &llm::Exchange, reported: Option<(i64, i64)>, held: i64) -> i64 {
+    match (reported, exchange.status, exchange.failure) {
+        (Some((prompt, completion)), _, _) => prompt.saturating_add(completion),
+        (None, Some(200..=299), _) | (None, None, Some("provider_timeout")) => held,
+        _ => 0,
     }
 }

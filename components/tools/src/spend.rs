@@ -165,6 +165,11 @@ pub struct Meter<'a, 't> {
 }
 
 impl Meter<'_, '_> {
+    /// Tokens a completion holds, counted when its own count is unknown.
+    pub fn held_tokens(&self) -> i64 {
+        self.meters.reserve_tokens
+    }
+
     fn meter_of(&self, charge: Charge<'_>) -> Option<&str> {
         match charge {
             Charge::Completion { .. } => self.meters.token.as_deref(),
@@ -218,8 +223,8 @@ impl Meter<'_, '_> {
     }
 
     /// Settles `hold` with `used` units; what they cost, when the meter
-    /// has a price. A [`Stop`] when metering fails: the use happened but
-    /// the run goes no further without its record.
+    /// has a price. A [`Stop`] (logged here) when metering fails: the use
+    /// happened, uncounted; a run goes no further.
     pub async fn settle(&self, hold: Hold, used: i64) -> Result<Option<Spent>, Stop> {
         let Hold::Held(id) = hold else {
             return Ok(None);
@@ -232,8 +237,10 @@ impl Meter<'_, '_> {
 
 /// Calls `tool` for a caller outside a run (its route, MCP): checked
 /// first (a call refused for its arguments holds nothing), then one call
-/// held on the tool meter, run, and settled. `Err` when a hold or its
-/// settlement stopped it.
+/// held on the tool meter, run, and settled. `Err` when the hold was
+/// refused (nothing ran). A settlement that fails is logged and the
+/// outcome still answered: the tool has run, and a retry would run it
+/// again.
 pub async fn call_tool(
     meter: &Meter<'_, '_>,
     tool: &Tool,
@@ -245,7 +252,7 @@ pub async fn call_tool(
     };
     let hold = meter.hold(Charge::ToolCall { tool: &tool.name }).await?;
     let outcome = prepared.run(meter.tenant).await;
-    meter.settle(hold, 1).await?;
+    let _ = meter.settle(hold, 1).await;
     Ok(Ok(outcome))
 }
 

@@ -6,7 +6,8 @@
 //! those quotas in the same `IMMEDIATE` transaction, so concurrent
 //! consumes and reserves never pass a hard limit together: a hold counts
 //! until its reservation expires, whatever period it was taken in. A
-//! commit counts the actual amount (at most the reserved one) in the
+//! commit counts the actual amount (at most the reserved one; other
+//! components' settlements may count more, see `holding`) in the
 //! current periods like a consume that cannot be refused, frees the rest,
 //! and records the usage event and the spend; a release frees everything. A reservation that reaches `expires_at`
 //! holds nothing from then on (see [`holds`]); committing or releasing it

@@ -150,7 +150,10 @@ pub fn tools_of(mount: &str, listed: &[Value]) -> (Vec<RemoteTool>, Vec<String>)
             .filter(|s| s.is_object())
             .cloned()
             .unwrap_or_else(model::empty_schema);
+        // A leading `_` would make the join ambiguous (`a___x` splits as
+        // `a` and `_x`).
         let fits = model::valid_name(&name)
+            && !remote_name.starts_with('_')
             && kept.len() < TOOLS_MAX
             && !kept.iter().any(|t| t.name == name)
             && schema.to_string().len() <= schema::SCHEMA_MAX;

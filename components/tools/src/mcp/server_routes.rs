@@ -71,7 +71,8 @@ async fn shown(caller: &OrgCaller, mut server: McpServer) -> Result<McpServer, P
     Ok(server)
 }
 
-/// The server `name`, if the caller may read it.
+/// The server `name`, if the caller may read it: a server guarded by a
+/// permission the caller may not see is not found, as such a tool is not.
 async fn readable(caller: &OrgCaller, name: &str) -> Result<McpServer, Problem> {
     if !model::valid_name(name) || !may_read(caller) {
         return Err(not_found());
@@ -79,6 +80,7 @@ async fn readable(caller: &OrgCaller, name: &str) -> Result<McpServer, Problem> 
     let tenant = caller.tenant()?;
     server_store::find(&tenant, name, &base().await)
         .await?
+        .filter(|s| access::may_see(&caller.principal, s.permission.as_deref()))
         .ok_or_else(not_found)
 }
 
@@ -180,7 +182,9 @@ pub async fn list(req: Request, request_id: &str) -> Result<Response, Problem> {
         let found = server_store::page(&tenant, &after, page.fetch_count(), &base().await).await?;
         let mut items = Vec::with_capacity(found.len());
         for server in found {
-            items.push(shown(&caller, server).await?);
+            if access::may_see(&caller.principal, server.permission.as_deref()) {
+                items.push(shown(&caller, server).await?);
+            }
         }
         items
     } else {
@@ -266,7 +270,10 @@ const PAGES_MAX: usize = 10;
 pub async fn refresh(req: Request, name: &str, request_id: &str) -> Result<Response, Problem> {
     let caller = writer(&req).await?;
     let server = readable(&caller, name).await?;
-    let Some(config) = server.remote.as_ref().and_then(mount::config_of) else {
+    let (Some(stored), Some(config)) = (
+        server.remote.as_ref(),
+        server.remote.as_ref().and_then(mount::config_of),
+    ) else {
         return Err(Problem::new(ErrorCode::Conflict)
             .detail("only a mounted MCP server (one with a remote) is refreshed"));
     };
@@ -290,7 +297,10 @@ pub async fn refresh(req: Request, name: &str, request_id: &str) -> Result<Respo
         }
     }
     let (tools, skipped): (Vec<RemoteTool>, Vec<String>) = mount::tools_of(name, &listed);
-    server_store::set_remote_tools(&tenant, name, &tools, unix_now()).await?;
+    if !server_store::set_remote_tools(&tenant, name, stored, &tools, unix_now()).await? {
+        return Err(Problem::new(ErrorCode::Conflict)
+            .detail("the server's remote changed while it was listed; refresh it again"));
+    }
     let server = server_store::find(&tenant, name, &base().await)
         .await?
         .ok_or_else(not_found)?;

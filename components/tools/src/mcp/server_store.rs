@@ -160,15 +160,23 @@ pub async fn update(
 pub async fn set_remote_tools(
     tenant: &Tenant<'_>,
     name: &str,
+    remote: &Value,
     tools: &[RemoteTool],
     now: i64,
 ) -> Result<bool, Problem> {
     let text = serde_json::to_string(tools).map_err(|_| Problem::internal())?;
+    // Only while the remote is still the one listed: a change made during
+    // the listing keeps its own tools from another remote.
     let changed = tenant
         .exec(
             "UPDATE mcp_servers SET remote_tools = ?2, refreshed_at = ?3
-             WHERE org_id = ?1 AND name = ?4 AND remote IS NOT NULL",
-            vec![db::text(text), db::int(now), db::text(name)],
+             WHERE org_id = ?1 AND name = ?4 AND remote = ?5",
+            vec![
+                db::text(text),
+                db::int(now),
+                db::text(name),
+                db::text(remote.to_string()),
+            ],
         )
         .await?;
     Ok(changed > 0)

@@ -29,7 +29,9 @@ pub struct McpServer {
     /// A mount's remote: `url`, `headers` (secret headers name their
     /// secret), `timeout_ms`; `null` for a set of the org's tools.
     pub remote: Option<Value>,
-    /// A permission a mount's tools take besides `tools:run`.
+    /// A permission the server's tools take besides `tools:run` on its
+    /// own endpoint (and a mount's on `/v1/mcp` too); readers who may not
+    /// see it do not find the server.
     pub permission: Option<String>,
     /// A mount's tools as last listed (`POST …/$refresh`), offered as
     /// `<name>__<tool>`; `null` before the first listing.
@@ -101,12 +103,12 @@ pub fn check(
 ) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if let Some(name) = name
-        && (!model::valid_name(name) || name.contains("__"))
+        && (!model::valid_name(name) || name.contains("__") || name.ends_with('_'))
     {
         errors.push(FieldError::new(
             "/name",
             "invalid_name",
-            "a server name is 1 to 64 of A-Z, a-z, 0-9, _ and -, without __ (which joins a mount's name to its tools')",
+            "a server name is 1 to 64 of A-Z, a-z, 0-9, _ and -, without __ and not ending in _ (__ joins a mount's name to its tools')",
         ));
     }
     if description.chars().count() > DESCRIPTION_MAX {
