@@ -31,8 +31,9 @@ pub fn base64(bytes: &[u8]) -> String {
 }
 
 /// Whether a modern request's answer says the remote only speaks the
-/// handshake revision: a 4xx without an error of the modern revision, or
-/// that revision's unsupported-version error naming no modern version.
+/// handshake revision: a 400, 404 or 405 without an error of the modern
+/// revision, or that revision's unsupported-version error naming no
+/// modern version.
 pub fn legacy_only(status: u16, message: Option<&Value>) -> bool {
     let error = message.and_then(|m| m.get("error"));
     let code = error.and_then(|e| e.get("code")).and_then(Value::as_i64);
@@ -46,7 +47,10 @@ pub fn legacy_only(status: u16, message: Option<&Value>) -> bool {
         Some(HEADER_MISMATCH) | Some(MISSING_CAPABILITY) => false,
         // A modern remote answers an unknown method 404 with -32601.
         Some(METHOD_NOT_FOUND) if status == 404 => false,
-        _ => (400..500).contains(&status),
+        // What a handshake-revision server answers a request outside a
+        // session. Any other refusal (401, 403, 409, 429) may come from a
+        // server that has taken the request: it is not sent again.
+        _ => matches!(status, 400 | 404 | 405),
     }
 }
 
@@ -118,8 +122,14 @@ mod tests {
     }
 
     #[test]
-    fn only_a_4xx_without_a_modern_error_means_a_handshake_remote() {
+    fn only_a_400_404_or_405_without_a_modern_error_means_a_handshake_remote() {
         assert!(legacy_only(400, None));
+        assert!(legacy_only(405, None));
+        // A refusal that may follow the request's work is not a reason to
+        // send it again.
+        for status in [401, 403, 409, 429] {
+            assert!(!legacy_only(status, None), "{status}");
+        }
         assert!(legacy_only(
             404,
             Some(&json!({"error": {"code": -32600, "message": "no session"}}))
