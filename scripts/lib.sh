@@ -5,9 +5,12 @@ cd "$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 HOST_BIN="$CARGO_TARGET_DIR/host/gatehouse-host"
 
-# Guest crates: the app's components and the test components.
+# Guest crates: the app's components, the middleware and the test components.
 app_components() { sed -n 's/^\[component\.\([a-z0-9-]*\)\]$/\1/p' spin.toml; }
 test_components() { ls tests/components; }
+# Components Gatehouse ships for other apps' spin.toml (HTTP middleware),
+# not served by its own; tests/components_world.rs lists the same.
+middleware_components() { echo guard; }
 
 ensure_wasm_target() {
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then

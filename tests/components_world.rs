@@ -123,6 +123,7 @@ fn every_app_component_exports_the_handler_and_imports_only_the_world() -> Resul
 const TEST_COMPONENTS: &[(&str, &[&str], &[&str])] = &[
     ("bare", &["wasi:http/handler@0.3.0"], &[]),
     ("probe", &["wasi:http/handler@0.3.0"], &[]),
+    ("principal-echo", &["wasi:http/handler@0.3.0"], &[]),
     // Middleware: the next handler is an import (`wasi:http/middleware`).
     (
         "mw-gate",
@@ -216,7 +217,37 @@ fn semver_rules_follow_the_component_model() {
     ));
 }
 
-/// Guest crates under components/ are exactly the components spin.toml names.
+/// Components under components/ that Gatehouse ships for other apps'
+/// spin.toml, not its own: HTTP middleware, whose next handler is an import.
+const MIDDLEWARE_COMPONENTS: &[&str] = &["guard"];
+
+#[test]
+fn every_middleware_component_keeps_to_the_world_and_imports_the_next_handler() -> Result<()> {
+    let engine = engine()?;
+    let mut allowed = world_imports()?;
+    allowed.insert("wasi:http/handler@0.3.0".to_string());
+    for name in MIDDLEWARE_COMPONENTS {
+        let path = gatehouse_tests::wasm(&name.replace('-', "_"))?;
+        let component = Component::new(&engine, std::fs::read(&path)?)?;
+        let ty = component.component_type();
+        let exported: Vec<String> = ty.exports(&engine).map(|(n, _)| n.to_string()).collect();
+        assert_eq!(exported, ["wasi:http/handler@0.3.0"], "`{name}` exports");
+        assert!(
+            ty.imports(&engine)
+                .any(|(n, _)| n == "wasi:http/handler@0.3.0"),
+            "`{name}` does not import the next handler"
+        );
+        let outside = disallowed_imports(&engine, &component, &allowed);
+        assert!(
+            outside.is_empty(),
+            "`{name}` imports outside its world: {outside:?}"
+        );
+    }
+    Ok(())
+}
+
+/// Guest crates under components/ are exactly the components spin.toml
+/// names, and the middleware components.
 #[test]
 fn component_crates_and_spin_toml_agree() -> Result<()> {
     let mut crates = BTreeSet::new();
@@ -241,7 +272,8 @@ fn component_crates_and_spin_toml_agree() -> Result<()> {
             );
         }
     }
-    let named: BTreeSet<String> = app_components()?.into_iter().map(|(id, _)| id).collect();
+    let mut named: BTreeSet<String> = app_components()?.into_iter().map(|(id, _)| id).collect();
+    named.extend(MIDDLEWARE_COMPONENTS.iter().map(|m| m.to_string()));
     assert_eq!(crates, named);
     for (id, path) in app_components()? {
         assert_eq!(

@@ -1,0 +1,129 @@
+//! Gatehouse's JWTs, verified offline: signature (EdDSA or ES256, the keys
+//! Gatehouse publishes), `iss`, `aud`, `exp` and `nbf` with a small leeway.
+//! The JWK Set is kept in the cache; a token naming a key the cached set
+//! lacks (after a rotation) fetches the set again, but at most once per
+//! [`REFETCH_FLOOR_SECONDS`], so tokens with made-up `kid`s cannot turn the
+//! guard into a load on Gatehouse.
+
+use gatehouse_http::idempotency::unix_now;
+use gatehouse_http::principal::Principal;
+use serde::{Deserialize, Serialize};
+use tokens_core::{Expectations, Jwk};
+
+use crate::cache::{self, Cache};
+use crate::config::Settings;
+use crate::gatehouse;
+
+/// Seconds of clock skew tolerated, as Gatehouse itself does.
+pub const LEEWAY_SECONDS: i64 = gatehouse_auth::jwt::LEEWAY_SECONDS;
+/// The fewest seconds between two fetches of the JWK Set for unknown keys.
+pub const REFETCH_FLOOR_SECONDS: i64 = 30;
+/// A cached set older than this is fetched again even when it knows the
+/// key, so a key Gatehouse stopped publishing stops verifying.
+pub const MAX_AGE_SECONDS: i64 = 3600;
+
+/// The JWK Set as cached.
+#[derive(Serialize, Deserialize)]
+struct CachedKeys {
+    keys: Vec<Jwk>,
+    fetched_at: i64,
+    /// The last fetch that failed, if later than `fetched_at`: the floor
+    /// applies to failed attempts too.
+    #[serde(default)]
+    tried_at: i64,
+}
+
+/// A refused token: why goes to the log, the caller gets one answer.
+fn refused(why: &str) -> Option<Principal> {
+    eprintln!("guard: a JWT was refused: {why}");
+    None
+}
+
+/// The principal a Gatehouse JWT describes, when it verifies.
+pub async fn verify(
+    token: &str,
+    settings: &Settings,
+    cache: &Cache,
+) -> Result<Option<Principal>, gatehouse_http::Problem> {
+    let Some(audience) = settings.audience.as_deref() else {
+        return Ok(refused("the app sets no guard_audience"));
+    };
+    let now = unix_now();
+    let kid = tokens_core::key_id(token);
+    let slot = cache::key("jwks", &[&settings.gatehouse_url]);
+    let cached: Option<CachedKeys> = cache.get(&slot).await;
+    let knows = |set: &CachedKeys| {
+        kid.as_deref()
+            .is_some_and(|k| set.keys.iter().any(|j| j.kid == k))
+    };
+    let keys = match cached {
+        Some(set) if now - set.fetched_at < MAX_AGE_SECONDS && knows(&set) => set.keys,
+        // Unknown key: refetch only past the floor, else decide on what is cached.
+        Some(set) if now - set.fetched_at.max(set.tried_at) < REFETCH_FLOOR_SECONDS => set.keys,
+        // Gatehouse unreachable: the keys it published still verify its tokens.
+        Some(set) => match fetch(settings, cache, &slot, now).await {
+            Ok(keys) => keys,
+            Err(_) => {
+                let keys = set.keys.clone();
+                cache
+                    .put(
+                        &slot,
+                        &CachedKeys {
+                            tried_at: now,
+                            ..set
+                        },
+                    )
+                    .await;
+                keys
+            }
+        },
+        None => fetch(settings, cache, &slot, now).await?,
+    };
+    let expect = Expectations {
+        issuer: &settings.issuer,
+        audiences: &[audience],
+        now,
+        leeway: LEEWAY_SECONDS,
+    };
+    Ok(match tokens_core::verify(token, &keys, &expect) {
+        Ok(claims) => gatehouse_auth::jwt::principal_from_claims(&claims)
+            .or_else(|| refused("its sub names no user or key")),
+        Err(refusal) => refused(&format!("{refusal:?}")),
+    })
+}
+
+async fn fetch(
+    settings: &Settings,
+    cache: &Cache,
+    slot: &str,
+    now: i64,
+) -> Result<Vec<Jwk>, gatehouse_http::Problem> {
+    let what = "fetching the JWK Set";
+    let answer = gatehouse::call(
+        http::Method::GET,
+        &settings.url("/.well-known/jwks.json"),
+        None,
+        &[],
+        None,
+        what,
+    )
+    .await?;
+    if answer.status != 200 {
+        eprintln!("guard: the JWK Set answered {}", answer.status);
+        return Err(gatehouse::unavailable(what));
+    }
+    let set: serde_json::Value =
+        serde_json::from_slice(&answer.body).map_err(|_| gatehouse::unavailable(what))?;
+    let keys = tokens_core::key_set(&set);
+    cache
+        .put(
+            slot,
+            &CachedKeys {
+                keys: keys.clone(),
+                fetched_at: now,
+                tried_at: 0,
+            },
+        )
+        .await;
+    Ok(keys)
+}

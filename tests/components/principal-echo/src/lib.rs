@@ -1,0 +1,33 @@
+//! A handler for guard tests: answers 200 with a JSON object of every
+//! `x-gatehouse-*` header of the request (a header sent twice shows as a
+//! list), so a test sees what reached the app and nothing else.
+
+use bytes::Bytes;
+use http_body_util::Full;
+use serde_json::{Map, Value};
+use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http_service;
+
+#[http_service]
+async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
+    let mut seen: Map<String, Value> = Map::new();
+    for (name, value) in req.headers() {
+        if !name.as_str().starts_with("x-gatehouse-") {
+            continue;
+        }
+        let value = Value::String(value.to_str().unwrap_or("<not text>").to_string());
+        match seen.get_mut(name.as_str()) {
+            Some(Value::Array(values)) => values.push(value),
+            Some(first) => *first = Value::Array(vec![first.clone(), value]),
+            None => {
+                seen.insert(name.to_string(), value);
+            }
+        }
+    }
+    let body = Bytes::from(Value::Object(seen).to_string());
+    Ok(spin_sdk::http::Response::builder()
+        .status(200)
+        .header("content-type", "application/json")
+        .header("content-length", body.len())
+        .body(Full::new(body))?)
+}
