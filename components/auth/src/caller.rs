@@ -32,6 +32,20 @@ impl OrgCaller {
         Ok(OrgCaller { principal, conn })
     }
 
+    /// The caller as the scope of an `Idempotency-Key`: its org and who
+    /// it is, so equal keys of two callers never meet.
+    pub fn idempotency_scope(&self) -> String {
+        use gatehouse_http::principal::Subject;
+        let org = self.principal.org_id.as_deref().unwrap_or_default();
+        let who = match &self.principal.subject {
+            Subject::User { id } => format!("user:{id}"),
+            Subject::ApiKey { id, .. } => format!("key:{id}"),
+            Subject::Service { name } => format!("service:{name}"),
+            Subject::External { provider, sub } => format!("external:{provider}:{sub}"),
+        };
+        format!("org:{org}/{who}")
+    }
+
     /// Who the caller is, for the record of what it made: the user, a
     /// key's owner (or the key), the service, or the provider's subject.
     pub fn actor_id(&self) -> String {

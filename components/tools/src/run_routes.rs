@@ -150,13 +150,6 @@ async fn api_key(tenant: &Tenant<'_>, settings: &Settings) -> Result<String, Pro
         .ok_or_else(|| not_set(format!("the secret {reference} holds no usable API key")))
 }
 
-/// Who is asking, in which org: the scope of an `Idempotency-Key`.
-fn idempotency_scope(caller: &OrgCaller) -> String {
-    let org = caller.principal.org_id.as_deref().unwrap_or_default();
-    let who = spend::subject_of(&caller.principal).unwrap_or_else(|| caller.actor_id());
-    format!("org:{org}/{who}")
-}
-
 /// `POST /v1/tool-runs`: `201` with the run. With an `Idempotency-Key`, a
 /// retry answers what the first request answered and runs nothing again.
 pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem> {
@@ -167,7 +160,7 @@ pub async fn create(req: Request, request_id: &str) -> Result<Response, Problem>
             access::RUN
         )));
     }
-    let scope = idempotency_scope(&caller);
+    let scope = caller.idempotency_scope();
     let caller = &caller;
     create_once_up_to(
         &caller.conn,

@@ -5,7 +5,6 @@
 //! Reading usage is open to every member for their own subject.
 
 use gatehouse_auth::caller::OrgCaller;
-use gatehouse_http::principal::Subject;
 use gatehouse_http::{ErrorCode, Problem};
 use spin_sdk::http::Request;
 
@@ -37,19 +36,6 @@ pub async fn holding(req: &Request, permission: &str) -> Result<OrgCaller, Probl
             "this needs an admin of the organization or the {permission} permission"
         )))
     }
-}
-
-/// The caller as an idempotency scope: its org and who it is, so equal
-/// keys of two callers never meet.
-pub fn scope(caller: &OrgCaller) -> String {
-    let org = caller.principal.org_id.as_deref().unwrap_or_default();
-    let who = match &caller.principal.subject {
-        Subject::User { id } => format!("user:{id}"),
-        Subject::ApiKey { id, .. } => format!("key:{id}"),
-        Subject::Service { name } => format!("service:{name}"),
-        Subject::External { provider, sub } => format!("external:{provider}:{sub}"),
-    };
-    format!("org:{org}/{who}")
 }
 
 /// The user id that created something, for the record.

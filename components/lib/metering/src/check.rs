@@ -607,7 +607,7 @@ pub async fn check(req: Request, request_id: &str) -> Result<Response, Problem> 
 /// counts nothing more.
 pub async fn consume(req: Request, request_id: &str) -> Result<Response, Problem> {
     let caller = caller::holding(&req, caller::CONSUME).await?;
-    let scope = caller::scope(&caller);
+    let scope = caller.idempotency_scope();
     let caller = &caller;
     create_once(
         &caller.conn,

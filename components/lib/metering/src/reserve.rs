@@ -63,7 +63,7 @@ async fn in_transaction<T>(
 /// what the first call answered and holds nothing more.
 pub async fn reserve(req: Request, request_id: &str) -> Result<Response, Problem> {
     let caller = caller::holding(&req, caller::CONSUME).await?;
-    let scope = caller::scope(&caller);
+    let scope = caller.idempotency_scope();
     let caller = &caller;
     create_once(
         &caller.conn,

@@ -32,7 +32,7 @@ const BODY_LIMIT: usize = 128 * 1024;
 const PAGE: u32 = 100;
 
 /// The deployment's public base URL, which is also its issuer.
-async fn base() -> String {
+pub(crate) async fn base() -> String {
     gatehouse_auth::jwt::issuer().await
 }
 

@@ -23,6 +23,7 @@ use serde_json::{Map, Value, json};
 use spin_sdk::http::FullBody;
 
 use super::era::{LEGACY, MODERN, VERSION_META};
+use super::shape::object;
 use super::wire::{ID, header_value, legacy_only, response_in};
 use crate::config::HttpConfig;
 use crate::execute::{self, ANSWER_MAX};
@@ -262,13 +263,6 @@ impl<'a> Remote<'a> {
             )));
         }
         Ok((status, content_type, session, bytes))
-    }
-}
-
-fn object(value: Value) -> Map<String, Value> {
-    match value {
-        Value::Object(map) => map,
-        _ => Map::new(),
     }
 }
 

@@ -17,6 +17,7 @@ use spin_sdk::http::Request;
 use gatehouse_http::FieldError;
 use serde_json::{Map, Value, json};
 
+use super::endpoint::base;
 use super::mount::{self, RemoteTool};
 use super::remote::{Failure, Remote};
 use super::server_store::Fields;
@@ -28,10 +29,6 @@ const BODY_LIMIT: usize = 64 * 1024;
 
 fn not_found() -> Problem {
     Problem::not_found().detail("no such MCP server")
-}
-
-async fn base() -> String {
-    gatehouse_auth::jwt::issuer().await
 }
 
 /// The caller, who must be allowed to write tools.

@@ -41,7 +41,8 @@ pub fn finish(era: Era, server: Option<&str>, mut result: Map<String, Value>) ->
     Value::Object(result)
 }
 
-fn object(value: Value) -> Map<String, Value> {
+/// `value`'s members; none when it is no object.
+pub fn object(value: Value) -> Map<String, Value> {
     match value {
         Value::Object(map) => map,
         _ => Map::new(),
