@@ -1335,3 +1335,25 @@ fn names_that_would_make_a_mounted_tools_name_ambiguous_are_refused() -> Result<
     }
     Ok(())
 }
+
+#[test]
+fn mcp_server_routes_refuse_missing_and_invalid_credentials() -> Result<()> {
+    let acme = acme()?;
+    let host = &acme.host;
+    let body = json!({"name": "ops", "tools": ["greet"]});
+    for (method, path) in [
+        ("GET", "/v1/mcp-servers"),
+        ("POST", "/v1/mcp-servers"),
+        ("GET", "/v1/mcp-servers/ops"),
+        ("PATCH", "/v1/mcp-servers/ops"),
+        ("DELETE", "/v1/mcp-servers/ops"),
+        ("POST", "/v1/mcp-servers/ops/$refresh"),
+    ] {
+        let sent = matches!(method, "POST" | "PATCH").then_some(&body);
+        for token in [None, Some("gk_not_a_key")] {
+            let reply = call(host, method, path, sent, token, &[])?;
+            assert_eq!(problem(reply, 401)?.0, "unauthenticated", "{method} {path}");
+        }
+    }
+    Ok(())
+}
