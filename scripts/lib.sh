@@ -8,9 +8,10 @@ HOST_BIN="$CARGO_TARGET_DIR/host/gatehouse-host"
 # Guest crates: the app's components, the middleware and the test components.
 app_components() { sed -n 's/^\[component\.\([a-z0-9-]*\)\]$/\1/p' spin.toml; }
 test_components() { ls tests/components; }
-# Components Gatehouse ships for other apps' spin.toml (HTTP middleware),
-# not served by its own; tests/components_world.rs lists the same.
-middleware_components() { echo guard; }
+# Components Gatehouse ships for other apps' spin.toml, not served by its
+# own: the guard (HTTP middleware) and the gatehouse:client component (a
+# dependency); tests/components_world.rs lists the same.
+shipped_components() { echo guard client-component; }
 
 ensure_wasm_target() {
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
@@ -86,4 +87,45 @@ apt_install() {
     return 1
   fi
   rm -f "$out"
+}
+
+# Test components written in Python (today tests/guarded-py: a handler behind
+# the guard), built by scripts/test (not scripts/build, so that scripts/up
+# needs no Python) with componentize-py from the test virtualenv into
+# wasi:http@0.3.0 components beside the Rust ones in wasm32-wasip2/release.
+# The world is wasi:http/service@0.3.0 from wit/ (its vendored deps). Each is
+# built from a copy of its .py files under the target dir (so no __pycache__
+# lands in the tree), and only when they, the WIT componentize-py reads
+# (wit/*.wit, wit/deps) or componentize-py's version changed since the last
+# build (a sha256 stamp beside the .wasm): unchanged, this takes well under a
+# second.
+python_components() { echo guarded-py; }
+build_python_components() {
+  local name src out stamp stage wanted version
+  ensure_python_env
+  version="$("$PY_ENV/bin/componentize-py" --version)"
+  mkdir -p "$CARGO_TARGET_DIR/wasm32-wasip2/release"
+  for name in $(python_components); do
+    src="tests/$name"
+    out="$CARGO_TARGET_DIR/wasm32-wasip2/release/${name//-/_}.wasm"
+    stamp="$out.sha256"
+    wanted="$({
+      echo "$version"
+      sha256sum "$src"/*.py
+      find wit/*.wit wit/deps -type f | LC_ALL=C sort | xargs sha256sum
+    } | sha256sum | cut -d' ' -f1)"
+    if [ -f "$out" ] && [ "$(cat "$stamp" 2>/dev/null)" = "$wanted" ]; then
+      continue
+    fi
+    echo "building $src with $version" >&2
+    stage="$CARGO_TARGET_DIR/python-components/$name"
+    rm -rf "$stage"
+    mkdir -p "$stage"
+    cp "$src"/*.py "$stage/"
+    rm -f "$stamp"
+    "$PY_ENV/bin/componentize-py" --quiet -d wit -w wasi:http/service@0.3.0 \
+      componentize -p "$stage" app -o "$out.partial"
+    mv "$out.partial" "$out"
+    echo "$wanted" > "$stamp"
+  done
 }

@@ -142,7 +142,73 @@ const TEST_COMPONENTS: &[(&str, &[&str], &[&str])] = &[
         &["wasi:http/handler@0.3.0"],
         &["gatehouse:fixture/greet@0.1.0"],
     ),
+    // Protected by importing gatehouse:client.
+    (
+        "client-notes",
+        &["wasi:http/handler@0.3.0"],
+        GATEHOUSE_CLIENT,
+    ),
 ];
+
+/// The interfaces of the `gatehouse:client` package (wit/client).
+const GATEHOUSE_CLIENT: &[&str] = &[
+    "gatehouse:client/types@0.1.0",
+    "gatehouse:client/verify@0.1.0",
+    "gatehouse:client/authz@0.1.0",
+    "gatehouse:client/quota@0.1.0",
+];
+
+/// `name`'s .wasm exports exactly `exports` and imports nothing beyond
+/// `world` and `extra`, each of `extra` included.
+fn keeps_to_its_world(
+    engine: &Engine,
+    world: &BTreeSet<String>,
+    name: &str,
+    exports: &[&str],
+    extra: &[&str],
+) -> Result<()> {
+    let path = gatehouse_tests::wasm(&name.replace('-', "_"))?;
+    let component = Component::new(engine, std::fs::read(&path)?)?;
+    let exported: BTreeSet<String> = component
+        .component_type()
+        .exports(engine)
+        .map(|(n, _)| n.to_string())
+        .collect();
+    let wanted: BTreeSet<String> = exports.iter().map(|e| e.to_string()).collect();
+    assert_eq!(exported, wanted, "`{name}` exports");
+    let mut allowed = world.clone();
+    allowed.extend(extra.iter().map(|e| e.to_string()));
+    let outside = disallowed_imports(engine, &component, &allowed);
+    assert!(
+        outside.is_empty(),
+        "`{name}` imports outside its world: {outside:?}"
+    );
+    for import in extra {
+        assert!(
+            component
+                .component_type()
+                .imports(engine)
+                .any(|(n, _)| n == *import),
+            "`{name}` does not import {import}"
+        );
+    }
+    Ok(())
+}
+
+/// Test components built from Python by componentize-py (scripts/test):
+/// `exports` is its pre-initialisation hook, beside the handler.
+const PYTHON_COMPONENTS: &[(&str, &[&str], &[&str])] =
+    &[("guarded-py", &["exports", "wasi:http/handler@0.3.0"], &[])];
+
+#[test]
+fn every_python_test_component_keeps_to_its_listed_world() -> Result<()> {
+    let engine = engine()?;
+    let world = world_imports()?;
+    for (name, exports, extra) in PYTHON_COMPONENTS {
+        keeps_to_its_world(&engine, &world, name, exports, extra)?;
+    }
+    Ok(())
+}
 
 #[test]
 fn every_test_component_keeps_to_its_listed_world() -> Result<()> {
@@ -158,31 +224,7 @@ fn every_test_component_keeps_to_its_listed_world() -> Result<()> {
         .collect();
     assert_eq!(dirs, listed, "tests/components and TEST_COMPONENTS differ");
     for (name, exports, extra) in TEST_COMPONENTS {
-        let path = gatehouse_tests::wasm(&name.replace('-', "_"))?;
-        let component = Component::new(&engine, std::fs::read(&path)?)?;
-        let exported: BTreeSet<String> = component
-            .component_type()
-            .exports(&engine)
-            .map(|(n, _)| n.to_string())
-            .collect();
-        let wanted: BTreeSet<String> = exports.iter().map(|e| e.to_string()).collect();
-        assert_eq!(exported, wanted, "`{name}` exports");
-        let mut allowed = world.clone();
-        allowed.extend(extra.iter().map(|e| e.to_string()));
-        let outside = disallowed_imports(&engine, &component, &allowed);
-        assert!(
-            outside.is_empty(),
-            "`{name}` imports outside its world: {outside:?}"
-        );
-        for import in *extra {
-            assert!(
-                component
-                    .component_type()
-                    .imports(&engine)
-                    .any(|(n, _)| n == *import),
-                "`{name}` does not import {import}"
-            );
-        }
+        keeps_to_its_world(&engine, &world, name, exports, extra)?;
     }
     Ok(())
 }
@@ -246,8 +288,35 @@ fn every_middleware_component_keeps_to_the_world_and_imports_the_next_handler() 
     Ok(())
 }
 
+/// Library components Gatehouse ships for other apps' spin.toml
+/// (`[component.x.dependencies]`): what each exports.
+const LIBRARY_COMPONENTS: &[(&str, &[&str])] = &[("client-component", GATEHOUSE_CLIENT)];
+
+#[test]
+fn every_library_component_exports_its_package_and_keeps_to_the_world() -> Result<()> {
+    let engine = engine()?;
+    let allowed = world_imports()?;
+    for (name, exports) in LIBRARY_COMPONENTS {
+        let path = gatehouse_tests::wasm(&name.replace('-', "_"))?;
+        let component = Component::new(&engine, std::fs::read(&path)?)?;
+        let exported: BTreeSet<String> = component
+            .component_type()
+            .exports(&engine)
+            .map(|(n, _)| n.to_string())
+            .collect();
+        let wanted: BTreeSet<String> = exports.iter().map(|e| e.to_string()).collect();
+        assert_eq!(exported, wanted, "`{name}` exports");
+        let outside = disallowed_imports(&engine, &component, &allowed);
+        assert!(
+            outside.is_empty(),
+            "`{name}` imports outside its world: {outside:?}"
+        );
+    }
+    Ok(())
+}
+
 /// Guest crates under components/ are exactly the components spin.toml
-/// names, and the middleware components.
+/// names, the middleware and the library components.
 #[test]
 fn component_crates_and_spin_toml_agree() -> Result<()> {
     let mut crates = BTreeSet::new();
@@ -274,6 +343,7 @@ fn component_crates_and_spin_toml_agree() -> Result<()> {
     }
     let mut named: BTreeSet<String> = app_components()?.into_iter().map(|(id, _)| id).collect();
     named.extend(MIDDLEWARE_COMPONENTS.iter().map(|m| m.to_string()));
+    named.extend(LIBRARY_COMPONENTS.iter().map(|(l, _)| l.to_string()));
     assert_eq!(crates, named);
     for (id, path) in app_components()? {
         assert_eq!(

@@ -5,72 +5,13 @@
 //! Gatehouse the way a user would; what the app saw is read from the echo.
 
 use anyhow::{Context, Result};
-use gatehouse_tests::app::{
-    Org, call, database, expect, org, post, problem, retry_after, role_key, start_app_with,
-};
-use gatehouse_tests::{HostConfig, Reply, TempDir, TestHost, get, root, target_dir};
+use gatehouse_tests::app::{call, database, expect, post, problem, retry_after, role_key};
+use gatehouse_tests::guarded::{self, AUDIENCE, Gatehouse, gatehouse_with, guarded, jwt};
+use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
 
-/// The audience the guarded app accepts (its spin.toml's default).
-const AUDIENCE: &str = "guarded-app";
-
-/// Gatehouse, an org, and the app's service key (`keys:verify`,
-/// `quotas:consume`), as an operator sets them up for a guarded app.
-struct Gatehouse {
-    host: TestHost,
-    org: Org,
-    service_key: String,
-}
-
 fn gatehouse() -> Result<Gatehouse> {
-    gatehouse_with(Vec::new())
-}
-
-/// [`gatehouse`] with more `SPIN_VARIABLE_*` values.
-fn gatehouse_with(env: Vec<(String, String)>) -> Result<Gatehouse> {
-    let host = start_app_with(env)?;
-    let org = org(&host, "ada@example.com", "acme")?;
-    let service_key = role_key(&host, &org, "guard", &["keys:verify", "quotas:consume"])?;
-    Ok(Gatehouse {
-        host,
-        org,
-        service_key,
-    })
-}
-
-/// The guarded app, its `SPIN_VARIABLE_*` set from `vars` beside
-/// `gatehouse_url` and the service key; the returned directory holds its
-/// spin.toml and must outlive the host.
-fn guarded(gh: &Gatehouse, vars: &[(&str, &str)], clock: bool) -> Result<(TestHost, TempDir)> {
-    let text = std::fs::read_to_string(root().join("tests/guarded-app/spin.toml"))?;
-    // Its sources name ../../target; the tests' target dir may be elsewhere.
-    let target = target_dir().to_string_lossy().replace('\\', "/");
-    let dir = TempDir::new("guarded-app")?;
-    std::fs::write(
-        dir.path().join("spin.toml"),
-        text.replace("../../target", &target),
-    )?;
-    let mut config = HostConfig::new(dir.path().join("spin.toml"));
-    config.controllable_clock = clock;
-    let var = |name: &str, value: &str| (format!("SPIN_VARIABLE_{name}"), value.to_string());
-    config.env = vec![
-        var("GATEHOUSE_URL", &gh.host.base),
-        var("GUARD_ISSUER", &issuer(&gh.host)?),
-        var("GUARD_SERVICE_KEY", &gh.service_key),
-    ];
-    config
-        .env
-        .extend(vars.iter().map(|(name, value)| var(name, value)));
-    Ok((TestHost::start(config)?, dir))
-}
-
-/// Gatehouse's JWT issuer, from its discovery document.
-fn issuer(gatehouse: &TestHost) -> Result<String> {
-    let discovery = expect(
-        get(&gatehouse.url("/.well-known/openid-configuration"), &[])?,
-        200,
-    )?;
-    Ok(discovery["issuer"].as_str().context("issuer")?.to_string())
+    guarded::gatehouse()
 }
 
 /// `GET /anything` on the guarded app with `credential` and `extra` headers.
@@ -81,35 +22,6 @@ fn through(app: &TestHost, credential: Option<&str>, extra: &[(&str, &str)]) -> 
 /// The `x-gatehouse-*` headers the app saw, after a 200.
 fn seen(reply: Reply) -> Result<Value> {
     expect(reply, 200)
-}
-
-/// A JWT for `credential` from Gatehouse's `POST /v1/tokens`.
-fn jwt(gh: &Gatehouse, credential: &str, audience: &str) -> Result<String> {
-    let issued = expect(
-        post(
-            &gh.host,
-            "/v1/tokens",
-            &json!({"audience": [audience]}),
-            Some(credential),
-        )?,
-        200,
-    )?;
-    Ok(issued["access_token"]
-        .as_str()
-        .context("access_token")?
-        .to_string())
-}
-
-/// The id of the API key `key` (`key_…`), as Gatehouse's whoami names it.
-fn key_id(gh: &Gatehouse, key: &str) -> Result<String> {
-    let me = expect(
-        call(&gh.host, "GET", "/v1/auth/whoami", None, Some(key), &[])?,
-        200,
-    )?;
-    Ok(me["subject"]["id"]
-        .as_str()
-        .context("subject id")?
-        .to_string())
 }
 
 #[test]
@@ -159,7 +71,7 @@ fn forged_principal_headers_from_the_client_never_reach_the_app() -> Result<()> 
     assert_eq!(
         headers,
         json!({
-            "x-gatehouse-subject": key_id(&gh, &key)?,
+            "x-gatehouse-subject": guarded::subject_id(&gh, &key)?,
             "x-gatehouse-org": gh.org.id,
             "x-gatehouse-roles": "reader",
             "x-gatehouse-permissions": "reports:read",
@@ -177,7 +89,10 @@ fn a_gatehouse_jwt_for_the_apps_audience_passes_with_its_subject_org_and_roles()
     let token = jwt(&gh, &key, AUDIENCE)?;
 
     let headers = seen(through(&app, Some(&token), &[])?)?;
-    assert_eq!(headers["x-gatehouse-subject"], json!(key_id(&gh, &key)?));
+    assert_eq!(
+        headers["x-gatehouse-subject"],
+        json!(guarded::subject_id(&gh, &key)?)
+    );
     assert_eq!(headers["x-gatehouse-org"], json!(gh.org.id));
     assert_eq!(headers["x-gatehouse-roles"], "reader");
     assert_eq!(headers["x-gatehouse-permissions"], "reports:read");
@@ -202,6 +117,29 @@ fn a_gatehouse_jwt_for_the_apps_audience_passes_with_its_subject_org_and_roles()
 }
 
 #[test]
+fn a_request_body_reaches_the_app_and_its_answer_comes_back_as_made() -> Result<()> {
+    let gh = gatehouse()?;
+    let (app, _dir) = guarded(&gh, &[], false)?;
+    let token = jwt(&gh, &gh.org.admin, AUDIENCE)?;
+    let auth = format!("Bearer {token}");
+    // A body far larger than one chunk, handed on as the stream it came as.
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let reply = gatehouse_tests::send(
+        "POST",
+        &app.url("/uploads"),
+        &[
+            ("authorization", &auth),
+            ("content-type", "application/octet-stream"),
+        ],
+        &body,
+    )?;
+    assert_eq!(reply.header("x-body-bytes"), Some("300000"));
+    let seen = seen(reply)?;
+    assert_eq!(seen["x-gatehouse-subject"], json!(gh.org.admin_id));
+    Ok(())
+}
+
+#[test]
 fn an_api_key_and_a_session_pass_as_what_they_are() -> Result<()> {
     let gh = gatehouse()?;
     // Without a service key the guard asks whoami with the key itself.
@@ -210,7 +148,10 @@ fn an_api_key_and_a_session_pass_as_what_they_are() -> Result<()> {
         let key = role_key(&gh.host, &gh.org, &format!("reader{n}"), &["reports:read"])?;
         let headers = seen(through(&app, Some(&key), &[])?)?;
         assert_eq!(headers["x-gatehouse-credential"], "api_key");
-        assert_eq!(headers["x-gatehouse-subject"], json!(key_id(&gh, &key)?));
+        assert_eq!(
+            headers["x-gatehouse-subject"],
+            json!(guarded::subject_id(&gh, &key)?)
+        );
         assert_eq!(headers["x-gatehouse-permissions"], "reports:read");
     }
 

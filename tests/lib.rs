@@ -4,6 +4,7 @@
 
 pub mod app;
 pub mod fake_http;
+pub mod guarded;
 pub mod openai_api;
 pub mod stripe_api;
 pub mod webhook_signers;

@@ -125,6 +125,24 @@ pub enum Reason {
     Other,
 }
 
+impl Reason {
+    /// The reason as Gatehouse writes it (`other` for one this client
+    /// does not know).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OrgAdmin => "org_admin",
+            Reason::Permission => "permission",
+            Reason::OwnerUser => "owner_user",
+            Reason::OwnerTeam => "owner_team",
+            Reason::OwnerOrg => "owner_org",
+            Reason::RoleGrant => "role_grant",
+            Reason::NoRule => "no_rule",
+            Reason::NotGranted => "not_granted",
+            Reason::Other => "other",
+        }
+    }
+}
+
 /// The policy version a decision was made under.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
 pub struct PolicyRef {
@@ -316,7 +334,7 @@ impl FilterRequest {
 }
 
 /// A logical field of a service's rows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Field {
     /// The resource id.
@@ -330,7 +348,7 @@ pub enum Field {
 }
 
 /// Which resources of a collection are reached, as a tree.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Filter {
     /// Every resource.

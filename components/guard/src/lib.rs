@@ -19,22 +19,13 @@
 // `Result<_, Problem>` is a request's error path, taken at most once.
 #![allow(clippy::result_large_err)]
 
-use bytes::Bytes;
 use gatehouse_http::principal::Principal;
 use gatehouse_http::{ErrorCode, Problem, Response};
-use http_body_util::{BodyExt, Full};
-use spin_sdk::http::{FromResponse, IntoRequest, Request};
+use spin_sdk::http::Request;
 
-mod cache;
-mod config;
-mod gatehouse;
-mod jwt;
-mod meter;
 mod principal_headers;
-mod remote;
 
-use cache::Cache;
-use config::Settings;
+use gatehouse_trust::{Settings, authenticate, quota};
 
 /// The next handler in the chain: the `wasi:http/handler@0.3.0` import.
 mod next {
@@ -57,22 +48,52 @@ const HOP_BY_HOP: &[&str] = &[
     "upgrade",
 ];
 
+/// What the guard answers: the app's own response, passed through as the
+/// app made it (status, headers and a body streamed, never read here), or
+/// the guard's refusal.
+enum Answer {
+    Passed(spin_sdk::wasip3::http::types::Response),
+    Refused(Response),
+}
+
+impl spin_sdk::http::IntoResponse for Answer {
+    fn into_response(
+        self,
+    ) -> Result<spin_sdk::wasip3::http::types::Response, spin_sdk::wasip3::http::types::ErrorCode>
+    {
+        match self {
+            Answer::Passed(answer) => Ok(answer),
+            Answer::Refused(problem) => problem.into_response(),
+        }
+    }
+}
+
 // The export exists in the component only: a native build (the unit
 // tests) cannot link a symbol named after a WIT interface.
 #[cfg(target_arch = "wasm32")]
 #[spin_sdk::http_service]
-async fn handle(req: Request) -> anyhow::Result<impl spin_sdk::http::IntoResponse> {
+async fn handle(req: Request) -> anyhow::Result<Answer> {
     use gatehouse_http::{request_id, response};
-    let id = request_id::from_headers(req.headers());
-    Ok(guard(req, &id)
-        .await
-        .unwrap_or_else(|problem| response::problem(problem, &id)))
+    // The client's request id, kept for a refusal; one is made only then.
+    let sent = req
+        .headers()
+        .get(request_id::HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
+    Ok(match guard(req).await {
+        Ok(answer) => Answer::Passed(answer),
+        Err(problem) => {
+            let id = request_id::from_header(sent.as_deref());
+            Answer::Refused(response::problem(problem, &id))
+        }
+    })
 }
 
-async fn guard(req: Request, request_id: &str) -> Result<Response, Problem> {
+async fn guard(req: Request) -> Result<spin_sdk::wasip3::http::types::Response, Problem> {
     // Authenticate.
-    let settings = Settings::load().await?;
-    let principal = authenticate(&req, &settings).await?;
+    let settings = Settings::load("guard").await?;
+    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
+    let principal = authenticate(header("authorization"), header("x-org"), &settings).await?;
     // Authorize.
     if let Some(permission) = settings.permission.as_deref()
         && !principal.has_permission(permission)
@@ -81,110 +102,57 @@ async fn guard(req: Request, request_id: &str) -> Result<Response, Problem> {
             .detail(format!("this route needs the {permission} permission")));
     }
     if let Some(meter) = settings.meter.as_deref() {
-        meter::consume(meter, &principal, &settings).await?;
+        quota::consume_one(meter, &principal, &settings).await?;
     }
     // Pass on.
-    onward(req, &principal, request_id).await
+    onward(req, &principal).await
 }
 
-/// The bearer credential of `Authorization`, if there is one.
-fn bearer(req: &Request) -> Option<&str> {
-    bearer_token(req.headers().get("authorization")?.to_str().ok()?)
-}
-
-/// The credential of an `Authorization` value of the Bearer scheme (any case).
-fn bearer_token(value: &str) -> Option<&str> {
-    let (scheme, token) = value.split_once(' ')?;
-    let token = token.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
-}
-
-fn unauthenticated(detail: &str, challenge: &'static str) -> Problem {
-    Problem::new(ErrorCode::Unauthenticated)
-        .detail(detail)
-        .header("www-authenticate", challenge)
-}
-
-async fn authenticate(req: &Request, settings: &Settings) -> Result<Principal, Problem> {
-    let Some(token) = bearer(req) else {
-        return Err(unauthenticated(
-            "this route needs a Gatehouse credential: Authorization: Bearer <token>",
-            "Bearer",
-        ));
-    };
-    let cache = Cache::open().await;
-    let principal = if gatehouse_auth::jwt::looks_like_jwt(token) {
-        jwt::verify(token, settings, &cache).await?
-    } else {
-        let org = req.headers().get("x-org").and_then(|v| v.to_str().ok());
-        remote::verify(token, org, settings, &cache).await?
-    };
-    principal.ok_or_else(|| {
-        unauthenticated(
-            "the credential is not valid",
-            "Bearer error=\"invalid_token\"",
-        )
-    })
-}
-
-/// Calls the app with the verified principal's headers; its answer, read whole.
+/// Calls the app with the verified principal's headers; its answer as it is.
+/// The request's body is handed on as the stream it arrived as, never read
+/// here.
 async fn onward(
     req: Request,
     principal: &Principal,
-    request_id: &str,
-) -> Result<Response, Problem> {
+) -> Result<spin_sdk::wasip3::http::types::Response, Problem> {
+    use spin_sdk::wasip3::http::types::{Fields, Request as Wasi};
     let failed = |what: &str| {
         eprintln!("guard: {what}");
         Problem::internal()
     };
-    let (mut parts, body) = req.into_parts();
+    let (mut parts, mut body) = req.into_parts();
+    let host = parts
+        .headers
+        .get(http::header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     for name in HOP_BY_HOP {
         parts.headers.remove(*name);
     }
     principal_headers::strip(&mut parts.headers);
     principal_headers::set(&mut parts.headers, principal);
-    let body = body
-        .collect()
-        .await
-        .map_err(|_| failed("the request body could not be read"))?
-        .to_bytes();
-    let onward = http::Request::from_parts(parts, Full::new(body))
-        .into_request()
-        .map_err(|e| failed(&format!("the request could not be passed on: {e:?}")))?;
+    let incoming = body
+        .take_unstarted()
+        .ok_or_else(|| failed("the request body was already read"))?;
+    let (done, reader) = spin_sdk::wasip3::wit_future::new(|| Ok(()));
+    let (contents, trailers) = Wasi::consume_body(incoming, reader);
+    let headers: Fields = parts
+        .headers
+        .try_into()
+        .map_err(|e| failed(&format!("the headers could not be passed on: {e:?}")))?;
+    let (onward, _sent) = Wasi::new(headers, Some(contents), trailers, None);
+    let authority = parts.uri.authority().map(|a| a.to_string()).or(host);
+    let scheme = parts.uri.scheme().map(Into::into);
+    let path = parts.uri.path_and_query().map(|pq| pq.as_str());
+    onward
+        .set_method(&parts.method.into())
+        .and_then(|()| onward.set_scheme(scheme.as_ref()))
+        .and_then(|()| onward.set_authority(authority.as_deref()))
+        .and_then(|()| onward.set_path_with_query(path))
+        .map_err(|()| failed("the request could not be passed on"))?;
     let answer = next::wasi::http::handler::handle(onward)
         .await
-        .map_err(|e| failed(&format!("the app failed: {e:?}")))?;
-    let answer = spin_sdk::http::Response::from_response(answer)
-        .map_err(|e| failed(&format!("the app's answer could not be read: {e:?}")))?;
-    let (mut parts, body) = answer.into_parts();
-    let body: Bytes = body
-        .collect()
-        .await
-        .map_err(|_| failed("the app's answer body could not be read"))?
-        .to_bytes();
-    // The whole body is here: say its length, so clients need not wait for the end of a chunked one.
-    parts.headers.remove("transfer-encoding");
-    parts
-        .headers
-        .insert(http::header::CONTENT_LENGTH, body.len().into());
-    if !parts.headers.contains_key("x-request-id")
-        && let Ok(value) = http::HeaderValue::from_str(request_id)
-    {
-        parts.headers.insert("x-request-id", value);
-    }
-    Ok(http::Response::from_parts(parts, Full::new(body)))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bearer_token;
-
-    #[test]
-    fn only_a_non_empty_bearer_credential_is_taken() {
-        assert_eq!(bearer_token("Bearer gk_abc"), Some("gk_abc"));
-        assert_eq!(bearer_token("bearer  a.b.c "), Some("a.b.c"));
-        assert_eq!(bearer_token("Basic YWRhOnB3"), None);
-        assert_eq!(bearer_token("Bearer "), None);
-        assert_eq!(bearer_token("Bearer"), None);
-    }
+        .map_err(|e| failed(&format!("the app failed: {e:?}")));
+    drop(done);
+    answer
 }

@@ -1,9 +1,10 @@
 //! A handler for guard tests: answers 200 with a JSON object of every
 //! `x-gatehouse-*` header of the request (a header sent twice shows as a
-//! list), so a test sees what reached the app and nothing else.
+//! list), so a test sees what reached the app and nothing else. The size
+//! of the request body it read is in `x-body-bytes`.
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use serde_json::{Map, Value};
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -24,9 +25,11 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             }
         }
     }
+    let read = req.into_body().collect().await?.to_bytes().len();
     let body = Bytes::from(Value::Object(seen).to_string());
     Ok(spin_sdk::http::Response::builder()
         .status(200)
+        .header("x-body-bytes", read)
         .header("content-type", "application/json")
         .header("content-length", body.len())
         .body(Full::new(body))?)

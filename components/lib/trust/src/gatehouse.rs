@@ -1,7 +1,7 @@
 //! Calls to Gatehouse: its JWK Set, `GET /v1/auth/whoami`,
 //! `POST /v1/keys/verify` and `POST /v1/quotas/consume`. Each is bounded
 //! by timeouts and a body limit; a Gatehouse that does not answer makes the
-//! guard answer 503, never let the request through.
+//! component answer 503, never let the request through.
 
 use bytes::Bytes;
 use gatehouse_http::{ErrorCode, Problem};
@@ -15,7 +15,7 @@ const MAX_BODY_BYTES: usize = 256 * 1024;
 
 /// Connecting, then waiting for the first byte and between bytes, in
 /// nanoseconds: a Gatehouse that hangs delays the request by a few seconds
-/// at most, then the guard answers 503.
+/// at most, then the component answers 503.
 const CONNECT_TIMEOUT_NS: u64 = 2_000_000_000;
 const ANSWER_TIMEOUT_NS: u64 = 5_000_000_000;
 
@@ -37,7 +37,7 @@ pub struct Answer {
 
 /// Gatehouse could not be asked.
 pub fn unavailable(what: &str) -> Problem {
-    eprintln!("guard: {what}: Gatehouse did not answer");
+    eprintln!("gatehouse: {what}: Gatehouse did not answer");
     Problem::new(ErrorCode::Unavailable)
         .detail("the credential could not be checked now; retry later")
         .header("retry-after", "1")
@@ -74,7 +74,7 @@ pub async fn call(
         .map_err(|_| unavailable(what))?;
     req.extensions_mut().insert(timeouts());
     let res = spin_sdk::http::send(req).await.map_err(|e| {
-        eprintln!("guard: {what} failed: {e:?}");
+        eprintln!("gatehouse: {what} failed: {e:?}");
         unavailable(what)
     })?;
     let status = res.status().as_u16();

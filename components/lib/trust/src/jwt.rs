@@ -3,7 +3,7 @@
 //! The JWK Set is kept in the cache; a token naming a key the cached set
 //! lacks (after a rotation) fetches the set again, but at most once per
 //! [`REFETCH_FLOOR_SECONDS`], so tokens with made-up `kid`s cannot turn the
-//! guard into a load on Gatehouse.
+//! component into a load on Gatehouse.
 
 use gatehouse_http::idempotency::unix_now;
 use gatehouse_http::principal::Principal;
@@ -13,6 +13,26 @@ use tokens_core::{Expectations, Jwk};
 use crate::cache::{self, Cache};
 use crate::config::Settings;
 use crate::gatehouse;
+use crate::memo::{self, Memo};
+
+thread_local! {
+    /// Tokens this instance verified, until their `exp` (with the leeway).
+    static VERIFIED: Memo<Principal> = Default::default();
+}
+
+/// What a token verified as is good for this app's issuer and audience only.
+fn memo_key(token: &str, settings: &Settings, audience: &str) -> String {
+    format!(
+        "{}\0{}\0{audience}\0{token}",
+        settings.gatehouse_url, settings.issuer
+    )
+}
+
+/// The principal of a token this instance already verified, if it still holds.
+pub fn remembered(token: &str, settings: &Settings, now: i64) -> Option<Principal> {
+    let audience = settings.audience.as_deref()?;
+    memo::get(&VERIFIED, &memo_key(token, settings, audience), now)
+}
 
 /// Seconds of clock skew tolerated, as Gatehouse itself does.
 pub const LEEWAY_SECONDS: i64 = gatehouse_auth::jwt::LEEWAY_SECONDS;
@@ -35,7 +55,7 @@ struct CachedKeys {
 
 /// A refused token: why goes to the log, the caller gets one answer.
 fn refused(why: &str) -> Option<Principal> {
-    eprintln!("guard: a JWT was refused: {why}");
+    eprintln!("gatehouse: a JWT was refused: {why}");
     None
 }
 
@@ -46,7 +66,8 @@ pub async fn verify(
     cache: &Cache,
 ) -> Result<Option<Principal>, gatehouse_http::Problem> {
     let Some(audience) = settings.audience.as_deref() else {
-        return Ok(refused("the app sets no guard_audience"));
+        let why = format!("the app sets no {}_audience", settings.prefix);
+        return Ok(refused(&why));
     };
     let now = unix_now();
     let kid = tokens_core::key_id(token);
@@ -85,11 +106,18 @@ pub async fn verify(
         now,
         leeway: LEEWAY_SECONDS,
     };
-    Ok(match tokens_core::verify(token, &keys, &expect) {
-        Ok(claims) => gatehouse_auth::jwt::principal_from_claims(&claims)
-            .or_else(|| refused("its sub names no user or key")),
-        Err(refusal) => refused(&format!("{refusal:?}")),
-    })
+    let claims = match tokens_core::verify(token, &keys, &expect) {
+        Ok(claims) => claims,
+        Err(refusal) => return Ok(refused(&format!("{refusal:?}"))),
+    };
+    let Some(principal) = gatehouse_auth::jwt::principal_from_claims(&claims) else {
+        return Ok(refused("its sub names no user or key"));
+    };
+    if let Some(exp) = claims.get("exp").and_then(|e| e.as_i64()) {
+        let key = memo_key(token, settings, audience);
+        memo::put(&VERIFIED, key, principal.clone(), exp + LEEWAY_SECONDS, now);
+    }
+    Ok(Some(principal))
 }
 
 async fn fetch(
@@ -109,7 +137,7 @@ async fn fetch(
     )
     .await?;
     if answer.status != 200 {
-        eprintln!("guard: the JWK Set answered {}", answer.status);
+        eprintln!("gatehouse: the JWK Set answered {}", answer.status);
         return Err(gatehouse::unavailable(what));
     }
     let set: serde_json::Value =

@@ -1,21 +1,33 @@
-//! The guard's settings: Spin variables of the app it protects, which the
-//! guard reads because its middleware entry inherits `variables`. They are
-//! read on every request (a variable lookup is a host call, not I/O) so a
-//! changed value takes effect without a restart.
+//! Settings: Spin variables of the app a component serves, which it reads
+//! because its entry in the app's manifest inherits `variables`. The guard
+//! reads `guard_*`, the client component `gatehouse_*`, both beside the
+//! shared `gatehouse_url`. They are read once per instance: Spin resolves
+//! an app's variables when it starts, and an instance serves a bounded
+//! number of requests (128 with `spin up`'s defaults), so a provider's
+//! changed value takes effect with the next instance.
 
 use gatehouse_http::{ErrorCode, Problem};
 use spin_sdk::variables;
+use std::cell::RefCell;
+use std::rc::Rc;
+
+thread_local! {
+    /// The settings this instance read, one per prefix.
+    static LOADED: RefCell<Vec<Rc<Settings>>> = const { RefCell::new(Vec::new()) };
+}
 
 /// How long a verdict from Gatehouse (API key, session) is reused when the
 /// app does not say: a revoked key or session is refused at most this long
 /// after its revocation.
 pub const DEFAULT_CACHE_SECONDS: i64 = 30;
-/// The longest cache bound the guard accepts, so a typo cannot keep a
+/// The longest cache bound accepted, so a typo cannot keep a
 /// revoked credential working for days.
 pub const MAX_CACHE_SECONDS: i64 = 300;
 
 /// What the protected app configured.
 pub struct Settings {
+    /// The prefix of the variables these came from (`guard`, `gatehouse`).
+    pub prefix: &'static str,
     /// Gatehouse's base URL, without a trailing slash.
     pub gatehouse_url: String,
     /// The exact `iss` of Gatehouse's JWTs: its `public_base_url`.
@@ -43,38 +55,60 @@ async fn optional(name: &str) -> Option<String> {
         .filter(|v| !v.is_empty())
 }
 
-/// A misconfigured guard answers 500 and says why in the log only.
+/// A misconfigured component answers 500 and says why in the log only.
 fn misconfigured(why: &str) -> Problem {
-    eprintln!("guard: {why}");
+    eprintln!("gatehouse: {why}");
     Problem::new(ErrorCode::Internal).detail("the request could not be completed")
 }
 
 impl Settings {
-    /// The settings of this request's app.
-    pub async fn load() -> Result<Settings, Problem> {
+    /// The settings of this request's app, from `gatehouse_url` and the
+    /// variables named `<prefix>_audience`, `_issuer`, `_permission`,
+    /// `_meter`, `_cache_seconds` and `_service_key`.
+    pub async fn load(prefix: &'static str) -> Result<Rc<Settings>, Problem> {
+        let loaded = LOADED.with(|l| {
+            l.borrow()
+                .iter()
+                .find(|s| s.prefix == prefix)
+                .map(Rc::clone)
+        });
+        if let Some(settings) = loaded {
+            return Ok(settings);
+        }
+        let settings = Rc::new(Settings::read(prefix).await?);
+        LOADED.with(|l| l.borrow_mut().push(Rc::clone(&settings)));
+        Ok(settings)
+    }
+
+    async fn read(prefix: &'static str) -> Result<Settings, Problem> {
+        let var = |name: &str| format!("{prefix}_{name}");
         let gatehouse_url = optional("gatehouse_url")
             .await
             .ok_or_else(|| misconfigured("the app declares no gatehouse_url variable"))?
             .trim_end_matches('/')
             .to_string();
-        let issuer = optional("guard_issuer")
+        let issuer = optional(&var("issuer"))
             .await
             .map(|v| v.trim_end_matches('/').to_string())
             .unwrap_or_else(|| gatehouse_url.clone());
-        let cache_seconds = match optional("guard_cache_seconds").await {
+        let cache_seconds = match optional(&var("cache_seconds")).await {
             None => DEFAULT_CACHE_SECONDS,
             Some(text) => parse_cache_seconds(&text).ok_or_else(|| {
-                misconfigured("guard_cache_seconds is not a number of seconds from 0 to 300")
+                misconfigured(&format!(
+                    "{} is not a number of seconds from 0 to 300",
+                    var("cache_seconds")
+                ))
             })?,
         };
         Ok(Settings {
+            prefix,
             gatehouse_url,
             issuer,
-            audience: optional("guard_audience").await,
-            permission: optional("guard_permission").await,
-            meter: optional("guard_meter").await,
+            audience: optional(&var("audience")).await,
+            permission: optional(&var("permission")).await,
+            meter: optional(&var("meter")).await,
             cache_seconds,
-            service_key: optional("guard_service_key").await,
+            service_key: optional(&var("service_key")).await,
         })
     }
 
@@ -84,7 +118,7 @@ impl Settings {
     }
 }
 
-/// `guard_cache_seconds` as a number within bounds.
+/// `<prefix>_cache_seconds` as a number within bounds.
 pub fn parse_cache_seconds(text: &str) -> Option<i64> {
     text.parse::<i64>()
         .ok()

@@ -1,14 +1,14 @@
-//! The key-value store `default` of the protected app, as the guard's
+//! The key-value store `default` of the app served, as the component's
 //! cache (its middleware entry inherits `key_value_stores`). Losing an
 //! entry only costs a call to Gatehouse; a store the app did not grant
-//! leaves the guard working, uncached.
+//! leaves it working, uncached.
 
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use sha2::{Digest, Sha256};
 use spin_sdk::key_value::Store;
 
-/// The store the guard caches in.
+/// The store verdicts and keys are cached in.
 pub struct Cache(Option<Store>);
 
 impl Cache {
@@ -17,7 +17,7 @@ impl Cache {
         match Store::open("default").await {
             Ok(store) => Cache(Some(store)),
             Err(e) => {
-                eprintln!("guard: no key-value store `default` ({e:?}); verifying uncached");
+                eprintln!("gatehouse: no key-value store `default` ({e:?}); verifying uncached");
                 Cache(None)
             }
         }
@@ -53,7 +53,7 @@ pub fn key(kind: &str, parts: &[&str]) -> String {
         // A separator no header value carries keeps ("ab","c") and ("a","bc") apart.
         hash.update([0u8]);
     }
-    format!("guard:v1:{kind}:{}", hex::encode(hash.finalize()))
+    format!("gatehouse:v1:{kind}:{}", hex::encode(hash.finalize()))
 }
 
 #[cfg(test)]
@@ -63,7 +63,7 @@ mod tests {
     #[test]
     fn cache_keys_hide_the_credential_and_keep_parts_apart() {
         let one = key("verdict", &["http://g", "gk_secret", ""]);
-        assert!(one.starts_with("guard:v1:verdict:"));
+        assert!(one.starts_with("gatehouse:v1:verdict:"));
         assert!(!one.contains("secret"));
         assert_ne!(key("verdict", &["ab", "c"]), key("verdict", &["a", "bc"]));
         assert_ne!(one, key("verdict", &["http://g", "gk_secret", "org_1"]));

@@ -1,5 +1,5 @@
 //! API keys and session tokens, verified by asking Gatehouse, and the
-//! verdict reused for at most `guard_cache_seconds`: that is the bound on
+//! verdict reused for at most `<prefix>_cache_seconds`: that is the bound on
 //! how long a revoked key or session keeps working here. Only acceptances
 //! are cached; a refused credential is asked about again next time.
 
@@ -11,6 +11,30 @@ use serde::{Deserialize, Serialize};
 use crate::cache::{self, Cache};
 use crate::config::Settings;
 use crate::gatehouse;
+use crate::memo::{self, Memo};
+
+thread_local! {
+    /// Acceptances this instance holds, until the same cache bound.
+    static ACCEPTED: Memo<Principal> = Default::default();
+}
+
+/// The cache slot of a credential's verdict.
+fn slot(credential: &str, org: Option<&str>, settings: &Settings) -> String {
+    cache::key(
+        "verdict",
+        &[&settings.gatehouse_url, credential, org.unwrap_or_default()],
+    )
+}
+
+/// A verdict this instance already holds, if it is still within its bound.
+pub fn remembered(
+    credential: &str,
+    org: Option<&str>,
+    settings: &Settings,
+    now: i64,
+) -> Option<Principal> {
+    memo::get(&ACCEPTED, &slot(credential, org, settings), now)
+}
 
 /// A verdict as cached.
 #[derive(Serialize, Deserialize)]
@@ -19,7 +43,7 @@ struct Cached {
     until: i64,
 }
 
-/// `POST /v1/keys/verify`'s answer, the fields the guard reads.
+/// `POST /v1/keys/verify`'s answer, the fields read here.
 #[derive(Deserialize)]
 struct Verdict {
     valid: bool,
@@ -42,12 +66,10 @@ pub async fn verify(
     cache: &Cache,
 ) -> Result<Option<Principal>, Problem> {
     let now = unix_now();
-    let slot = cache::key(
-        "verdict",
-        &[&settings.gatehouse_url, credential, org.unwrap_or_default()],
-    );
+    let slot = slot(credential, org, settings);
     if let Some(hit) = cache.get::<Cached>(&slot).await {
         if now < hit.until {
+            memo::put(&ACCEPTED, slot, hit.principal.clone(), hit.until, now);
             return Ok(Some(hit.principal));
         }
         cache.remove(&slot).await;
@@ -66,6 +88,7 @@ pub async fn verify(
             until,
         };
         cache.put(&slot, &entry).await;
+        memo::put(&ACCEPTED, slot, principal.clone(), until, now);
     }
     Ok(fresh)
 }
@@ -81,7 +104,7 @@ fn refused_or_failed(status: u16, what: &str) -> Result<Option<Principal>, Probl
     if matches!(status, 401 | 403 | 404) {
         return Ok(None);
     }
-    eprintln!("guard: {what} answered {status}");
+    eprintln!("gatehouse: {what} answered {status}");
     Err(gatehouse::unavailable(what))
 }
 
@@ -125,8 +148,8 @@ async fn verify_key(credential: &str, settings: &Settings) -> Result<Option<Prin
     if answer.status != 200 {
         // The service key itself is refused: the app is misconfigured.
         eprintln!(
-            "guard: {what} answered {} (is guard_service_key valid, with keys:verify?)",
-            answer.status
+            "gatehouse: {what} answered {} (is {}_service_key valid, with keys:verify?)",
+            answer.status, settings.prefix
         );
         return Err(Problem::new(ErrorCode::Internal).detail("the request could not be completed"));
     }
