@@ -6,7 +6,7 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, call, database, expect, join, org, post, problem, retry_after, role_key,
+    Org, call, database, expect, join, mailed_token, org, post, problem, retry_after, role_key,
 };
 use gatehouse_tests::guarded::{AUDIENCE, Gatehouse, gatehouse, guarded, jwt, subject_id};
 use gatehouse_tests::{Reply, TestHost};
@@ -200,14 +200,13 @@ fn each_member_is_served_the_notes_gatehouses_filter_lets_them_read() -> Result<
     assert_eq!(listed["mongo"], json!({"owner_user": {"$eq": bob_id}}));
     assert_eq!(listed["policy"], json!("notes:read"));
 
-    // Someone of another org reaches none of this org's: Gatehouse does not
-    // know them as a member of the app's org.
+    // Someone acting in another org is decided for in none of this one's.
     let eve_org = org(&gh.host, "eve@example.com", "evil")?;
     let eve = jwt(&gh, &eve_org.admin, AUDIENCE)?;
     write(&app, &eve, "eve 1")?;
     assert_eq!(
-        problem(notes(&app, "GET", "/notes", None, Some(&eve))?, 404)?.0,
-        "not_found"
+        problem(notes(&app, "GET", "/notes", None, Some(&eve))?, 403)?.0,
+        "forbidden"
     );
 
     // An API key is no member: decisions through the import are for members.
@@ -312,6 +311,32 @@ fn writing_consumes_the_callers_quota_once_per_idempotency_key_then_429() -> Res
         |row| row.get(0),
     )?;
     assert_eq!(counted, 2);
+    // Another member's key of the same name is theirs: counted for them.
+    let (carol, carol_id) = join(
+        &gh.host,
+        &gh.org.admin,
+        &gh.org.id,
+        "carol@example.com",
+        "member",
+        &[],
+    )?;
+    expect(
+        call(
+            &app,
+            "POST",
+            "/notes",
+            Some(&json!({"body": "hers"})),
+            Some(&carol),
+            &again,
+        )?,
+        201,
+    )?;
+    let hers: i64 = database(&gh.host)?.query_row(
+        "SELECT COUNT(*) FROM usage_events WHERE org_id = ?1 AND subject_type = 'user' AND subject_id = ?2",
+        [&gh.org.id, &carol_id],
+        |row| row.get(0),
+    )?;
+    assert_eq!(hers, 1);
     // The admin has no quota on the meter; another org's caller is not
     // one the app's service key may meter.
     write(&app, &gh.org.admin, "free")?;
@@ -422,6 +447,103 @@ fn a_revoked_api_key_is_refused_once_the_cache_bound_has_passed() -> Result<()> 
     app.advance_clock(31)?;
     assert_eq!(
         problem(notes(&app, "GET", "/notes/me", None, Some(&key))?, 401)?.0,
+        "unauthenticated"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_member_acting_in_another_org_gets_no_decision_made_in_this_one() -> Result<()> {
+    let gh = gatehouse()?;
+    let (app, _dir) = guarded(&gh, &[], false)?;
+    notes_policy(&gh, &gh.org)?;
+    write(&app, &gh.org.admin, "acme's")?;
+    // Ada, admin of the app's org, is also a member of Eve's.
+    let eve_org = org(&gh.host, "eve@example.com", "evil")?;
+    expect(
+        post(
+            &gh.host,
+            &format!("/v1/orgs/{}/invitations", eve_org.id),
+            &json!({"email": "ada@example.com", "role": "member"}),
+            Some(&eve_org.admin),
+        )?,
+        201,
+    )?;
+    let invitation = mailed_token(&gh.host, "ada@example.com", "invitation", "ginv_")?;
+    expect(
+        post(
+            &gh.host,
+            "/v1/invitations/accept",
+            &json!({"token": invitation}),
+            Some(&gh.org.admin),
+        )?,
+        200,
+    )?;
+    let in_org = |org: &str, path: &str| {
+        call(
+            &app,
+            "GET",
+            path,
+            None,
+            Some(&gh.org.admin),
+            &[("x-org", org)],
+        )
+    };
+    // Acting in the app's org, her admin rule reaches every note ...
+    let listed = expect(in_org(&gh.org.id, "/notes")?, 200)?;
+    assert_eq!(listed["notes"][0]["body"], json!("acme's"));
+    // ... acting in Eve's, no decision of the app's org is made for her.
+    for path in ["/notes", "/notes/n_any/access"] {
+        assert_eq!(
+            problem(in_org(&eve_org.id, path)?, 403)?.0,
+            "forbidden",
+            "{path}"
+        );
+    }
+    Ok(())
+}
+
+#[test]
+fn the_guards_verdicts_never_answer_for_the_client_component() -> Result<()> {
+    let gh = gatehouse()?;
+    // The guard without a service key asks whoami, which accepts any org's
+    // key; the client component verifies keys of the app's org only.
+    let (app, _dir) = guarded(&gh, &[("GUARD_SERVICE_KEY", "")], false)?;
+    let eve_org = org(&gh.host, "eve@example.com", "evil")?;
+    let foreign = role_key(&gh.host, &eve_org, "reader", &["reports:read"])?;
+    expect(
+        call(&app, "GET", "/reports/today", None, Some(&foreign), &[])?,
+        200,
+    )?;
+    assert_eq!(
+        problem(notes(&app, "GET", "/notes/me", None, Some(&foreign))?, 401)?.0,
+        "unauthenticated"
+    );
+    Ok(())
+}
+
+#[test]
+fn a_remembered_jwt_is_refused_once_it_expires() -> Result<()> {
+    let gh = gatehouse()?;
+    let (app, _dir) = guarded(&gh, &[], true)?;
+    let issued = expect(
+        post(
+            &gh.host,
+            "/v1/tokens",
+            &json!({"audience": [AUDIENCE], "ttl_seconds": 60}),
+            Some(&gh.org.admin),
+        )?,
+        200,
+    )?;
+    let token = issued["access_token"].as_str().context("access_token")?;
+    // Verified, then answered from the instance's memory ...
+    for _ in 0..2 {
+        expect(notes(&app, "GET", "/notes/me", None, Some(token))?, 200)?;
+    }
+    // ... but not past its exp and the leeway.
+    app.advance_clock(60 + 61)?;
+    assert_eq!(
+        problem(notes(&app, "GET", "/notes/me", None, Some(token))?, 401)?.0,
         "unauthenticated"
     );
     Ok(())

@@ -130,6 +130,11 @@ fn a_request_body_reaches_the_app_and_its_answer_comes_back_as_made() -> Result<
         &[
             ("authorization", &auth),
             ("content-type", "application/octet-stream"),
+            // Headers for this hop only are not handed on (the host
+            // refuses to send them, which would fail the request).
+            ("proxy-authorization", "Basic cHJveHk6cHc="),
+            ("connection", "keep-alive, x-hop"),
+            ("x-hop", "1"),
         ],
         &body,
     )?;

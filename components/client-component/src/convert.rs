@@ -83,12 +83,20 @@ pub fn problem(p: gatehouse_http::Problem) -> types::Problem {
     }
 }
 
-/// Gatehouse's problem document (an answer of `status` with `body`) as
-/// the WIT record.
-pub fn answered(status: u16, body: &[u8]) -> types::Problem {
-    let p = gatehouse_client::Problem::from_answer(status, body);
+/// Gatehouse's problem document (an answer of `status` with `body` and
+/// its `Retry-After`) as the WIT record.
+pub fn answered(status: u16, body: &[u8], retry_after: Option<&str>) -> types::Problem {
     types::Problem {
-        status,
+        retry_after: retry_after.and_then(|v| v.trim().parse().ok()),
+        ..from_client(gatehouse_client::Problem::from_answer(status, body))
+    }
+}
+
+/// A problem as the `gatehouse-client` crate read it, as the WIT record; a
+/// failure without a problem document still has a code.
+pub fn from_client(p: gatehouse_client::Problem) -> types::Problem {
+    types::Problem {
+        status: p.status,
         code: if p.code.is_empty() {
             "unavailable".to_string()
         } else {
@@ -208,10 +216,11 @@ mod tests {
     #[test]
     fn gatehouse_problems_pass_through_and_a_bodyless_failure_still_has_a_code() {
         let body = br#"{"type":"urn:gatehouse:problem:validation_failed","title":"Validation Failed","status":422,"code":"validation_failed","errors":[{"pointer":"/meter","code":"unknown_meter","message":"no such meter"}]}"#;
-        let p = answered(422, body);
+        let p = answered(422, body, None);
         assert_eq!((p.status, p.code.as_str()), (422, "validation_failed"));
         assert_eq!(p.errors[0].code, "unknown_meter");
-        assert_eq!(answered(502, b"<html>").code, "unavailable");
+        assert_eq!(answered(502, b"<html>", None).code, "unavailable");
+        assert_eq!(answered(503, b"{}", Some("2")).retry_after, Some(2));
     }
 
     #[test]

@@ -5,9 +5,11 @@ use gatehouse_client::authz::{
     CheckRequest, FieldNames, FilterRequest, Placeholder, ResourceRef, SqlStyle, Subject,
 };
 use gatehouse_client::{AuthzClient, AuthzError, SpinTransport};
+use gatehouse_http::principal::Principal;
 use gatehouse_http::{ErrorCode, Problem};
 use gatehouse_trust::quota::{self as quotas, Decision as QuotaDecision};
 use gatehouse_trust::{Settings, authenticate};
+use http::Method;
 use serde_json::{Value, json};
 
 use crate::convert;
@@ -48,14 +50,69 @@ impl verify::Guest for Client {
     }
 }
 
-/// The member a decision is for: authorization is decided for users only.
-fn member(who: &types::Principal) -> Result<String, types::Problem> {
-    match who.kind {
-        types::SubjectKind::User => Ok(who.id.clone()),
-        _ => Err(refused(
+/// The member a decision is for: a user acting in the app's own org (the
+/// service key's), where the decision is made. Anyone else is refused
+/// rather than decided for in an org they are not acting in.
+async fn member(who: &types::Principal, settings: &Settings) -> Result<String, types::Problem> {
+    if who.kind != types::SubjectKind::User {
+        return Err(refused(
             "authorization decisions through gatehouse:client are made for members; this credential is not one",
-        )),
+        ));
     }
+    let org = service_org(settings).await?;
+    if who.org.as_deref() != Some(org.as_str()) {
+        return Err(refused(
+            "the caller acts in another organization than this app's",
+        ));
+    }
+    Ok(who.id.clone())
+}
+
+thread_local! {
+    /// The org of the service key this instance asked about, by the key's
+    /// cache digest.
+    static SERVICE_ORG: std::cell::RefCell<Option<(String, String)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// The org the app's service key acts in, asked of Gatehouse once per
+/// instance.
+async fn service_org(settings: &Settings) -> Result<String, types::Problem> {
+    let key = settings
+        .service_key
+        .as_deref()
+        .ok_or_else(|| misconfigured("an authorization call", 0, "authz:check"))?;
+    let digest = gatehouse_trust::cache::key("service", &[&settings.gatehouse_url, key]);
+    let known = SERVICE_ORG.with(|s| {
+        s.borrow()
+            .as_ref()
+            .filter(|(d, _)| *d == digest)
+            .map(|(_, org)| org.clone())
+    });
+    if let Some(org) = known {
+        return Ok(org);
+    }
+    let what = "GET /v1/auth/whoami";
+    let answer = gatehouse_trust::gatehouse::call(
+        Method::GET,
+        &settings.url("/v1/auth/whoami"),
+        Some(key),
+        &[],
+        None,
+        what,
+    )
+    .await
+    .map_err(convert::problem)?;
+    if answer.status != 200 {
+        return Err(misconfigured(what, answer.status, "a valid key"));
+    }
+    let me: Principal = serde_json::from_slice(&answer.body)
+        .map_err(|_| convert::problem(gatehouse_trust::gatehouse::unavailable(what)))?;
+    let org = me
+        .org_id
+        .ok_or_else(|| misconfigured(what, answer.status, "an org"))?;
+    SERVICE_ORG.with(|s| *s.borrow_mut() = Some((digest, org.clone())));
+    Ok(org)
 }
 
 /// The authz client and the service key it asks with.
@@ -77,10 +134,7 @@ fn authz_problem(error: AuthzError, what: &str) -> types::Problem {
         AuthzError::Problem(p) if matches!(p.status, 401 | 403) => {
             misconfigured(what, p.status, "authz:check")
         }
-        AuthzError::Problem(p) => convert::answered(p.status, &serde_json::to_vec(&json!({
-            "code": p.code, "title": p.title, "detail": p.detail,
-            "errors": p.errors.iter().map(|e| json!({"pointer": e.pointer, "code": e.code, "message": e.message})).collect::<Vec<_>>(),
-        })).unwrap_or_default()),
+        AuthzError::Problem(p) => convert::from_client(p),
         AuthzError::Transport(e) => {
             eprintln!("gatehouse client: {what}: {e}");
             convert::problem(gatehouse_trust::gatehouse::unavailable(what))
@@ -98,8 +152,8 @@ impl authz::Guest for Client {
         policy: String,
         target: authz::ResourceRef,
     ) -> Result<authz::Decision, types::Problem> {
-        let user = member(&who)?;
         let settings = settings().await?;
+        let user = member(&who, &settings).await?;
         let (client, key) = authz_client(&settings)?;
         let request = CheckRequest {
             policy,
@@ -128,8 +182,8 @@ impl authz::Guest for Client {
         who: types::Principal,
         request: authz::FilterRequest,
     ) -> Result<authz::DataFilter, types::Problem> {
-        let user = member(&who)?;
         let settings = settings().await?;
+        let user = member(&who, &settings).await?;
         let (client, key) = authz_client(&settings)?;
         let placeholder = request.placeholder.map(|p| match p {
             authz::Placeholder::Question => Placeholder::Question,
@@ -191,7 +245,11 @@ async fn ask_quota(
         200 => serde_json::from_slice(&answer.body)
             .map_err(|_| convert::problem(gatehouse_trust::gatehouse::unavailable(path))),
         401 | 403 => Err(misconfigured(path, answer.status, "quotas:consume")),
-        status => Err(convert::answered(status, &answer.body)),
+        status => Err(convert::answered(
+            status,
+            &answer.body,
+            answer.retry_after.as_deref(),
+        )),
     }
 }
 
@@ -241,7 +299,12 @@ impl quota::Guest for Client {
         idempotency_key: Option<String>,
     ) -> Result<quota::Decision, types::Problem> {
         let body = usage_body(&who, metered)?;
-        decision(ask_quota("/v1/quotas/consume", &body, idempotency_key.as_deref()).await?)
+        // Gatehouse keeps keys per caller, and the caller here is always the
+        // app's service key: the key is made the subject's own.
+        let scoped = idempotency_key.map(|key| {
+            gatehouse_trust::cache::key("idempotency", &[&body["subject"].to_string(), &key])
+        });
+        decision(ask_quota("/v1/quotas/consume", &body, scoped.as_deref()).await?)
     }
 
     async fn reserve(

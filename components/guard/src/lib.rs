@@ -44,8 +44,11 @@ const HOP_BY_HOP: &[&str] = &[
     "connection",
     "keep-alive",
     "proxy-connection",
+    "proxy-authenticate",
+    "proxy-authorization",
     "transfer-encoding",
     "upgrade",
+    "http2-settings",
 ];
 
 /// What the guard answers: the app's own response, passed through as the
@@ -126,8 +129,22 @@ async fn onward(
         .get(http::header::HOST)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string);
-    for name in HOP_BY_HOP {
-        parts.headers.remove(*name);
+    // The headers `Connection` names are for this hop only, too.
+    let named: Vec<String> = parts
+        .headers
+        .get_all(http::header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    for name in named
+        .iter()
+        .map(String::as_str)
+        .chain(HOP_BY_HOP.iter().copied())
+    {
+        parts.headers.remove(name);
     }
     principal_headers::strip(&mut parts.headers);
     principal_headers::set(&mut parts.headers, principal);
@@ -140,7 +157,12 @@ async fn onward(
         .headers
         .try_into()
         .map_err(|e| failed(&format!("the headers could not be passed on: {e:?}")))?;
-    let (onward, _sent) = Wasi::new(headers, Some(contents), trailers, None);
+    let (onward, sent) = Wasi::new(headers, Some(contents), trailers, None);
+    // How the app's handling of the body ended is how the guard's did.
+    spin_sdk::wit_bindgen::spawn(async move {
+        let ended = sent.await;
+        let _ = done.write(ended).await;
+    });
     let authority = parts.uri.authority().map(|a| a.to_string()).or(host);
     let scheme = parts.uri.scheme().map(Into::into);
     let path = parts.uri.path_and_query().map(|pq| pq.as_str());
@@ -150,9 +172,7 @@ async fn onward(
         .and_then(|()| onward.set_authority(authority.as_deref()))
         .and_then(|()| onward.set_path_with_query(path))
         .map_err(|()| failed("the request could not be passed on"))?;
-    let answer = next::wasi::http::handler::handle(onward)
+    next::wasi::http::handler::handle(onward)
         .await
-        .map_err(|e| failed(&format!("the app failed: {e:?}")));
-    drop(done);
-    answer
+        .map_err(|e| failed(&format!("the app failed: {e:?}")))
 }

@@ -46,13 +46,18 @@ pub struct Settings {
 }
 
 /// A variable's value; `None` when it is not declared for the component
-/// or is empty (an optional setting left out).
-async fn optional(name: &str) -> Option<String> {
-    variables::get(name)
-        .await
-        .ok()
-        .map(|v| v.trim().to_string())
-        .filter(|v| !v.is_empty())
+/// or is empty (an optional setting left out); a variable that could not
+/// be read is a 500, and nothing is kept of the settings then.
+async fn optional(name: &str) -> Result<Option<String>, Problem> {
+    match variables::get(name).await {
+        Ok(value) => Ok(Some(value.trim().to_string()).filter(|v| !v.is_empty())),
+        Err(variables::Error::Undefined(_)) => Ok(None),
+        // A provider that failed is not a setting left out: answering as
+        // if the permission or service key were unset would loosen a check.
+        Err(e) => Err(misconfigured(&format!(
+            "the variable {name} could not be read: {e:?}"
+        ))),
+    }
 }
 
 /// A misconfigured component answers 500 and says why in the log only.
@@ -83,15 +88,15 @@ impl Settings {
     async fn read(prefix: &'static str) -> Result<Settings, Problem> {
         let var = |name: &str| format!("{prefix}_{name}");
         let gatehouse_url = optional("gatehouse_url")
-            .await
+            .await?
             .ok_or_else(|| misconfigured("the app declares no gatehouse_url variable"))?
             .trim_end_matches('/')
             .to_string();
         let issuer = optional(&var("issuer"))
-            .await
+            .await?
             .map(|v| v.trim_end_matches('/').to_string())
             .unwrap_or_else(|| gatehouse_url.clone());
-        let cache_seconds = match optional(&var("cache_seconds")).await {
+        let cache_seconds = match optional(&var("cache_seconds")).await? {
             None => DEFAULT_CACHE_SECONDS,
             Some(text) => parse_cache_seconds(&text).ok_or_else(|| {
                 misconfigured(&format!(
@@ -104,11 +109,11 @@ impl Settings {
             prefix,
             gatehouse_url,
             issuer,
-            audience: optional(&var("audience")).await,
-            permission: optional(&var("permission")).await,
-            meter: optional(&var("meter")).await,
+            audience: optional(&var("audience")).await?,
+            permission: optional(&var("permission")).await?,
+            meter: optional(&var("meter")).await?,
             cache_seconds,
-            service_key: optional(&var("service_key")).await,
+            service_key: optional(&var("service_key")).await?,
         })
     }
 

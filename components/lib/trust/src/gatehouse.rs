@@ -33,6 +33,8 @@ pub struct Answer {
     pub status: u16,
     /// The body, read whole.
     pub body: Vec<u8>,
+    /// Its `Retry-After`, if any.
+    pub retry_after: Option<String>,
 }
 
 /// Gatehouse could not be asked.
@@ -78,11 +80,20 @@ pub async fn call(
         unavailable(what)
     })?;
     let status = res.status().as_u16();
+    let retry_after = res
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string);
     let body = Limited::new(res.into_body(), MAX_BODY_BYTES)
         .collect()
         .await
         .map_err(|_| unavailable(what))?
         .to_bytes()
         .to_vec();
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        body,
+        retry_after,
+    })
 }

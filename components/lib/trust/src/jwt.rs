@@ -77,15 +77,20 @@ pub async fn verify(
         kid.as_deref()
             .is_some_and(|k| set.keys.iter().any(|j| j.kid == k))
     };
-    let keys = match cached {
-        Some(set) if now - set.fetched_at < MAX_AGE_SECONDS && knows(&set) => set.keys,
+    // The keys, and when they were fetched.
+    let (keys, fetched_at) = match cached {
+        Some(set) if now - set.fetched_at < MAX_AGE_SECONDS && knows(&set) => {
+            (set.keys, set.fetched_at)
+        }
         // Unknown key: refetch only past the floor, else decide on what is cached.
-        Some(set) if now - set.fetched_at.max(set.tried_at) < REFETCH_FLOOR_SECONDS => set.keys,
+        Some(set) if now - set.fetched_at.max(set.tried_at) < REFETCH_FLOOR_SECONDS => {
+            (set.keys, set.fetched_at)
+        }
         // Gatehouse unreachable: the keys it published still verify its tokens.
         Some(set) => match fetch(settings, cache, &slot, now).await {
-            Ok(keys) => keys,
+            Ok(keys) => (keys, now),
             Err(_) => {
-                let keys = set.keys.clone();
+                let kept = (set.keys.clone(), set.fetched_at);
                 cache
                     .put(
                         &slot,
@@ -95,10 +100,10 @@ pub async fn verify(
                         },
                     )
                     .await;
-                keys
+                kept
             }
         },
-        None => fetch(settings, cache, &slot, now).await?,
+        None => (fetch(settings, cache, &slot, now).await?, now),
     };
     let expect = Expectations {
         issuer: &settings.issuer,
@@ -113,9 +118,14 @@ pub async fn verify(
     let Some(principal) = gatehouse_auth::jwt::principal_from_claims(&claims) else {
         return Ok(refused("its sub names no user or key"));
     };
+    // Remembered while the token is valid and its keys are ones this
+    // check would still use without fetching them again.
     if let Some(exp) = claims.get("exp").and_then(|e| e.as_i64()) {
-        let key = memo_key(token, settings, audience);
-        memo::put(&VERIFIED, key, principal.clone(), exp + LEEWAY_SECONDS, now);
+        let until = (exp + LEEWAY_SECONDS).min(fetched_at + MAX_AGE_SECONDS);
+        if now < until {
+            let key = memo_key(token, settings, audience);
+            memo::put(&VERIFIED, key, principal.clone(), until, now);
+        }
     }
     Ok(Some(principal))
 }

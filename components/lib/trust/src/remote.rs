@@ -18,11 +18,31 @@ thread_local! {
     static ACCEPTED: Memo<Principal> = Default::default();
 }
 
-/// The cache slot of a credential's verdict.
+/// How a credential is checked: an API key through `POST /v1/keys/verify`
+/// with this service key (keys of its org only), anything else through
+/// `GET /v1/auth/whoami` (keys of any org).
+fn checked_with<'a>(credential: &str, settings: &'a Settings) -> Option<&'a str> {
+    settings
+        .service_key
+        .as_deref()
+        .filter(|_| is_api_key(credential))
+}
+
+/// The cache slot of a credential's verdict: apart for every way of
+/// checking it, so a verdict of a looser check (whoami, which accepts any
+/// org's key) never answers for a stricter one (one org's keys), nor the
+/// guard's for a client component of the same app.
 fn slot(credential: &str, org: Option<&str>, settings: &Settings) -> String {
+    let service_key = checked_with(credential, settings).unwrap_or_default();
     cache::key(
         "verdict",
-        &[&settings.gatehouse_url, credential, org.unwrap_or_default()],
+        &[
+            settings.prefix,
+            &settings.gatehouse_url,
+            service_key,
+            credential,
+            org.unwrap_or_default(),
+        ],
     )
 }
 
@@ -36,11 +56,12 @@ pub fn remembered(
     memo::get(&ACCEPTED, &slot(credential, org, settings), now)
 }
 
-/// A verdict as cached.
+/// A verdict as cached: good until `checked_at` plus the reader's own
+/// bound, which may be shorter than the writer's.
 #[derive(Serialize, Deserialize)]
 struct Cached {
     principal: Principal,
-    until: i64,
+    checked_at: i64,
 }
 
 /// `POST /v1/keys/verify`'s answer, the fields read here.
@@ -67,14 +88,17 @@ pub async fn verify(
 ) -> Result<Option<Principal>, Problem> {
     let now = unix_now();
     let slot = slot(credential, org, settings);
-    if let Some(hit) = cache.get::<Cached>(&slot).await {
-        if now < hit.until {
-            memo::put(&ACCEPTED, slot, hit.principal.clone(), hit.until, now);
+    if settings.cache_seconds > 0
+        && let Some(hit) = cache.get::<Cached>(&slot).await
+    {
+        let until = hit.checked_at + settings.cache_seconds;
+        if hit.checked_at <= now && now < until {
+            memo::put(&ACCEPTED, slot, hit.principal.clone(), until, now);
             return Ok(Some(hit.principal));
         }
         cache.remove(&slot).await;
     }
-    let fresh = if is_api_key(credential) && settings.service_key.is_some() {
+    let fresh = if checked_with(credential, settings).is_some() {
         verify_key(credential, settings).await?
     } else {
         whoami(credential, org, settings).await?
@@ -82,12 +106,12 @@ pub async fn verify(
     if let Some(principal) = &fresh
         && settings.cache_seconds > 0
     {
-        let until = now + settings.cache_seconds;
         let entry = Cached {
             principal: principal.clone(),
-            until,
+            checked_at: now,
         };
         cache.put(&slot, &entry).await;
+        let until = now + settings.cache_seconds;
         memo::put(&ACCEPTED, slot, principal.clone(), until, now);
     }
     Ok(fresh)
