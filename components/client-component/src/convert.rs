@@ -7,23 +7,17 @@ use crate::exports::gatehouse::client::types;
 
 /// A verified principal as the WIT record.
 pub fn principal(p: &Principal) -> types::Principal {
-    let (kind, id, owner) = match &p.subject {
-        Subject::User { id } => (types::SubjectKind::User, id.clone(), None),
-        Subject::ApiKey { id, owner_user_id } => (
-            types::SubjectKind::ApiKey,
-            id.clone(),
-            owner_user_id.clone(),
-        ),
-        Subject::Service { name } => (types::SubjectKind::Service, format!("service:{name}"), None),
-        Subject::External { provider, sub } => (
-            types::SubjectKind::External,
-            format!("external:{provider}:{sub}"),
-            None,
-        ),
+    let (kind, owner) = match &p.subject {
+        Subject::User { .. } => (types::SubjectKind::User, None),
+        Subject::ApiKey { owner_user_id, .. } => {
+            (types::SubjectKind::ApiKey, owner_user_id.clone())
+        }
+        Subject::Service { .. } => (types::SubjectKind::Service, None),
+        Subject::External { .. } => (types::SubjectKind::External, None),
     };
     types::Principal {
         kind,
-        id,
+        id: p.subject.display_id(),
         owner,
         org: p.org_id.clone(),
         org_role: p.org_role.map(|role| {

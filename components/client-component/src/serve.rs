@@ -78,10 +78,7 @@ thread_local! {
 /// The org the app's service key acts in, asked of Gatehouse once per
 /// instance.
 async fn service_org(settings: &Settings) -> Result<String, types::Problem> {
-    let key = settings
-        .service_key
-        .as_deref()
-        .ok_or_else(|| misconfigured("an authorization call", 0, "authz:check"))?;
+    let key = authz_key(settings)?;
     let digest = gatehouse_trust::cache::key("service", &[&settings.gatehouse_url, key]);
     let known = SERVICE_ORG.with(|s| {
         s.borrow()
@@ -115,14 +112,19 @@ async fn service_org(settings: &Settings) -> Result<String, types::Problem> {
     Ok(org)
 }
 
+/// The app's service key, which authorization calls need.
+fn authz_key(settings: &Settings) -> Result<&str, types::Problem> {
+    settings
+        .service_key
+        .as_deref()
+        .ok_or_else(|| misconfigured("an authorization call", 0, "authz:check"))
+}
+
 /// The authz client and the service key it asks with.
 fn authz_client(
     settings: &Settings,
 ) -> Result<(AuthzClient<SpinTransport>, String), types::Problem> {
-    let key = settings
-        .service_key
-        .clone()
-        .ok_or_else(|| misconfigured("an authorization call", 0, "authz:check"))?;
+    let key = authz_key(settings)?.to_string();
     Ok((
         AuthzClient::new(&settings.gatehouse_url, SpinTransport),
         key,

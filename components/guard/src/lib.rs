@@ -15,17 +15,17 @@
 //! Every refusal is an RFC 9457 problem document. See docs/guard.md.
 
 // The request path builds for wasm32 only; the pure parts are unit-tested natively.
-#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
+#![cfg_attr(not(target_arch = "wasm32"), allow(dead_code, unused_imports))]
 // `Result<_, Problem>` is a request's error path, taken at most once.
 #![allow(clippy::result_large_err)]
 
 use gatehouse_http::principal::Principal;
-use gatehouse_http::{ErrorCode, Problem, Response};
-use spin_sdk::http::Request;
+use gatehouse_http::{ErrorCode, Problem};
 
 mod principal_headers;
 
 use gatehouse_trust::{Settings, authenticate, quota};
+use principal_headers::Header;
 
 /// The next handler in the chain: the `wasi:http/handler@0.3.0` import.
 mod next {
@@ -51,52 +51,73 @@ const HOP_BY_HOP: &[&str] = &[
     "http2-settings",
 ];
 
-/// What the guard answers: the app's own response, passed through as the
-/// app made it (status, headers and a body streamed, never read here), or
-/// the guard's refusal.
-enum Answer {
-    Passed(spin_sdk::wasip3::http::types::Response),
-    Refused(Response),
+/// The value of the first header called `name` (any case), if it is text.
+fn value<'a>(headers: &'a [Header], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .and_then(|(_, v)| std::str::from_utf8(v).ok())
 }
 
-impl spin_sdk::http::IntoResponse for Answer {
-    fn into_response(
-        self,
-    ) -> Result<spin_sdk::wasip3::http::types::Response, spin_sdk::wasip3::http::types::ErrorCode>
-    {
-        match self {
-            Answer::Passed(answer) => Ok(answer),
-            Answer::Refused(problem) => problem.into_response(),
+/// Removes the headers that are for this hop only: the fixed list and
+/// those the request's `Connection` headers name.
+fn drop_hop_by_hop(headers: &mut Vec<Header>) {
+    let named: Vec<String> = headers
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
+        .filter_map(|(_, v)| std::str::from_utf8(v).ok())
+        .flat_map(|v| v.split(','))
+        .map(|n| n.trim().to_ascii_lowercase())
+        .filter(|n| !n.is_empty())
+        .collect();
+    headers.retain(|(name, _)| {
+        !HOP_BY_HOP.iter().any(|h| name.eq_ignore_ascii_case(h))
+            && !named.iter().any(|h| name.eq_ignore_ascii_case(h))
+    });
+}
+
+// The export exists in the component only: a native build (the unit
+// tests) cannot link a symbol named after a WIT interface. The handler
+// takes the request as the host hands it over: its headers are read once
+// as a list and the onward request is made from that list, with no
+// conversion to other types and back.
+#[cfg(target_arch = "wasm32")]
+mod serve {
+    use spin_sdk::wasip3::http::types::{ErrorCode as WasiError, Request, Response};
+
+    struct Guard;
+    spin_sdk::wasip3::http::service::export!(Guard);
+
+    impl spin_sdk::wasip3::exports::http::handler::Guest for Guard {
+        async fn handle(req: Request) -> Result<Response, WasiError> {
+            use gatehouse_http::{request_id, response};
+            let headers = req.get_headers().copy_all();
+            // The client's request id, kept for a refusal; one is made only then.
+            let sent = super::value(&headers, request_id::HEADER).map(str::to_string);
+            match super::guard(req, headers).await {
+                Ok(answer) => Ok(answer),
+                Err(problem) => {
+                    let id = request_id::from_header(sent.as_deref());
+                    spin_sdk::http::IntoResponse::into_response(response::problem(problem, &id))
+                }
+            }
         }
     }
 }
 
-// The export exists in the component only: a native build (the unit
-// tests) cannot link a symbol named after a WIT interface.
 #[cfg(target_arch = "wasm32")]
-#[spin_sdk::http_service]
-async fn handle(req: Request) -> anyhow::Result<Answer> {
-    use gatehouse_http::{request_id, response};
-    // The client's request id, kept for a refusal; one is made only then.
-    let sent = req
-        .headers()
-        .get(request_id::HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    Ok(match guard(req).await {
-        Ok(answer) => Answer::Passed(answer),
-        Err(problem) => {
-            let id = request_id::from_header(sent.as_deref());
-            Answer::Refused(response::problem(problem, &id))
-        }
-    })
-}
-
-async fn guard(req: Request) -> Result<spin_sdk::wasip3::http::types::Response, Problem> {
+async fn guard(
+    req: spin_sdk::wasip3::http::types::Request,
+    headers: Vec<Header>,
+) -> Result<spin_sdk::wasip3::http::types::Response, Problem> {
     // Authenticate.
     let settings = Settings::load("guard").await?;
-    let header = |name: &str| req.headers().get(name).and_then(|v| v.to_str().ok());
-    let principal = authenticate(header("authorization"), header("x-org"), &settings).await?;
+    let principal = authenticate(
+        value(&headers, "authorization"),
+        value(&headers, "x-org"),
+        &settings,
+    )
+    .await?;
     // Authorize.
     if let Some(permission) = settings.permission.as_deref()
         && !principal.has_permission(permission)
@@ -108,14 +129,16 @@ async fn guard(req: Request) -> Result<spin_sdk::wasip3::http::types::Response, 
         quota::consume_one(meter, &principal, &settings).await?;
     }
     // Pass on.
-    onward(req, &principal).await
+    onward(req, headers, &principal).await
 }
 
-/// Calls the app with the verified principal's headers; its answer as it is.
-/// The request's body is handed on as the stream it arrived as, never read
-/// here.
+/// Calls the app with the verified principal's headers; its answer as it is
+/// (status, headers and a body streamed, never read here). The request's
+/// body is handed on as the stream it arrived as.
+#[cfg(target_arch = "wasm32")]
 async fn onward(
-    req: Request,
+    req: spin_sdk::wasip3::http::types::Request,
+    mut headers: Vec<Header>,
     principal: &Principal,
 ) -> Result<spin_sdk::wasip3::http::types::Response, Problem> {
     use spin_sdk::wasip3::http::types::{Fields, Request as Wasi};
@@ -123,56 +146,70 @@ async fn onward(
         eprintln!("guard: {what}");
         Problem::internal()
     };
-    let (mut parts, mut body) = req.into_parts();
-    let host = parts
-        .headers
-        .get(http::header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
-    // The headers `Connection` names are for this hop only, too.
-    let named: Vec<String> = parts
-        .headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
-        .filter(|n| !n.is_empty())
-        .collect();
-    for name in named
-        .iter()
-        .map(String::as_str)
-        .chain(HOP_BY_HOP.iter().copied())
-    {
-        parts.headers.remove(name);
-    }
-    principal_headers::strip(&mut parts.headers);
-    principal_headers::set(&mut parts.headers, principal);
-    let incoming = body
-        .take_unstarted()
-        .ok_or_else(|| failed("the request body was already read"))?;
-    let (done, reader) = spin_sdk::wasip3::wit_future::new(|| Ok(()));
-    let (contents, trailers) = Wasi::consume_body(incoming, reader);
-    let headers: Fields = parts
-        .headers
-        .try_into()
+    // The authority travels apart from the headers; a request that came
+    // with only a Host header keeps it as its authority.
+    let authority = req
+        .get_authority()
+        .or_else(|| value(&headers, "host").map(str::to_string));
+    drop_hop_by_hop(&mut headers);
+    principal_headers::strip(&mut headers);
+    principal_headers::set(&mut headers, principal);
+    let fields = Fields::from_list(&headers)
         .map_err(|e| failed(&format!("the headers could not be passed on: {e:?}")))?;
-    let (onward, sent) = Wasi::new(headers, Some(contents), trailers, None);
+    let method = req.get_method();
+    let scheme = req.get_scheme();
+    let path = req.get_path_with_query();
+    let (done, reader) = spin_sdk::wasip3::wit_future::new(|| Ok(()));
+    let (contents, trailers) = Wasi::consume_body(req, reader);
+    let (onward, sent) = Wasi::new(fields, Some(contents), trailers, None);
     // How the app's handling of the body ended is how the guard's did.
     spin_sdk::wit_bindgen::spawn(async move {
         let ended = sent.await;
         let _ = done.write(ended).await;
     });
-    let authority = parts.uri.authority().map(|a| a.to_string()).or(host);
-    let scheme = parts.uri.scheme().map(Into::into);
-    let path = parts.uri.path_and_query().map(|pq| pq.as_str());
     onward
-        .set_method(&parts.method.into())
+        .set_method(&method)
         .and_then(|()| onward.set_scheme(scheme.as_ref()))
         .and_then(|()| onward.set_authority(authority.as_deref()))
-        .and_then(|()| onward.set_path_with_query(path))
+        .and_then(|()| onward.set_path_with_query(path.as_deref()))
         .map_err(|()| failed("the request could not be passed on"))?;
     next::wasi::http::handler::handle(onward)
         .await
         .map_err(|e| failed(&format!("the app failed: {e:?}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn header(name: &str, value: &str) -> Header {
+        (name.to_string(), value.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn headers_for_this_hop_go_with_those_connection_names() {
+        let mut headers = vec![
+            header("Host", "app.example"),
+            header("Connection", "keep-alive, X-Trace-Hop"),
+            header("connection", "close"),
+            header("x-trace-hop", "1"),
+            header("Keep-Alive", "timeout=5"),
+            header("Transfer-Encoding", "chunked"),
+            header("Accept", "*/*"),
+            header("Authorization", "Bearer gk_1"),
+        ];
+        drop_hop_by_hop(&mut headers);
+        let left: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(left, ["Accept", "Authorization"]);
+    }
+
+    #[test]
+    fn the_first_value_of_a_header_is_read_whatever_its_case() {
+        let headers = vec![
+            header("AUTHORIZATION", "Bearer a"),
+            header("authorization", "Bearer b"),
+        ];
+        assert_eq!(value(&headers, "authorization"), Some("Bearer a"));
+        assert_eq!(value(&headers, "x-org"), None);
+    }
 }

@@ -2,31 +2,23 @@
 //! sends under the `x-gatehouse-` prefix is removed first, always, so the
 //! app sees only what the guard verified.
 
-use gatehouse_http::principal::{Credential, Principal, Subject};
-use http::{HeaderMap, HeaderName, HeaderValue};
+use gatehouse_http::principal::{Credential, Principal};
+use http::HeaderValue;
+
+/// A header as `wasi:http` lists it: its name and its value's bytes.
+pub type Header = (String, Vec<u8>);
 
 /// The prefix of every header the guard sets.
 pub const PREFIX: &str = "x-gatehouse-";
 
-/// Removes every `x-gatehouse-*` header.
-pub fn strip(headers: &mut HeaderMap) {
-    let forged: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| name.as_str().starts_with(PREFIX))
-        .cloned()
-        .collect();
-    for name in forged {
-        headers.remove(name);
-    }
-}
-
-/// The subject's id as the app sees it.
-fn subject_id(subject: &Subject) -> String {
-    match subject {
-        Subject::User { id } | Subject::ApiKey { id, .. } => id.clone(),
-        Subject::Service { name } => format!("service:{name}"),
-        Subject::External { provider, sub } => format!("external:{provider}:{sub}"),
-    }
+/// Removes every `x-gatehouse-*` header, whatever its case.
+pub fn strip(headers: &mut Vec<Header>) {
+    headers.retain(|(name, _)| {
+        !name
+            .as_bytes()
+            .get(..PREFIX.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(PREFIX.as_bytes()))
+    });
 }
 
 fn credential_name(credential: Credential) -> &'static str {
@@ -40,7 +32,7 @@ fn credential_name(credential: Credential) -> &'static str {
 /// The verified principal's headers, as (name, value) pairs.
 pub fn of(principal: &Principal) -> Vec<(&'static str, String)> {
     vec![
-        ("x-gatehouse-subject", subject_id(&principal.subject)),
+        ("x-gatehouse-subject", principal.subject.display_id()),
         (
             "x-gatehouse-org",
             principal.org_id.clone().unwrap_or_default(),
@@ -54,18 +46,24 @@ pub fn of(principal: &Principal) -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Sets the principal's headers; a value that is not a valid header value
-/// (Gatehouse's ids and names are) is left empty rather than passed raw.
-pub fn set(headers: &mut HeaderMap, principal: &Principal) {
+/// Adds the principal's headers (after [`strip`], so each is the only one
+/// of its name); a value that is not a valid header value (Gatehouse's ids
+/// and names are) is left empty rather than passed raw.
+pub fn set(headers: &mut Vec<Header>, principal: &Principal) {
     for (name, value) in of(principal) {
-        let value = HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static(""));
-        headers.insert(name, value);
+        let value = if HeaderValue::from_str(&value).is_ok() {
+            value.into_bytes()
+        } else {
+            Vec::new()
+        };
+        headers.push((name.to_string(), value));
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use gatehouse_http::principal::Subject;
 
     fn principal() -> Principal {
         Principal {
@@ -83,31 +81,41 @@ mod tests {
         }
     }
 
-    #[test]
-    fn client_headers_under_the_prefix_are_removed_whatever_their_case() -> anyhow::Result<()> {
-        let mut headers = HeaderMap::new();
-        headers.insert("X-Gatehouse-Subject", "usr_forged".parse()?);
-        headers.append("x-gatehouse-roles", "admin".parse()?);
-        headers.append("x-gatehouse-roles", "owner".parse()?);
-        headers.insert("x-gatehouse-anything", "1".parse()?);
-        headers.insert("x-gatehousekeeping", "kept".parse()?);
-        strip(&mut headers);
-        let left: Vec<&str> = headers.keys().map(|k| k.as_str()).collect();
-        assert_eq!(left, ["x-gatehousekeeping"]);
-        Ok(())
+    fn header(name: &str, value: &str) -> Header {
+        (name.to_string(), value.as_bytes().to_vec())
     }
 
     #[test]
-    fn the_verified_principal_replaces_every_value() -> anyhow::Result<()> {
-        let mut headers = HeaderMap::new();
+    fn client_headers_under_the_prefix_are_removed_whatever_their_case() {
+        let mut headers = vec![
+            header("X-Gatehouse-Subject", "usr_forged"),
+            header("x-gatehouse-roles", "admin"),
+            header("X-GATEHOUSE-ROLES", "owner"),
+            header("x-gatehouse-anything", "1"),
+            header("x-gatehousekeeping", "kept"),
+            header("x-gate", "short"),
+        ];
+        strip(&mut headers);
+        let left: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(left, ["x-gatehousekeeping", "x-gate"]);
+    }
+
+    #[test]
+    fn the_verified_principal_replaces_every_value() {
+        let mut headers = vec![header("x-gatehouse-subject", "usr_forged")];
+        strip(&mut headers);
         set(&mut headers, &principal());
-        let value = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let value = |name: &str| {
+            headers
+                .iter()
+                .find(|(n, _)| n == name)
+                .and_then(|(_, v)| std::str::from_utf8(v).ok())
+        };
         assert_eq!(value("x-gatehouse-subject"), Some("key_1"));
         assert_eq!(value("x-gatehouse-org"), Some("org_1"));
         assert_eq!(value("x-gatehouse-roles"), Some("reader,auditor"));
         assert_eq!(value("x-gatehouse-permissions"), Some("reports:read"));
         assert_eq!(value("x-gatehouse-credential"), Some("api_key"));
         assert_eq!(headers.len(), 5);
-        Ok(())
     }
 }

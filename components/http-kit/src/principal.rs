@@ -37,6 +37,18 @@ pub enum Subject {
     },
 }
 
+impl Subject {
+    /// The subject's id as protected apps see it: a user's or key's own id,
+    /// `service:<name>`, or `external:<provider>:<sub>`.
+    pub fn display_id(&self) -> String {
+        match self {
+            Subject::User { id } | Subject::ApiKey { id, .. } => id.clone(),
+            Subject::Service { name } => format!("service:{name}"),
+            Subject::External { provider, sub } => format!("external:{provider}:{sub}"),
+        }
+    }
+}
+
 /// A member's role in an organization.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
