@@ -76,6 +76,13 @@ fn drop_hop_by_hop(headers: &mut Vec<Header>) {
     });
 }
 
+/// Whether the request declares a body (RFC 9112 §6.3: a request has one
+/// only by `Content-Length` or `Transfer-Encoding`).
+fn declares_body(headers: &[Header]) -> bool {
+    value(headers, "transfer-encoding").is_some()
+        || value(headers, "content-length").is_some_and(|n| n.trim() != "0")
+}
+
 // The export exists in the component only: a native build (the unit
 // tests) cannot link a symbol named after a WIT interface. The handler
 // takes the request as the host hands it over: its headers are read once
@@ -151,6 +158,7 @@ async fn onward(
     let authority = req
         .get_authority()
         .or_else(|| value(&headers, "host").map(str::to_string));
+    let with_body = declares_body(&headers);
     drop_hop_by_hop(&mut headers);
     principal_headers::strip(&mut headers);
     principal_headers::set(&mut headers, principal);
@@ -159,14 +167,25 @@ async fn onward(
     let method = req.get_method();
     let scheme = req.get_scheme();
     let path = req.get_path_with_query();
-    let (done, reader) = spin_sdk::wasip3::wit_future::new(|| Ok(()));
-    let (contents, trailers) = Wasi::consume_body(req, reader);
-    let (onward, sent) = Wasi::new(fields, Some(contents), trailers, None);
-    // How the app's handling of the body ended is how the guard's did.
-    spin_sdk::wit_bindgen::spawn(async move {
-        let ended = sent.await;
-        let _ = done.write(ended).await;
-    });
+    let onward = if with_body {
+        // The body is handed on as the stream it arrived as. How the app's
+        // handling of it ended is how the guard's did: a task of its own
+        // waits for that and hands it back.
+        let (done, reader) = spin_sdk::wasip3::wit_future::new(|| Ok(()));
+        let (contents, trailers) = Wasi::consume_body(req, reader);
+        let (onward, sent) = Wasi::new(fields, Some(contents), trailers, None);
+        spin_sdk::wit_bindgen::spawn(async move {
+            let ended = sent.await;
+            let _ = done.write(ended).await;
+        });
+        onward
+    } else {
+        // A request that declares no body goes on with none.
+        drop(req);
+        let (no_trailers, trailers) = spin_sdk::wasip3::wit_future::new(|| Ok(None));
+        drop(no_trailers);
+        Wasi::new(fields, None, trailers, None).0
+    };
     onward
         .set_method(&method)
         .and_then(|()| onward.set_scheme(scheme.as_ref()))
@@ -201,6 +220,14 @@ mod tests {
         drop_hop_by_hop(&mut headers);
         let left: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(left, ["Accept", "Authorization"]);
+    }
+
+    #[test]
+    fn a_body_is_declared_by_a_length_above_zero_or_a_transfer_coding() {
+        assert!(!declares_body(&[header("Accept", "*/*")]));
+        assert!(!declares_body(&[header("Content-Length", "0")]));
+        assert!(declares_body(&[header("Content-Length", "12")]));
+        assert!(declares_body(&[header("transfer-encoding", "chunked")]));
     }
 
     #[test]
