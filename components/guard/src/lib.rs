@@ -67,7 +67,7 @@ fn drop_hop_by_hop(headers: &mut Vec<Header>) {
         .filter(|(n, _)| n.eq_ignore_ascii_case("connection"))
         .filter_map(|(_, v)| std::str::from_utf8(v).ok())
         .flat_map(|v| v.split(','))
-        .map(|n| n.trim().to_ascii_lowercase())
+        .map(|n| n.trim().to_string())
         .filter(|n| !n.is_empty())
         .collect();
     headers.retain(|(name, _)| {
@@ -79,7 +79,9 @@ fn drop_hop_by_hop(headers: &mut Vec<Header>) {
 /// Whether the request declares a body (RFC 9112 §6.3: a request has one
 /// only by `Content-Length` or `Transfer-Encoding`).
 fn declares_body(headers: &[Header]) -> bool {
-    value(headers, "transfer-encoding").is_some()
+    headers
+        .iter()
+        .any(|(n, _)| n.eq_ignore_ascii_case("transfer-encoding"))
         || value(headers, "content-length").is_some_and(|n| n.trim() != "0")
 }
 
@@ -140,8 +142,8 @@ async fn guard(
 }
 
 /// Calls the app with the verified principal's headers; its answer as it is
-/// (status, headers and a body streamed, never read here). The request's
-/// body is handed on as the stream it arrived as.
+/// (status, headers and a body streamed, never read here). A request's
+/// body, when it declares one, is handed on as the stream it arrived as.
 #[cfg(target_arch = "wasm32")]
 async fn onward(
     req: spin_sdk::wasip3::http::types::Request,
@@ -200,10 +202,7 @@ async fn onward(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn header(name: &str, value: &str) -> Header {
-        (name.to_string(), value.as_bytes().to_vec())
-    }
+    use principal_headers::tests::header;
 
     #[test]
     fn headers_for_this_hop_go_with_those_connection_names() {

@@ -61,7 +61,7 @@ pub fn set(headers: &mut Vec<Header>, principal: &Principal) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use gatehouse_http::principal::Subject;
 
@@ -81,7 +81,8 @@ mod tests {
         }
     }
 
-    fn header(name: &str, value: &str) -> Header {
+    /// A header of the list, for tests.
+    pub(crate) fn header(name: &str, value: &str) -> Header {
         (name.to_string(), value.as_bytes().to_vec())
     }
 
@@ -105,12 +106,7 @@ mod tests {
         let mut headers = vec![header("x-gatehouse-subject", "usr_forged")];
         strip(&mut headers);
         set(&mut headers, &principal());
-        let value = |name: &str| {
-            headers
-                .iter()
-                .find(|(n, _)| n == name)
-                .and_then(|(_, v)| std::str::from_utf8(v).ok())
-        };
+        let value = |name: &str| crate::value(&headers, name);
         assert_eq!(value("x-gatehouse-subject"), Some("key_1"));
         assert_eq!(value("x-gatehouse-org"), Some("org_1"));
         assert_eq!(value("x-gatehouse-roles"), Some("reader,auditor"));
