@@ -182,7 +182,9 @@ async fn onward(
         });
         onward
     } else {
-        // A request that declares no body goes on with none.
+        // A request that declares no body goes on with none. Its trailers
+        // are resolved (to none) by dropping their writer: the app's SDK
+        // waits for them, so the writer must be dropped, never forgotten.
         drop(req);
         let (no_trailers, trailers) = spin_sdk::wasip3::wit_future::new(|| Ok(None));
         drop(no_trailers);
