@@ -133,6 +133,23 @@ fn a_rolling_window_frees_a_use_once_the_window_has_passed_it() -> Result<()> {
     let freed = consume(&host, &acme, body)?;
     assert_eq!(freed["allowed"], true, "{freed}");
     assert_eq!(freed["remaining"], 0);
+    // The use that left the window left the table too; the two that
+    // count stay.
+    let buckets: Vec<i64> = {
+        let conn = db(&host)?;
+        let mut statement = conn.prepare(
+            "SELECT period_start FROM quota_counters WHERE quota_id = ?1 ORDER BY period_start",
+        )?;
+        let rows = statement.query_map([rolling["id"].as_str().unwrap_or_default()], |row| {
+            row.get::<_, i64>(0)
+        })?;
+        rows.collect::<Result<Vec<_>, _>>()?
+    };
+    assert_eq!(
+        buckets,
+        vec![first_bucket + 20 * 60, first_bucket + 61 * 60],
+        "the first bucket was dropped"
+    );
     Ok(())
 }
 
@@ -527,6 +544,62 @@ fn a_spend_quota_refuses_what_a_priced_meter_would_cost_past_it() -> Result<()> 
         let reply = post(&host, "/v1/quotas", &bad, Some(&acme.admin))?;
         assert_eq!(problem(reply, 422)?.1, pointer, "{bad}");
     }
+    Ok(())
+}
+
+#[test]
+fn concurrent_consumes_fire_each_threshold_once_and_grant_exactly_the_limit() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    calls_meter(&host, &acme)?;
+    let me = format!("user:{}", acme.admin_id);
+    let watched = quota(
+        &host,
+        &acme.admin,
+        json!({"entity": me, "meter": "calls", "limit": 20, "period": "month",
+               "thresholds": [{"percent": 25}, {"units": 11}, {"percent": 100}]}),
+    )?;
+    let body = json!({"subject": me, "meter": "calls"});
+    let answers: Vec<Value> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..48)
+            .map(|_| scope.spawn(|| consume(&host, &acme, body.clone())))
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a consumer panicked"))?
+            })
+            .collect::<Result<Vec<Value>>>()
+    })?;
+    let mut left: Vec<i64> = answers
+        .iter()
+        .filter(|a| a["allowed"] == true)
+        .filter_map(|a| a["remaining"].as_i64())
+        .collect();
+    left.sort_unstable();
+    assert_eq!(
+        left,
+        (0..20).collect::<Vec<i64>>(),
+        "each grant saw its own standing"
+    );
+    let conn = db(&host)?;
+    let mut statement =
+        conn.prepare("SELECT threshold, used FROM quota_alerts WHERE quota_id = ?1 ORDER BY used")?;
+    let fired = statement
+        .query_map([watched["id"].as_str().unwrap_or_default()], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    assert_eq!(
+        fired,
+        vec![
+            ("percent:25".to_string(), 5),
+            ("units:11".to_string(), 11),
+            ("percent:100".to_string(), 20)
+        ],
+        "each threshold fired once, by the use that reached it"
+    );
     Ok(())
 }
 

@@ -31,6 +31,17 @@ pub async fn query(
         .map_err(|e| internal("read", &format!("{e:?}")))
 }
 
+/// Runs a statement and returns its rows, or the store's own error for
+/// the caller to read (a trigger's `RAISE` message, say): a statement the
+/// code expects to fail now and then, not a 500.
+pub async fn query_or_error(
+    conn: &Connection,
+    sql: &str,
+    params: Vec<Value>,
+) -> Result<Vec<RowResult>, spin_sdk::sqlite::Error> {
+    conn.execute(sql, params).await?.collect().await
+}
+
 /// Runs a statement for its effect alone: one call to the store, where
 /// [`exec`] makes a second for the count.
 pub async fn run(conn: &Connection, sql: &str, params: Vec<Value>) -> Result<(), Problem> {

@@ -339,6 +339,18 @@ mod store {
             db::query(self.conn, sql, params).await
         }
 
+        /// [`Tenant::query`], answering the store's own error rather than a
+        /// 500 (see [`db::query_or_error`]); the outer error is a statement
+        /// not bound to the org.
+        pub async fn query_or_error(
+            &self,
+            sql: &str,
+            params: Vec<Value>,
+        ) -> Result<Result<Vec<RowResult>, spin_sdk::sqlite::Error>, Problem> {
+            let params = self.bind(sql, params)?;
+            Ok(db::query_or_error(self.conn, sql, params).await)
+        }
+
         /// Runs a statement bound to the org for its effect alone (no count:
         /// one call to the store fewer than [`Tenant::exec`]).
         pub async fn run(&self, sql: &str, params: Vec<Value>) -> Result<(), Problem> {

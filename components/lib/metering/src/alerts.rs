@@ -202,6 +202,27 @@ pub fn crossed(thresholds: &[Threshold], limit: i64, before: i64, after: i64) ->
         .collect()
 }
 
+/// The levels either side of a use from `before` by `need` that reaches
+/// no threshold: the highest at or below `before` and the lowest above
+/// `before + need` (none: no such level). A use of `need` from any `u`
+/// with `lo <= u` and `u + need < hi` reaches none either. `None` when
+/// this use reaches one.
+pub fn levels_around(
+    thresholds: &[Threshold],
+    limit: i64,
+    before: i64,
+    need: i64,
+) -> Option<(Option<i64>, Option<i64>)> {
+    let after = before.saturating_add(need);
+    if !crossed(thresholds, limit, before, after).is_empty() {
+        return None;
+    }
+    let levels = thresholds.iter().map(|t| t.level(limit));
+    let lo = levels.clone().filter(|&l| l <= before).max();
+    let hi = levels.filter(|&l| l > after).min();
+    Some((lo, hi))
+}
+
 /// A quota whose use just reached thresholds: what [`fire`] records and
 /// mails.
 #[derive(Debug, Clone)]
@@ -253,6 +274,43 @@ mod tests {
             .iter()
             .map(|e| format!("{} {}", e.pointer, e.code))
             .collect()
+    }
+
+    #[test]
+    fn levels_around_a_use_bound_every_use_that_reaches_no_threshold() {
+        let thresholds = parsed(json!([{"percent": 50}, {"units": 8}, {"percent": 100}]));
+        // Under a limit of 10 the levels are 5, 8 and 10.
+        assert_eq!(
+            levels_around(&thresholds, 10, 5, 2),
+            Some((Some(5), Some(8)))
+        );
+        assert_eq!(levels_around(&thresholds, 10, 0, 1), Some((None, Some(5))));
+        assert_eq!(
+            levels_around(&thresholds, 10, 10, 3),
+            Some((Some(10), None))
+        );
+        assert_eq!(levels_around(&thresholds, 10, 4, 1), None);
+        assert_eq!(levels_around(&[], 10, 4, 1), Some((None, None)));
+        // Whatever the use was read at, every other use within the bounds
+        // reaches nothing, and every use past them that reaches one is
+        // outside them.
+        for before in 0..14 {
+            for need in 1..4 {
+                let Some((lo, hi)) = levels_around(&thresholds, 10, before, need) else {
+                    assert!(!crossed(&thresholds, 10, before, before + need).is_empty());
+                    continue;
+                };
+                for u in 0..16 {
+                    let within = lo.is_none_or(|lo| lo <= u) && hi.is_none_or(|hi| u + need < hi);
+                    if within {
+                        assert!(
+                            crossed(&thresholds, 10, u, u + need).is_empty(),
+                            "{before} {need} {u}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

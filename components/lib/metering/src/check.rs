@@ -9,12 +9,15 @@
 //!
 //! One statement reads every applicable quota with its override, its
 //! count in the current period (or rolling window) and what open
-//! reservations hold against it. A consume does that and raises the
-//! counters in one `IMMEDIATE` transaction, so no two consumes see the
-//! same standing; if any hard quota would pass its limit, nothing is
-//! counted. An allowed consume also records a usage event of the meter's
-//! type (source [`CONSUME_SOURCE`](crate::events::CONSUME_SOURCE)) and,
-//! for a priced meter, the spend, in the same transaction. Events sent to
+//! reservations hold against it. A consume writes with one statement that
+//! rechecks every hard quota as it raises the counters (see
+//! [`decided`](crate::decided)), or, when it has more to write or a quota
+//! moved meanwhile, reads and raises the counters in one `IMMEDIATE`
+//! transaction, so no two consumes see the same standing; either way, if
+//! any hard quota would pass its limit, nothing is counted. An allowed
+//! consume also records a usage event of the meter's type (source
+//! [`CONSUME_SOURCE`](crate::events::CONSUME_SOURCE)) and, for a priced
+//! meter, the spend, atomically with the counters. Events sent to
 //! `/v1/usage/events` move no quota counters.
 //!
 //! Units held by open reservations count as used (see [`holds`]); an
@@ -95,7 +98,7 @@ pub(crate) struct Resolved {
 /// the org's calendar and every applicable quota's standing, in one
 /// statement. A subject that is not a member (or a key) of the org is
 /// unknown, like a meter the org does not have. For a priced meter the
-/// use's cost follows (see [`cost`]; `take` as there).
+/// use's cost follows as `costing` says (see [`cost`]).
 ///
 /// The calendar's period starts are parameters of that statement, so the
 /// org's time zone must be known before it runs: the zone this instance
@@ -106,7 +109,7 @@ pub(crate) async fn resolve(
     tenant: &Tenant<'_>,
     body: &Use,
     now: i64,
-    take: bool,
+    costing: Costing,
 ) -> Result<Resolved, Problem> {
     let (user_id, key_id) = subject_params(body)?;
     let org = tenant.org_id().to_string();
@@ -168,7 +171,11 @@ pub(crate) async fn resolve(
         item_type: body.item_type.clone(),
         item_id: body.item_id.clone(),
     };
-    let cost = cost(tenant, &target, body.amount, now, take).await?;
+    let cost = match costing {
+        Costing::Skip => None,
+        Costing::Read => cost(tenant, &target, body.amount, now, false).await?,
+        Costing::Take => cost(tenant, &target, body.amount, now, true).await?,
+    };
     let counted = rows
         .iter()
         // A meter no quota counts joins none: one row without a quota.
@@ -188,6 +195,18 @@ pub(crate) async fn resolve(
 }
 
 const UTC: &str = "UTC";
+
+/// What [`resolve`] works out of a priced meter's cost.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Costing {
+    /// The cost, reading the month's units of a tiered price.
+    Read,
+    /// The cost, the use's units joining the month's (see [`cost`]).
+    Take,
+    /// No cost, and no quota on spend: for a caller that goes another
+    /// way when the meter is priced.
+    Skip,
+}
 
 /// The statement's columns: a quota's ([`QUOTA_COLUMNS_Q`]), its
 /// standing's five, then the meter's ([`METER_COLUMNS`]), the org's zone
@@ -446,7 +465,7 @@ fn counted(row: &RowResult, cal: &Calendar, amount: i64, cost: Option<&Cost>, no
 /// The most a counter holds: 100 times the largest limit, far enough
 /// that a counter at it is past any limit, and small enough that a
 /// rolling window's buckets never overflow their sum.
-const COUNTER_CEILING: i64 = 100 * crate::model::MAX_UNITS;
+pub(crate) const COUNTER_CEILING: i64 = 100 * crate::model::MAX_UNITS;
 
 /// Raises each quota's counter by what the use adds to it (in the period
 /// holding `at`, the use's time), fires the alert thresholds that
@@ -595,7 +614,7 @@ pub async fn check(req: Request, request_id: &str) -> Result<Response, Problem> 
     // One read transaction (one snapshot for every read), rolled back:
     // a check writes nothing, so it waits for no writer.
     store::begin_read(&caller.conn).await?;
-    let outcome = resolve(&tenant, &body, now, false).await;
+    let outcome = resolve(&tenant, &body, now, Costing::Read).await;
     let ended = store::end(&caller.conn, false).await;
     let quotas: Vec<Standing> = outcome?.counted.into_iter().map(|c| c.standing).collect();
     ended?;
@@ -615,11 +634,27 @@ pub async fn consume(req: Request, request_id: &str) -> Result<Response, Problem
         req,
         request_id,
         |body: Use| async move {
-            let decision = consume_in_transaction(caller, &body).await?;
+            let decided = crate::decided::consume(&caller.tenant()?, &body).await?;
+            let decision = match decided {
+                Some(decision) => decision,
+                None => consume_in_transaction(caller, &body).await?,
+            };
             Ok(response::json(200, &decision, request_id))
         },
     )
     .await
+}
+
+/// A count meter counts one event per consume.
+pub(crate) fn check_amount(meter: &Meter, amount: i64) -> Result<(), Problem> {
+    if meter.aggregation == Aggregation::Count && amount != 1 {
+        return Err(invalid(
+            "/amount",
+            "count_meter_amount",
+            "a count meter counts one event per consume: amount must be 1",
+        ));
+    }
+    Ok(())
 }
 
 async fn consume_in_transaction(caller: &OrgCaller, body: &Use) -> Result<Decision, Problem> {
@@ -645,14 +680,8 @@ async fn consume_now(
         target,
         cost,
         counted,
-    } = resolve(tenant, body, now, true).await?;
-    if target.meter.aggregation == Aggregation::Count && body.amount != 1 {
-        return Err(invalid(
-            "/amount",
-            "count_meter_amount",
-            "a count meter counts one event per consume: amount must be 1",
-        ));
-    }
+    } = resolve(tenant, body, now, Costing::Take).await?;
+    check_amount(&target.meter, body.amount)?;
     let quotas: Vec<Standing> = counted.iter().map(|c| c.standing.clone()).collect();
     let decision = decide(&quotas);
     if counted.iter().any(|c| c.expired_holds) {

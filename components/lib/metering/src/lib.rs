@@ -55,6 +55,8 @@ mod caller;
 #[cfg(target_arch = "wasm32")]
 mod check;
 #[cfg(target_arch = "wasm32")]
+mod decided;
+#[cfg(target_arch = "wasm32")]
 mod events;
 #[cfg(target_arch = "wasm32")]
 mod expenditure;

@@ -82,7 +82,7 @@ pub(crate) async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<R
     let now = unix_now();
     let check::Resolved {
         target, counted, ..
-    } = check::resolve(tenant, &body.as_use(), now, false).await?;
+    } = check::resolve(tenant, &body.as_use(), now, check::Costing::Read).await?;
     if target.meter.aggregation == Aggregation::Count && body.amount != 1 {
         return Err(invalid(
             "/amount",
@@ -293,7 +293,7 @@ pub(crate) async fn commit_now(
         target,
         cost,
         counted,
-    } = match check::resolve(tenant, &used, now, true).await {
+    } = match check::resolve(tenant, &used, now, check::Costing::Take).await {
         Ok(resolved) => resolved,
         // Only those two (validation problems); a failing store fails
         // the commit, and its transaction with it.

@@ -1,0 +1,64 @@
+-- A consume decided by a read, written by one statement. Inserting a row
+-- into this view (it never holds any) runs the trigger below, which in
+-- the statement's own transaction:
+--   1. rechecks every quota the decision counted on against what counts
+--      now (its counters in the period, plus what open reservations
+--      hold): a hard quota must still have room (`l`), and no alert
+--      threshold may lie between what counts now and that plus the use
+--      (`lo`, `hi`: the levels on either side of the use as it was read).
+--      Otherwise it aborts with 'quota_moved', and nothing is written: the
+--      consume is then decided again in a transaction;
+--   2. raises each counter by the use (`n`), up to `ceiling`;
+--   3. drops a rolling quota's buckets that no longer count (before `d`);
+--   4. records the usage event.
+-- `counters` is a JSON array of objects: `q` the quota, `s` the counter's
+-- period start, `n` what the use adds, `f` the first period start that
+-- counts, and `l`, `lo`, `hi`, `d` as above (absent: no such bound).
+-- `now` is unix seconds. The write lock is held for this one statement,
+-- not across the round trips of a transaction.
+CREATE VIEW IF NOT EXISTS quota_consumes (
+    org_id, now, counters, ceiling,
+    source, event_id, event_type, subject_type, subject_id, data
+) AS SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE 0;
+
+CREATE TRIGGER IF NOT EXISTS quota_consumes_insert
+INSTEAD OF INSERT ON quota_consumes
+BEGIN
+    SELECT RAISE(ABORT, 'quota_moved')
+    FROM (
+        SELECT json_extract(j.value, '$.n') AS n,
+               json_extract(j.value, '$.l') AS l,
+               json_extract(j.value, '$.lo') AS lo,
+               json_extract(j.value, '$.hi') AS hi,
+               (SELECT COALESCE(SUM(c.used), 0) FROM quota_counters c
+                 WHERE c.org_id = NEW.org_id AND c.quota_id = json_extract(j.value, '$.q')
+                   AND c.period_start >= json_extract(j.value, '$.f') AND c.period_start <= NEW.now)
+             + (SELECT COALESCE(SUM(h.amount), 0) FROM quota_holds h
+                 WHERE h.org_id = NEW.org_id AND h.quota_id = json_extract(j.value, '$.q')
+                   AND h.expires_at > NEW.now) AS u
+        FROM json_each(NEW.counters) j
+    )
+    WHERE (l IS NOT NULL AND u + n > l) OR (lo IS NOT NULL AND u < lo) OR (hi IS NOT NULL AND u + n >= hi);
+
+    INSERT INTO quota_counters (org_id, quota_id, period_start, used)
+    SELECT NEW.org_id, json_extract(j.value, '$.q'), json_extract(j.value, '$.s'),
+           MIN(json_extract(j.value, '$.n'), NEW.ceiling)
+    FROM json_each(NEW.counters) j
+    WHERE json_extract(j.value, '$.n') > 0
+    ON CONFLICT (quota_id, period_start) DO UPDATE
+    SET used = CASE WHEN used > NEW.ceiling - excluded.used THEN NEW.ceiling ELSE used + excluded.used END;
+
+    DELETE FROM quota_counters
+    WHERE (quota_id, period_start) IN (
+        SELECT c.quota_id, c.period_start
+        FROM json_each(NEW.counters) j
+        JOIN quota_counters c
+          ON c.quota_id = json_extract(j.value, '$.q') AND c.org_id = NEW.org_id
+         AND c.period_start < json_extract(j.value, '$.d')
+        WHERE json_extract(j.value, '$.d') IS NOT NULL AND json_extract(j.value, '$.n') > 0
+    );
+
+    INSERT INTO usage_events (org_id, source, event_id, event_type, subject_type, subject_id, occurred_at, data, received_at)
+    VALUES (NEW.org_id, NEW.source, NEW.event_id, NEW.event_type, NEW.subject_type, NEW.subject_id, NEW.now, NEW.data, NEW.now)
+    ON CONFLICT DO NOTHING;
+END;
