@@ -486,6 +486,28 @@ fn a_spend_quota_refuses_what_a_priced_meter_would_cost_past_it() -> Result<()> 
         (&first["allowed"], &first["remaining"]),
         (&json!(true), &json!("0.20"))
     );
+    // A check weighs the use's cost against the budget too, and counts
+    // nothing.
+    let checked = use_of(
+        &host,
+        &acme,
+        "/v1/quotas/check",
+        json!({"subject": me, "meter": "tokens", "amount": 2001}),
+    )?;
+    assert_eq!(
+        (&checked["allowed"], &checked["blocking"]["currency"]),
+        (&json!(false), &json!("USD"))
+    );
+    let fits = use_of(
+        &host,
+        &acme,
+        "/v1/quotas/check",
+        json!({"subject": me, "meter": "tokens", "amount": 2000}),
+    )?;
+    assert_eq!(
+        (&fits["allowed"], &fits["remaining"]),
+        (&json!(true), &json!("0.00"))
+    );
     let refused = consume(
         &host,
         &acme,

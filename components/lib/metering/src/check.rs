@@ -611,8 +611,15 @@ pub async fn check(req: Request, request_id: &str) -> Result<Response, Problem> 
     let tenant = caller.tenant()?;
     let body: Use = json::read_json(req, json::DEFAULT_LIMIT).await?;
     let now = unix_now();
-    // One read transaction (one snapshot for every read), rolled back:
-    // a check writes nothing, so it waits for no writer.
+    // An unpriced meter's standing is one statement's read: one snapshot.
+    let read = resolve(&tenant, &body, now, Costing::Skip).await?;
+    if read.target.meter.price.is_none() {
+        let quotas: Vec<Standing> = read.counted.into_iter().map(|c| c.standing).collect();
+        return Ok(response::json(200, &decide(&quotas), request_id));
+    }
+    // A priced one's cost is read apart: one read transaction (one
+    // snapshot for every read), rolled back. A check writes nothing, so it
+    // waits for no writer.
     store::begin_read(&caller.conn).await?;
     let outcome = resolve(&tenant, &body, now, Costing::Read).await;
     let ended = store::end(&caller.conn, false).await;
