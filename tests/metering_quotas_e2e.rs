@@ -570,6 +570,101 @@ fn a_spend_quota_refuses_what_a_priced_meter_would_cost_past_it() -> Result<()> 
 }
 
 #[test]
+fn a_consume_read_before_a_change_to_what_it_rests_on_is_not_written_after_it() -> Result<()> {
+    let host = start_app()?;
+    let acme = org(&host, "ada@example.com", "acme")?;
+    calls_meter(&host, &acme)?;
+    let me = format!("user:{}", acme.admin_id);
+    let limit = quota(
+        &host,
+        &acme.admin,
+        json!({"entity": me, "meter": "calls", "limit": 5, "period": "lifetime"}),
+    )?;
+    let id = limit["id"].as_str().context("quota id")?.to_string();
+    let epoch = |host: &TestHost| -> Result<i64> {
+        Ok(db(host)?.query_row(
+            "SELECT metering_epoch FROM orgs WHERE org_id = ?1",
+            [&acme.id],
+            |row| row.get(0),
+        )?)
+    };
+    let read = epoch(&host)?;
+    // Each change a consume's decision rests on moves the org's epoch.
+    let mut seen = read;
+    let mut moved = |host: &TestHost, what: &str| -> Result<()> {
+        let now = epoch(host)?;
+        assert!(now > seen, "{what} moved the epoch");
+        seen = now;
+        Ok(())
+    };
+    let path = format!("/v1/quotas/{id}/overrides");
+    let raise = json!({"limit": 3, "ttl_seconds": 600, "reason": "launch"});
+    expect(post(&host, &path, &raise, Some(&acme.admin))?, 201)?;
+    moved(&host, "an override")?;
+    let path = format!("/v1/quotas/{id}");
+    expect(patch(&host, &path, &json!({"limit": 4}), &acme.admin)?, 200)?;
+    moved(&host, "a quota's new limit")?;
+    let eng = team(&host, &acme, "eng", None)?;
+    join(
+        &host,
+        &acme.admin,
+        &acme.id,
+        "bob@example.com",
+        "member",
+        &[&eng],
+    )?;
+    moved(&host, "a new member of a team")?;
+    let zone = json!({"time_zone": "Europe/Berlin"});
+    let path = format!("/v1/orgs/{}", acme.id);
+    expect(patch(&host, &path, &zone, &acme.admin)?, 200)?;
+    moved(&host, "the org's time zone")?;
+
+    // A consume's write carrying the epoch it read before them is refused
+    // whole: no counter, no event.
+    let write = |epoch: i64, event: &str| -> Result<usize> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)?
+            .as_secs() as i64;
+        let entries = json!([{"q": id, "s": 0, "n": 1, "f": 0, "l": 5}]).to_string();
+        Ok(db(&host)?.execute(
+            "INSERT INTO quota_consumes (org_id, now, counters, ceiling, source, event_id, event_type, subject_type, subject_id, data, epoch)
+             VALUES (?1, ?2, ?3, ?4, 'gatehouse:quotas/consume', ?5, 'agent.run', 'user', ?6, '{}', ?7)",
+            rusqlite::params![acme.id, now, entries, 1_i64 << 50, event, acme.admin_id, epoch],
+        )?)
+    };
+    let counted = |host: &TestHost| -> Result<(i64, i64)> {
+        let conn = db(host)?;
+        let used = conn.query_row(
+            "SELECT COALESCE(SUM(used), 0) FROM quota_counters WHERE quota_id = ?1",
+            [&id],
+            |row| row.get(0),
+        )?;
+        let events = conn.query_row(
+            "SELECT COUNT(*) FROM usage_events WHERE org_id = ?1",
+            [&acme.id],
+            |row| row.get(0),
+        )?;
+        Ok((used, events))
+    };
+    let stale = write(read, "evt_stale");
+    let refusal = stale.err().context("a stale epoch must be refused")?;
+    assert!(refusal.to_string().contains("quota_moved"), "{refusal}");
+    assert_eq!(counted(&host)?, (0, 0));
+    // With the epoch as it stands, the same write counts the use.
+    write(epoch(&host)?, "evt_current")?;
+    assert_eq!(counted(&host)?, (1, 1));
+    // And through the route, the next use sees it.
+    let body = json!({"subject": me, "meter": "calls"});
+    let next = consume(&host, &acme, body)?;
+    assert_eq!(
+        (&next["allowed"], &next["remaining"]),
+        (&json!(true), &json!(1)),
+        "{next}"
+    );
+    Ok(())
+}
+
+#[test]
 fn concurrent_consumes_fire_each_threshold_once_and_grant_exactly_the_limit() -> Result<()> {
     let host = start_app()?;
     let acme = org(&host, "ada@example.com", "acme")?;

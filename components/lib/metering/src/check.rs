@@ -92,6 +92,8 @@ pub(crate) struct Resolved {
     pub target: Target,
     pub cost: Option<Cost>,
     pub counted: Vec<Counted>,
+    /// The org's metering epoch as read (see migration 0038).
+    pub epoch: i64,
 }
 
 /// The meter, the member the use counts for (a key's owner, for a key),
@@ -188,6 +190,7 @@ pub(crate) async fn resolve(
         })
         .collect();
     Ok(Resolved {
+        epoch: db::get_int(head, EPOCH_COLUMN).unwrap_or(0),
         target,
         cost,
         counted,
@@ -209,12 +212,14 @@ pub(crate) enum Costing {
 }
 
 /// The statement's columns: a quota's ([`QUOTA_COLUMNS_Q`]), its
-/// standing's five, then the meter's ([`METER_COLUMNS`]), the org's zone
-/// and the member the use counts for.
+/// standing's five, then the meter's ([`METER_COLUMNS`]), the org's zone,
+/// the member the use counts for and the org's metering epoch (migration
+/// 0038).
 const STANDING_COLUMN: usize = 15;
 const METER_COLUMN: usize = STANDING_COLUMN + 5;
 const ZONE_COLUMN: usize = METER_COLUMN + 7;
 const USER_COLUMN: usize = ZONE_COLUMN + 1;
+const EPOCH_COLUMN: usize = USER_COLUMN + 1;
 
 /// A quota's override, its count in the period (or window), the start of
 /// its oldest counter in use, what open reservations hold and whether
@@ -249,7 +254,8 @@ static RESOLVE_SQL: LazyLock<String> = LazyLock::new(|| {
          head AS (
              SELECT {METER_COLUMNS},
                  (SELECT o.time_zone FROM orgs o WHERE o.org_id = ?1) AS zone,
-                 (SELECT user_id FROM who) AS user_id
+                 (SELECT user_id FROM who) AS user_id,
+                 (SELECT o.metering_epoch FROM orgs o WHERE o.org_id = ?1) AS epoch
              FROM meters WHERE org_id = ?1 AND meter_key = ?3)
          SELECT {QUOTA_COLUMNS_Q}, {standing}, head.*
          FROM head LEFT JOIN quotas q
@@ -687,6 +693,7 @@ async fn consume_now(
         target,
         cost,
         counted,
+        ..
     } = resolve(tenant, body, now, Costing::Take).await?;
     check_amount(&target.meter, body.amount)?;
     let quotas: Vec<Standing> = counted.iter().map(|c| c.standing.clone()).collect();

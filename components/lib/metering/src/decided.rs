@@ -11,6 +11,11 @@
 //! The insert returns where each hard quota stands after it, so the
 //! answer's `remaining` is exact however many consumes ran meanwhile.
 //!
+//! The trigger also checks the org's metering epoch, which every change to
+//! what the decision rests on (quotas, overrides, meters, members, teams,
+//! keys' owners, the time zone) moves: a decision read before such a
+//! change is never written after it.
+//!
 //! The write lock is held for that one statement, where a transaction
 //! holds it across four round trips to the database (on libSQL, network
 //! round trips). A consume takes the transactional way instead when it
@@ -45,14 +50,21 @@ const STANDING: &str = "(SELECT COALESCE(SUM(c.used), 0) FROM quota_counters c
     + (SELECT COALESCE(SUM(h.amount), 0) FROM quota_holds h
       WHERE h.org_id = ?1 AND h.quota_id = json_extract(j.value, '$.q') AND h.expires_at > ?2)";
 
+/// The oldest counter in use that a quota counts (for a rolling window's
+/// `reset_at`); `j` as in [`STANDING`].
+const OLDEST: &str = "(SELECT MIN(c.period_start) FROM quota_counters c
+      WHERE c.org_id = ?1 AND c.quota_id = json_extract(j.value, '$.q') AND c.used > 0
+        AND c.period_start >= json_extract(j.value, '$.f') AND c.period_start <= ?2)";
+
 /// The write (see the module's doc): `?2` now, `?3` the quotas' entries,
-/// `?4` the counters' ceiling, `?5`–`?10` the event. It returns the hard
-/// quotas' standings after it as `[[standing, quota id], …]`.
+/// `?4` the counters' ceiling, `?5`–`?10` the event, `?11` the org's
+/// metering epoch as read. It returns the hard quotas' standings after it
+/// as `[[standing, oldest counter in use, quota id], …]`.
 static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "INSERT INTO quota_consumes (org_id, now, counters, ceiling, source, event_id, event_type, subject_type, subject_id, data)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)
-         RETURNING (SELECT json_group_array(json_array({STANDING}, json_extract(j.value, '$.q')))
+        "INSERT INTO quota_consumes (org_id, now, counters, ceiling, source, event_id, event_type, subject_type, subject_id, data, epoch)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
+         RETURNING (SELECT json_group_array(json_array({STANDING}, {OLDEST}, json_extract(j.value, '$.q')))
                     FROM json_each(?3) j WHERE json_extract(j.value, '$.l') IS NOT NULL)"
     )
 });
@@ -62,7 +74,10 @@ static WRITE_SQL: LazyLock<String> = LazyLock::new(|| {
 pub(crate) async fn consume(tenant: &Tenant<'_>, body: &Use) -> Result<Option<Decision>, Problem> {
     let now = unix_now();
     let Resolved {
-        target, counted, ..
+        target,
+        counted,
+        epoch,
+        ..
     } = resolve(tenant, body, now, Costing::Skip).await?;
     check_amount(&target.meter, body.amount)?;
     if target.meter.price.is_some() || counted.iter().any(|c| c.expired_holds) {
@@ -95,6 +110,7 @@ pub(crate) async fn consume(tenant: &Tenant<'_>, body: &Use) -> Result<Option<De
                 db::text(target.user.kind.as_str()),
                 db::text(&target.user.id),
                 db::text(data.to_string()),
+                db::int(epoch),
             ],
         )
         .await?;
@@ -109,16 +125,20 @@ pub(crate) async fn consume(tenant: &Tenant<'_>, body: &Use) -> Result<Option<De
     let after = rows
         .first()
         .and_then(|row| db::get_opt_text(row, 0))
-        .and_then(|text| serde_json::from_str::<Vec<(i64, String)>>(&text).ok())
+        .and_then(|text| serde_json::from_str::<Vec<(i64, Option<i64>, String)>>(&text).ok())
         .ok_or_else(|| {
             eprintln!("a consume's write returned no standings");
             Problem::internal()
         })?;
-    // Where each hard quota stood just before the use: what it stands at
-    // now, less the use.
-    for (standing, id) in after {
+    // Where each hard quota stood just before the use (what it stands at
+    // now, less the use), and when what counts now stops counting.
+    for (standing, oldest, id) in after {
+        let Some(c) = counted.iter().find(|c| c.quota.id == id) else {
+            continue;
+        };
         if let Some(q) = quotas.iter_mut().find(|q| q.id == id) {
             q.used = standing.saturating_sub(q.need);
+            q.reset_at = c.quota.period.reset_at(&target.calendar, now, oldest);
         }
     }
     Ok(Some(decide(&quotas)))

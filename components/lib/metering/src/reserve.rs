@@ -293,6 +293,7 @@ pub(crate) async fn commit_now(
         target,
         cost,
         counted,
+        ..
     } = match check::resolve(tenant, &used, now, check::Costing::Take).await {
         Ok(resolved) => resolved,
         // Only those two (validation problems); a failing store fails

@@ -2,7 +2,7 @@
 //! call, so a migration file is split at each `;` that ends a statement:
 //! not one inside a comment (`-- …`, `/* … */`), a string (`'…'`), a
 //! quoted identifier (`"…"`, `` `…` ``, `[…]`), or a trigger body (`BEGIN
-//! … END`).
+//! … END`, whose `CASE … END` expressions end no body).
 
 /// The statements of `sql`, trimmed, without their `;`; comments are kept
 /// inside a statement but a statement of nothing but comments is dropped.
@@ -15,6 +15,8 @@ pub fn statements(sql: &str) -> Vec<String> {
     // `CREATE [TEMP] TRIGGER` and its `BEGIN … END`.
     let mut words: Vec<String> = Vec::new();
     let mut in_trigger_body = false;
+    // `CASE` expressions open in the trigger body: each ends at an `END`.
+    let mut cases = 0usize;
     while i < bytes.len() {
         match bytes[i] {
             b'-' if bytes.get(i + 1) == Some(&b'-') => {
@@ -41,8 +43,15 @@ pub fn statements(sql: &str) -> Vec<String> {
                 let word = sql[i..end].to_ascii_uppercase();
                 if word == "BEGIN" && is_trigger(&words) {
                     in_trigger_body = true;
+                    cases = 0;
+                } else if word == "CASE" && in_trigger_body {
+                    cases += 1;
                 } else if word == "END" && in_trigger_body {
-                    in_trigger_body = false;
+                    if cases > 0 {
+                        cases -= 1;
+                    } else {
+                        in_trigger_body = false;
+                    }
                 }
                 words.push(word);
                 i = end;
@@ -118,6 +127,19 @@ mod tests {
         assert_eq!(got.len(), 2, "{got:?}");
         assert!(got[0].ends_with("END"));
         assert_eq!(got[1], "CREATE INDEX i ON t (n)");
+    }
+
+    #[test]
+    fn a_case_expression_in_a_trigger_body_does_not_end_it() {
+        let sql = "CREATE TRIGGER t_cap AFTER INSERT ON t BEGIN\n  UPDATE t SET n = CASE WHEN n > 9 THEN 9 ELSE CASE n WHEN 0 THEN 1 ELSE n END END;\n  DELETE FROM t WHERE n = 0;\nEND;\nSELECT CASE WHEN 1 THEN 2 END;\nSELECT 3;";
+        let got = statements(sql);
+        assert_eq!(got.len(), 3, "{got:?}");
+        assert!(
+            got[0].ends_with("DELETE FROM t WHERE n = 0;\nEND"),
+            "{got:?}"
+        );
+        assert_eq!(got[1], "SELECT CASE WHEN 1 THEN 2 END");
+        assert_eq!(got[2], "SELECT 3");
     }
 
     #[test]
