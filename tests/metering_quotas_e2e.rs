@@ -618,6 +618,11 @@ fn a_consume_read_before_a_change_to_what_it_rests_on_is_not_written_after_it() 
     let path = format!("/v1/orgs/{}", acme.id);
     expect(patch(&host, &path, &zone, &acme.admin)?, 200)?;
     moved(&host, "the org's time zone")?;
+    // A rename changes nothing a decision rests on.
+    let zoned = epoch(&host)?;
+    let renamed = json!({"name": "Acme Inc", "time_zone": "Europe/Berlin"});
+    expect(patch(&host, &path, &renamed, &acme.admin)?, 200)?;
+    assert_eq!(epoch(&host)?, zoned, "a rename moves no epoch");
 
     // A consume's write carrying the epoch it read before them is refused
     // whole: no counter, no event.

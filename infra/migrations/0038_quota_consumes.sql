@@ -24,8 +24,9 @@
 -- rests on changes, other than counts: its quotas and their overrides,
 -- its meters, its members and teams and who is in them, its keys' owners
 -- and its time zone. The triggers below move it, whichever component
--- writes. (A migration that rebuilds one of these tables must create its
--- trigger again.)
+-- writes; an update that names a column but leaves it as it was moves
+-- nothing (an org's rename is no change to its time zone). A migration
+-- that rebuilds one of these tables must create its trigger again.
 ALTER TABLE orgs ADD COLUMN metering_epoch INTEGER NOT NULL DEFAULT 0;
 
 CREATE TRIGGER IF NOT EXISTS quotas_epoch_insert AFTER INSERT ON quotas
@@ -58,16 +59,19 @@ CREATE TRIGGER IF NOT EXISTS team_members_epoch_delete AFTER DELETE ON team_memb
 BEGIN UPDATE orgs SET metering_epoch = metering_epoch + 1 WHERE org_id = OLD.org_id; END;
 
 CREATE TRIGGER IF NOT EXISTS teams_epoch_update AFTER UPDATE OF parent_team_id ON teams
+WHEN OLD.parent_team_id IS NOT NEW.parent_team_id
 BEGIN UPDATE orgs SET metering_epoch = metering_epoch + 1 WHERE org_id = NEW.org_id; END;
 CREATE TRIGGER IF NOT EXISTS teams_epoch_delete AFTER DELETE ON teams
 BEGIN UPDATE orgs SET metering_epoch = metering_epoch + 1 WHERE org_id = OLD.org_id; END;
 
 CREATE TRIGGER IF NOT EXISTS api_keys_epoch_update AFTER UPDATE OF owner_user_id ON api_keys
+WHEN OLD.owner_user_id IS NOT NEW.owner_user_id
 BEGIN UPDATE orgs SET metering_epoch = metering_epoch + 1 WHERE org_id = NEW.org_id; END;
 CREATE TRIGGER IF NOT EXISTS api_keys_epoch_delete AFTER DELETE ON api_keys
 BEGIN UPDATE orgs SET metering_epoch = metering_epoch + 1 WHERE org_id = OLD.org_id; END;
 
 CREATE TRIGGER IF NOT EXISTS orgs_epoch_zone AFTER UPDATE OF time_zone ON orgs
+WHEN OLD.time_zone IS NOT NEW.time_zone
 BEGIN UPDATE orgs SET metering_epoch = metering_epoch + 1 WHERE org_id = NEW.org_id; END;
 
 CREATE VIEW IF NOT EXISTS quota_consumes (
