@@ -58,6 +58,48 @@ pub struct Pool {
     /// stale drops it, and reads every page again (and, memory-mapped,
     /// maps the file again) at its next transaction.
     writer: std::sync::Arc<tokio::sync::Mutex<Option<Connection>>>,
+    /// Tells the file's checkpointer (see [`checkpoint_in_background`]) to stop.
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// How often the checkpointer copies the write-ahead log into the file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Copies the write-ahead log's committed pages into the database file, on
+/// a thread of its own, until `stop`. SQLite would otherwise do it in the
+/// commit that takes the log past 1,000 pages, fsyncs included, while that
+/// commit still holds the file's one write lock: every other writer waits
+/// for the disk. A passive checkpoint never takes the write lock, so
+/// commits go on while it runs; the next writer after a checkpoint that
+/// copied everything starts the log again from its beginning, as it would
+/// after an automatic one.
+fn checkpoint_in_background(
+    conn: Connection,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> Result<()> {
+    std::thread::Builder::new()
+        .name("sqlite-checkpoint".into())
+        .spawn(move || {
+            let mut reported = false;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                std::thread::sleep(CHECKPOINT_EVERY);
+                let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                if let Err(e) = done
+                    && !reported
+                {
+                    eprintln!("sqlite checkpoint failed: {e}");
+                    reported = true;
+                }
+            }
+        })
+        .context("cannot start the SQLite checkpoint thread")?;
+    Ok(())
 }
 
 impl Pool {
@@ -67,11 +109,14 @@ impl Pool {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let pool = Pool {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
             writer: std::sync::Arc::new(tokio::sync::Mutex::new(Some(open(path)?))),
+            stop: stop.clone(),
         };
+        checkpoint_in_background(open(path)?, stop)?;
         let conn = open(path)?;
         pool.release(conn);
         Ok(pool)
@@ -171,9 +216,55 @@ fn open(path: &Path) -> Result<Connection> {
         // Memory-mapped reads: after another connection's commit, a
         // connection's page cache is stale and its pages would be read
         // again with a system call and a copy each; mapped, they are
-        // read in place.
+        // read in place. No commit checkpoints: the pool's checkpointer
+        // does, off the write lock.
         "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;
-         PRAGMA mmap_size = 268435456;",
+         PRAGMA mmap_size = 268435456;
+         PRAGMA wal_autocheckpoint = 0;",
     )?;
     Ok(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A fresh directory under the system's temporary one.
+    fn scratch(name: &str) -> PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("gatehouse-pool-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn commits_leave_the_log_to_the_checkpointer_which_copies_it_into_the_file() -> Result<()> {
+        let dir = scratch("checkpoint");
+        let path = dir.join("db.sqlite");
+        let pool = Pool::new(&path)?;
+        let conn = pool.acquire()?;
+        let every: i64 = conn.query_row("PRAGMA wal_autocheckpoint", [], |r| r.get(0))?;
+        assert_eq!(
+            every, 0,
+            "a commit must not checkpoint while it holds the write lock"
+        );
+        // About 8 MiB: past the 1,000 pages at which SQLite would have
+        // checkpointed in the commit itself. In WAL mode the file itself
+        // grows only when a checkpoint copies pages into it.
+        conn.execute_batch(
+            "CREATE TABLE blobs (b BLOB);
+             WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000)
+             INSERT INTO blobs SELECT randomblob(4000) FROM n;",
+        )?;
+        pool.release(conn);
+        let copied = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0) > 8_000_000;
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while !copied(&path) && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        assert!(copied(&path), "the log was never copied into the file");
+        drop(pool);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
 }
