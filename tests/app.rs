@@ -262,6 +262,34 @@ pub fn database(host: &TestHost) -> Result<rusqlite::Connection> {
     Ok(conn)
 }
 
+/// The first column of every row `sql` answers with `params`, read from
+/// the app's `default` database (see [`database`]).
+pub fn column<T: rusqlite::types::FromSql>(
+    host: &TestHost,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<Vec<T>> {
+    let conn = database(host)?;
+    let mut statement = conn.prepare(sql)?;
+    let rows = statement.query_map(params, |row| row.get::<_, T>(0))?;
+    Ok(rows.collect::<Result<Vec<T>, _>>()?)
+}
+
+/// Runs `call` on `n` threads at once: every answer, in the threads'
+/// order, or the first error (a thread that panicked is one).
+pub fn concurrently<T: Send>(n: usize, call: impl Fn() -> Result<T> + Sync) -> Result<Vec<T>> {
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..n).map(|_| scope.spawn(&call)).collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("a concurrent call panicked"))?
+            })
+            .collect()
+    })
+}
+
 /// An org and its admin's session.
 pub struct Org {
     /// The org's id.

@@ -7,7 +7,8 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, app_config, call, database as db, expect, join, org, post, problem, start_app, team,
+    Org, app_config, call, column, database as db, expect, join, org, post, problem, start_app,
+    team,
 };
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
@@ -198,12 +199,11 @@ fn a_members_spend_counts_for_their_team_the_teams_above_it_and_the_org() -> Res
     assert_eq!(total(&format!("team:{research}"))?, json!({"USD": "1.75"}));
     assert_eq!(total(&format!("team:{other}"))?, json!({}));
     assert_eq!(total("org")?, json!({"USD": "3.75"}));
-    let mut counted: Vec<String> = db(&host)?
-        .prepare(
-            "SELECT entity_type || ':' || entity_id FROM expenditure_rollup WHERE record_id = ?1",
-        )?
-        .query_map([&bobs_record], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+    let mut counted: Vec<String> = column(
+        &host,
+        "SELECT entity_type || ':' || entity_id FROM expenditure_rollup WHERE record_id = ?1",
+        [&bobs_record],
+    )?;
     counted.sort();
     let mut expected = vec![
         format!("org:{}", acme.id),
@@ -700,12 +700,11 @@ fn consuming_a_tiered_meter_records_its_spend_tier_by_tier() -> Result<()> {
     // 90 free units; then 10 free and 20 at 0.01 with the tier's fee.
     consume(90)?;
     consume(30)?;
-    let amounts: Vec<i64> = db(&host)?
-        .prepare(
-            "SELECT amount FROM expenditure_records WHERE org_id = ?1 AND source = 'consume' ORDER BY units",
-        )?
-        .query_map([&acme.id], |row| row.get(0))?
-        .collect::<Result<_, _>>()?;
+    let amounts: Vec<i64> = column(
+        &host,
+        "SELECT amount FROM expenditure_records WHERE org_id = ?1 AND source = 'consume' ORDER BY units",
+        [&acme.id],
+    )?;
     assert_eq!(amounts, vec![1_200_000_000, 0]);
     let team_spend = read(&host, &acme, &format!("entity=team:{eng}"))?;
     assert_eq!(team_spend["totals"], json!({"USD": "1.20"}));

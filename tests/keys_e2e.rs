@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use gatehouse_host::runtime_config::DEFAULT_KV_FILE;
 use gatehouse_tests::TestHost;
 use gatehouse_tests::app::{
-    Org, call, database as db, expect, join, org, post, signed_in, start_app,
+    Org, call, concurrently, database as db, expect, join, org, post, signed_in, start_app,
 };
 use serde_json::{Value, json};
 
@@ -334,21 +334,8 @@ fn a_budget_never_goes_below_zero_under_concurrent_verifies() -> Result<()> {
         &acme.admin,
         json!({"name": "metered", "remaining": 20}),
     )?)?;
-    let verdicts: Vec<Value> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..8)
-            .map(|_| {
-                scope.spawn(|| -> Result<Vec<Value>> {
-                    (0..5).map(|_| verify(&host, &acme.admin, &key)).collect()
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a verifier panicked"))?
-            })
-            .collect::<Result<Vec<Vec<Value>>>>()
+    let verdicts: Vec<Value> = concurrently(8, || -> Result<Vec<Value>> {
+        (0..5).map(|_| verify(&host, &acme.admin, &key)).collect()
     })?
     .into_iter()
     .flatten()
@@ -1124,24 +1111,14 @@ fn concurrent_rotations_leave_one_current_secret() -> Result<()> {
     let host = start_app()?;
     let acme = org(&host, "ada@example.com", "acme")?;
     create(&host, &acme.admin, json!({"name": "svc"}))?;
-    let statuses: Vec<u16> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..4)
-            .map(|_| {
-                scope.spawn(|| {
-                    post(
-                        &host,
-                        "/v1/keys/svc/$rotate",
-                        &json!({"grace_seconds": 600}),
-                        Some(&acme.admin),
-                    )
-                    .map(|r| r.status)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().map_err(|_| anyhow::anyhow!("panicked"))?)
-            .collect::<Result<Vec<u16>>>()
+    let statuses = concurrently(4, || {
+        post(
+            &host,
+            "/v1/keys/svc/$rotate",
+            &json!({"grace_seconds": 600}),
+            Some(&acme.admin),
+        )
+        .map(|r| r.status)
     })?;
     assert!(
         statuses.iter().all(|s| *s == 200 || *s == 409),

@@ -6,7 +6,7 @@
 use anyhow::{Context, Result};
 use gatehouse_tests::TestHost;
 use gatehouse_tests::app::{
-    Org, call, database as db, expect, join, org, post, problem, start_app, team,
+    Org, call, concurrently, database as db, expect, join, org, post, problem, start_app, team,
 };
 use serde_json::{Value, json};
 
@@ -105,17 +105,8 @@ fn sixty_four_concurrent_consumes_against_a_limit_of_twenty_grant_exactly_twenty
         "calls",
         20,
     )?;
-    let answers: Vec<Value> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..64)
-            .map(|_| scope.spawn(|| consume(&host, &acme.admin, &acme.admin_id, "calls", 1)))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a consumer panicked"))?
-            })
-            .collect::<Result<Vec<Value>>>()
+    let answers = concurrently(64, || {
+        consume(&host, &acme.admin, &acme.admin_id, "calls", 1)
     })?;
     let granted = answers.iter().filter(|a| a["allowed"] == true).count();
     assert_eq!(granted, 20);

@@ -6,7 +6,8 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, app_config, call, database as db, expect, join, org, post, problem, start_app, team,
+    Org, app_config, call, column, concurrently, database as db, expect, join, org, post, problem,
+    start_app, team,
 };
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
@@ -135,16 +136,11 @@ fn a_rolling_window_frees_a_use_once_the_window_has_passed_it() -> Result<()> {
     assert_eq!(freed["remaining"], 0);
     // The use that left the window left the table too; the two that
     // count stay.
-    let buckets: Vec<i64> = {
-        let conn = db(&host)?;
-        let mut statement = conn.prepare(
-            "SELECT period_start FROM quota_counters WHERE quota_id = ?1 ORDER BY period_start",
-        )?;
-        let rows = statement.query_map([rolling["id"].as_str().unwrap_or_default()], |row| {
-            row.get::<_, i64>(0)
-        })?;
-        rows.collect::<Result<Vec<_>, _>>()?
-    };
+    let buckets: Vec<i64> = column(
+        &host,
+        "SELECT period_start FROM quota_counters WHERE quota_id = ?1 ORDER BY period_start",
+        [rolling["id"].as_str().unwrap_or_default()],
+    )?;
     assert_eq!(
         buckets,
         vec![first_bucket + 20 * 60, first_bucket + 61 * 60],
@@ -682,18 +678,7 @@ fn concurrent_consumes_fire_each_threshold_once_and_grant_exactly_the_limit() ->
                "thresholds": [{"percent": 25}, {"units": 11}, {"percent": 100}]}),
     )?;
     let body = json!({"subject": me, "meter": "calls"});
-    let answers: Vec<Value> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..48)
-            .map(|_| scope.spawn(|| consume(&host, &acme, body.clone())))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a consumer panicked"))?
-            })
-            .collect::<Result<Vec<Value>>>()
-    })?;
+    let answers = concurrently(48, || consume(&host, &acme, body.clone()))?;
     let mut left: Vec<i64> = answers
         .iter()
         .filter(|a| a["allowed"] == true)
@@ -739,13 +724,11 @@ fn an_alert_fires_once_at_eighty_and_once_at_a_hundred_percent() -> Result<()> {
     )?;
     let body = json!({"subject": me, "meter": "calls"});
     let fired = |host: &TestHost| -> Result<Vec<String>> {
-        let conn = db(host)?;
-        let mut statement =
-            conn.prepare("SELECT threshold FROM quota_alerts WHERE quota_id = ?1 ORDER BY used")?;
-        let rows = statement.query_map([watched["id"].as_str().unwrap_or_default()], |row| {
-            row.get::<_, String>(0)
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        column(
+            host,
+            "SELECT threshold FROM quota_alerts WHERE quota_id = ?1 ORDER BY used",
+            [watched["id"].as_str().unwrap_or_default()],
+        )
     };
     for _ in 0..7 {
         consume(&host, &acme, body.clone())?;

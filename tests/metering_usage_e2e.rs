@@ -8,7 +8,8 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    Org, app_config, call, database as db, expect, join, org, post, problem, start_app,
+    Org, app_config, call, concurrently, database as db, expect, join, org, post, problem,
+    start_app,
 };
 use gatehouse_tests::{Reply, TestHost};
 use serde_json::{Value, json};
@@ -606,18 +607,7 @@ fn thirty_two_concurrent_reserves_of_one_against_a_limit_of_ten_hold_exactly_ten
         10,
     )?;
     let body = json!({"subject": format!("user:{}", acme.admin_id), "meter": "calls", "amount": 1});
-    let answers: Vec<Value> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..32)
-            .map(|_| scope.spawn(|| reserve(&host, &acme, body.clone())))
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| {
-                h.join()
-                    .map_err(|_| anyhow::anyhow!("a reserving thread panicked"))?
-            })
-            .collect::<Result<Vec<Value>>>()
-    })?;
+    let answers = concurrently(32, || reserve(&host, &acme, body.clone()))?;
     let granted: Vec<&Value> = answers.iter().filter(|a| a["allowed"] == true).collect();
     assert_eq!(granted.len(), 10);
     assert!(granted.iter().all(|a| a["reservation_id"].is_string()));

@@ -7,7 +7,7 @@
 use anyhow::{Context, Result};
 use gatehouse_tests::TestHost;
 use gatehouse_tests::app::{
-    Org, call, database, expect, join, org, post, problem, start_app, team,
+    Org, call, column, database, expect, join, org, post, problem, start_app, team,
 };
 use serde_json::{Value, json};
 
@@ -320,16 +320,16 @@ fn operator_post(host: &TestHost, path: &str) -> Result<Value> {
 
 /// The key versions the org's values are sealed with, and its data keys.
 fn versions(host: &TestHost, org: &Org) -> Result<(Vec<i64>, Vec<i64>)> {
-    let db = database(host)?;
-    let mut sealed =
-        db.prepare("SELECT DISTINCT key_version FROM secrets WHERE org_id = ?1 ORDER BY 1")?;
-    let sealed = sealed
-        .query_map([&org.id], |r| r.get(0))?
-        .collect::<Result<Vec<i64>, _>>()?;
-    let mut keys = db.prepare("SELECT version FROM org_data_keys WHERE org_id = ?1 ORDER BY 1")?;
-    let keys = keys
-        .query_map([&org.id], |r| r.get(0))?
-        .collect::<Result<Vec<i64>, _>>()?;
+    let sealed = column(
+        host,
+        "SELECT DISTINCT key_version FROM secrets WHERE org_id = ?1 ORDER BY 1",
+        [&org.id],
+    )?;
+    let keys = column(
+        host,
+        "SELECT version FROM org_data_keys WHERE org_id = ?1 ORDER BY 1",
+        [&org.id],
+    )?;
     Ok((sealed, keys))
 }
 

@@ -658,13 +658,13 @@ pub async fn consume(req: Request, request_id: &str) -> Result<Response, Problem
     .await
 }
 
-/// A count meter counts one event per consume.
+/// A count meter counts one event per use (a consume or a reservation).
 pub(crate) fn check_amount(meter: &Meter, amount: i64) -> Result<(), Problem> {
     if meter.aggregation == Aggregation::Count && amount != 1 {
         return Err(invalid(
             "/amount",
             "count_meter_amount",
-            "a count meter counts one event per consume: amount must be 1",
+            "a count meter counts one event per use: amount must be 1",
         ));
     }
     Ok(())

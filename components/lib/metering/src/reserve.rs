@@ -29,7 +29,7 @@ use crate::check::{self, invalid, text_or_null};
 use crate::decision::{Decision, Standing, decide};
 use crate::events;
 use crate::holds;
-use crate::model::{Aggregation, Use, recorded_data};
+use crate::model::{Use, recorded_data};
 use crate::reservation::{Commit, Reservation, Reserve, State};
 use crate::store;
 use crate::subject::Kind;
@@ -83,13 +83,7 @@ pub(crate) async fn reserve_now(tenant: &Tenant<'_>, body: &Reserve) -> Result<R
     let check::Resolved {
         target, counted, ..
     } = check::resolve(tenant, &body.as_use(), now, check::Costing::Read).await?;
-    if target.meter.aggregation == Aggregation::Count && body.amount != 1 {
-        return Err(invalid(
-            "/amount",
-            "count_meter_amount",
-            "a count meter counts one event per use: amount must be 1",
-        ));
-    }
+    check::check_amount(&target.meter, body.amount)?;
     if counted.iter().any(|c| c.expired_holds) {
         holds::expire(tenant, &target.meter.key, now).await?;
     }
