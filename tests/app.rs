@@ -276,18 +276,21 @@ pub fn column<T: rusqlite::types::FromSql>(
 }
 
 /// Runs `call` on `n` threads at once: every answer, in the threads'
-/// order, or the first error (a thread that panicked is one).
+/// order, or the first error once all have ended (a thread that panicked
+/// is one).
 pub fn concurrently<T: Send>(n: usize, call: impl Fn() -> Result<T> + Sync) -> Result<Vec<T>> {
-    std::thread::scope(|scope| {
+    let ended: Vec<Result<T>> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..n).map(|_| scope.spawn(&call)).collect();
         handles
             .into_iter()
             .map(|h| {
                 h.join()
-                    .map_err(|_| anyhow::anyhow!("a concurrent call panicked"))?
+                    .map_err(|_| anyhow::anyhow!("a concurrent call panicked"))
+                    .and_then(|answer| answer)
             })
             .collect()
-    })
+    });
+    ended.into_iter().collect()
 }
 
 /// An org and its admin's session.
