@@ -65,9 +65,14 @@ pub struct Pool {
 /// How often the checkpointer copies the write-ahead log into the file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The log's length, in pages, at which a commit checkpoints by itself
-/// (see [`Checkpointer`]): about 40 MiB of 4 KiB pages.
-const CHECKPOINT_IN_COMMIT_AT: u32 = 10_000;
+/// The log's length, in pages, at which the checkpointer copies the rest
+/// of it under the write turn (see [`Checkpointer`]): about 32 MiB of
+/// 4 KiB pages.
+const CHECKPOINT_IN_TURN_AT: i64 = 8_000;
+
+/// The log's length, in pages, at which a commit checkpoints by itself,
+/// should the checkpointer fall behind (see [`Checkpointer`]).
+const CHECKPOINT_IN_COMMIT_AT: u32 = 20_000;
 
 /// What a log left longer than that is cut back to when it starts again.
 const LOG_KEPT_BYTES: u32 = 64 << 20;
@@ -76,35 +81,50 @@ const LOG_KEPT_BYTES: u32 = 64 << 20;
 /// database file every [`CHECKPOINT_EVERY`], with a connection of its own.
 ///
 /// SQLite's own automatic checkpoint runs in the commit that takes the log
-/// past 1,000 pages, fsyncs included, and that commit's statement holds the
-/// host's write turn until it ends: every other writer waits for the disk.
-/// A passive checkpoint takes no write lock, so commits go on while it runs.
+/// past 1,000 pages, fsyncs included. That commit's statement holds the
+/// host's write turn until it ends, and runs on one of the host's few
+/// async worker threads: every other writer waits for the disk, and so
+/// does everything else queued on that worker. A passive checkpoint takes
+/// no write lock, so commits go on while this thread runs one.
 ///
 /// The log starts again from its beginning only when a writer begins after
 /// a checkpoint that copied every page, which a checkpoint running beside
-/// steady commits never quite does. So commits still checkpoint by
-/// themselves, but only once the log reaches [`CHECKPOINT_IN_COMMIT_AT`]
-/// pages: that checkpoint, under the write turn, copies only what this
-/// thread has not, and the next writer starts the log again. The log stays
-/// bounded under any load; the disk is waited for under the turn ten times
-/// less often.
+/// steady commits never quite does. So once the log reaches
+/// [`CHECKPOINT_IN_TURN_AT`] pages, this thread takes the write turn and
+/// checkpoints again: it copies only what its last pass left, no commit
+/// can land meanwhile, and the next writer starts the log again. Writers
+/// wait for that turn as for any other, without holding a worker thread.
+/// Commits still checkpoint by themselves at [`CHECKPOINT_IN_COMMIT_AT`]
+/// pages, so that the log stays bounded even if this thread falls behind.
 struct Checkpointer {
     stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Checkpointer {
-    fn start(conn: Connection) -> Result<Checkpointer> {
+    fn start(
+        conn: Connection,
+        writer: std::sync::Arc<tokio::sync::Mutex<Option<Connection>>>,
+    ) -> Result<Checkpointer> {
         let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         let stopped = stop.clone();
         let thread = std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
             .spawn(move || {
+                // The log's length in pages after a passive checkpoint.
+                let pass = || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1));
                 // A failure is reported once until a checkpoint succeeds again.
                 let mut failing = false;
                 while !stopped.load(std::sync::atomic::Ordering::Relaxed) {
                     std::thread::park_timeout(CHECKPOINT_EVERY);
-                    match conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                    let done = pass().and_then(|log: i64| {
+                        if log < CHECKPOINT_IN_TURN_AT {
+                            return Ok(());
+                        }
+                        let _turn = writer.blocking_lock();
+                        pass().map(|_: i64| ())
+                    });
+                    match done {
                         Ok(()) => failing = false,
                         Err(e) if !failing => {
                             eprintln!("sqlite checkpoint failed: {e}");
@@ -141,11 +161,12 @@ impl Pool {
             std::fs::create_dir_all(dir)
                 .with_context(|| format!("cannot create directory {}", dir.display()))?;
         }
+        let writer = std::sync::Arc::new(tokio::sync::Mutex::new(Some(open(path)?)));
         let pool = Pool {
             path: path.to_path_buf(),
             idle: Mutex::new(Vec::new()),
-            writer: std::sync::Arc::new(tokio::sync::Mutex::new(Some(open(path)?))),
-            _checkpointer: Checkpointer::start(open(path)?)?,
+            _checkpointer: Checkpointer::start(open(path)?, writer.clone())?,
+            writer,
         };
         let conn = open(path)?;
         pool.release(conn);
@@ -294,31 +315,38 @@ mod tests {
     }
 
     #[test]
-    fn steady_commits_beside_the_checkpointer_keep_the_log_bounded() -> Result<()> {
+    fn steady_commits_in_turn_beside_the_checkpointer_keep_the_log_bounded() -> Result<()> {
         let dir = scratch("bounded");
         let path = dir.join("db.sqlite");
         let pool = Pool::new(&path)?;
-        let conn = pool.acquire()?;
-        conn.execute_batch("CREATE TABLE rows (b BLOB);")?;
-        // Five times the bound's pages, one small commit after another,
-        // with no pause for the checkpointer to catch up in: a log that
-        // never started again would hold them all. One that does can pass
-        // the bound by what is committed while the thread's checkpoint
-        // holds the checkpoint lock (a commit's own then waits for a later
-        // commit), so the test allows three times the bound.
-        let mut insert = conn.prepare("INSERT INTO rows (b) VALUES (randomblob(3000))")?;
-        for _ in 0..5 * CHECKPOINT_IN_COMMIT_AT {
-            insert.execute([])?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()?;
+        let turn = || {
+            runtime
+                .block_on(pool.write_turn(std::time::Duration::from_secs(5)))
+                .context("no write turn")
+        };
+        {
+            let mut first = turn()?;
+            let writer = first.conn()?;
+            // Only the checkpointer may keep the log short here.
+            writer.pragma_update(None, "wal_autocheckpoint", 0)?;
+            writer.execute_batch("CREATE TABLE rows (b BLOB);")?;
         }
-        drop(insert);
-        let pages = |bytes: u64| bytes / 4096;
-        let log = std::fs::metadata(dir.join("db.sqlite-wal"))?.len();
+        // One small commit after another, each in its own write turn as the
+        // host's are, with no pause between them: at least 120,000 pages
+        // of log, were it never to start again.
+        for _ in 0..40_000 {
+            let mut held = turn()?;
+            held.conn()?
+                .execute("INSERT INTO rows (b) VALUES (randomblob(3000))", [])?;
+        }
+        let pages = std::fs::metadata(dir.join("db.sqlite-wal"))?.len() / 4096;
         assert!(
-            pages(log) < 3 * u64::from(CHECKPOINT_IN_COMMIT_AT),
-            "the log grew to {} pages",
-            pages(log)
+            pages < 5 * CHECKPOINT_IN_TURN_AT as u64,
+            "the log grew to {pages} pages"
         );
-        pool.release(conn);
         drop(pool);
         std::fs::remove_dir_all(&dir)?;
         Ok(())
