@@ -65,17 +65,17 @@ pub struct Pool {
 /// How often the checkpointer copies the write-ahead log into the file.
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// The log's length, in pages, at which the checkpointer copies the rest
-/// of it under the write turn (see [`Checkpointer`]): about 32 MiB of
-/// 4 KiB pages.
+/// The log's length, in frames (a page each), at which the checkpointer
+/// copies the rest of it under the write turn (see [`Checkpointer`]):
+/// about 32 MiB of 4 KiB pages.
 const CHECKPOINT_IN_TURN_AT: i64 = 8_000;
 
-/// Pages left to copy that the checkpointer is content to copy under the
-/// write turn; with more, it runs another pass without the turn first.
+/// Frames landed during a pass that the checkpointer is content to leave
+/// for its pass under the write turn; with more, it passes again first.
 const LEFT_FOR_THE_TURN: i64 = 1_000;
 
-/// Passes without the turn the checkpointer runs, at most, before it
-/// takes the turn anyway.
+/// Passes the checkpointer runs again, at most, before it takes the turn
+/// anyway.
 const PASSES_BEFORE_THE_TURN: usize = 2;
 
 /// The log's length, in pages, at which a commit checkpoints by itself,
@@ -99,11 +99,12 @@ const LOG_KEPT_BYTES: u32 = 64 << 20;
 /// a checkpoint that copied every page, which a checkpoint running beside
 /// steady commits never quite does (what a pass reports copied is only
 /// what the log held when it began). So once the log reaches
-/// [`CHECKPOINT_IN_TURN_AT`] pages and a writer has added to it since the
-/// last pass, this thread runs passes until little is left
-/// ([`LEFT_FOR_THE_TURN`]), then takes the write turn and runs one more: no commit of the turn's writers
-/// lands meanwhile, and the next writer starts the log again. Writers wait
-/// for that turn as for any other, without holding a worker thread.
+/// [`CHECKPOINT_IN_TURN_AT`] frames and a writer has added to it since the
+/// last pass, this thread passes again while much lands during each
+/// ([`LEFT_FOR_THE_TURN`]), then takes the write turn and runs one more:
+/// no commit of the turn's writers lands meanwhile, and the next writer
+/// starts the log again. Writers wait for that turn as for any other,
+/// without holding a worker thread.
 ///
 /// Writers that do not take the turn (the key-value store's, a statement
 /// whose wait for the turn timed out) can still outrun a checkpoint, as
@@ -137,43 +138,54 @@ impl Checkpointer {
                     .inspect_err(|e| eprintln!("sqlite checkpointer: no timer: {e}"))
                     .ok();
                 let running = || !stopped.load(std::sync::atomic::Ordering::Relaxed);
-                // The log's length and how much of it is copied, after a
-                // passive checkpoint.
-                let pass = || {
-                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
-                        Ok((r.get::<_, i64>(1)?, r.get::<_, i64>(2)?))
-                    })
-                };
+                // The log's length, in frames, as a passive checkpoint
+                // found it when it began: what lands during a pass is
+                // left for the next.
+                let pass = || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1));
                 let turn = || -> Option<Turn> {
                     let waiting = waiting.as_ref()?;
+                    // One request for the turn, kept across the slices, so
+                    // that it keeps its place in the writers' queue.
+                    let mut request = std::pin::pin!(writer.clone().lock_owned());
                     while running() {
                         // The timer is made inside the runtime it runs on.
-                        let wait = async {
-                            tokio::time::timeout(CHECKPOINT_EVERY, writer.clone().lock_owned())
-                                .await
+                        let slice = async {
+                            tokio::time::timeout(CHECKPOINT_EVERY, request.as_mut()).await
                         };
-                        if let Ok(turn) = waiting.block_on(wait) {
+                        if let Ok(turn) = waiting.block_on(slice) {
                             return Some(turn);
                         }
                     }
                     None
                 };
-                // What the last pass found: a log copied whole and found
-                // so again has had no writer since, so it needs nothing
-                // (its next writer starts it again).
-                let mut last = (0, 0);
+                // The log's length at the last pass. A log that has not
+                // grown since had no writer: its next writer starts it
+                // again, or a reader's old snapshot holds it, and the turn
+                // would help neither.
+                let mut last: i64 = 0;
                 let mut checkpoint = || -> rusqlite::Result<()> {
-                    let (mut log, mut copied) = pass()?;
-                    let untouched = (log, copied) == last && copied >= log;
-                    last = (log, copied);
-                    if log < CHECKPOINT_IN_TURN_AT || untouched {
+                    let mut log = pass()?;
+                    let grown = log != last;
+                    last = log;
+                    if log < CHECKPOINT_IN_TURN_AT || !grown {
                         return Ok(());
                     }
+                    // While much landed during a pass, pass again: the
+                    // pass in the turn copies what landed during the last.
                     for _ in 0..PASSES_BEFORE_THE_TURN {
-                        if log - copied <= LEFT_FOR_THE_TURN || !running() {
+                        if !running() {
+                            return Ok(());
+                        }
+                        let before = log;
+                        log = pass()?;
+                        last = log;
+                        if log < CHECKPOINT_IN_TURN_AT {
+                            // Started again meanwhile.
+                            return Ok(());
+                        }
+                        if log - before <= LEFT_FOR_THE_TURN {
                             break;
                         }
-                        (log, copied) = pass()?;
                     }
                     if let Some(_turn) = turn() {
                         last = pass()?;
