@@ -139,9 +139,14 @@ impl Checkpointer {
                     .ok();
                 let running = || !stopped.load(std::sync::atomic::Ordering::Relaxed);
                 // The log's length, in frames, as a passive checkpoint
-                // found it when it began: what lands during a pass is
-                // left for the next.
-                let pass = || conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1));
+                // found it when it began (what lands during a pass is
+                // left for the next); `None` when another checkpoint was
+                // running, which reports no length.
+                let pass = || {
+                    conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                        Ok((r.get::<_, i64>(0)? == 0).then_some(r.get::<_, i64>(1)?))
+                    })
+                };
                 let turn = || -> Option<Turn> {
                     let waiting = waiting.as_ref()?;
                     // One request for the turn, kept across the slices, so
@@ -164,7 +169,9 @@ impl Checkpointer {
                 // would help neither.
                 let mut last: i64 = 0;
                 let mut checkpoint = || -> rusqlite::Result<()> {
-                    let mut log = pass()?;
+                    let Some(mut log) = pass()? else {
+                        return Ok(());
+                    };
                     let grown = log != last;
                     last = log;
                     if log < CHECKPOINT_IN_TURN_AT || !grown {
@@ -177,18 +184,24 @@ impl Checkpointer {
                             return Ok(());
                         }
                         let before = log;
-                        log = pass()?;
+                        let Some(now) = pass()? else {
+                            return Ok(());
+                        };
+                        log = now;
                         last = log;
-                        if log < CHECKPOINT_IN_TURN_AT {
-                            // Started again meanwhile.
+                        if log < CHECKPOINT_IN_TURN_AT || log == before {
+                            // Started again meanwhile, or nothing landed
+                            // during the last pass: nothing for the turn.
                             return Ok(());
                         }
                         if log - before <= LEFT_FOR_THE_TURN {
                             break;
                         }
                     }
-                    if let Some(_turn) = turn() {
-                        last = pass()?;
+                    if let Some(_turn) = turn()
+                        && let Some(now) = pass()?
+                    {
+                        last = now;
                     }
                     Ok(())
                 };
