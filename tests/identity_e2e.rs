@@ -4,8 +4,8 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    PASSWORD, mail, mailed_token, me, post, register, signed_in, start_app as start,
-    verification_token,
+    PASSWORD, column, database, mail, mailed_token, me, post, register, signed_in,
+    start_app as start, verification_token,
 };
 use gatehouse_tests::{HostConfig, Reply, TestHost, get, root, send};
 use serde_json::{Value, json};
@@ -86,14 +86,11 @@ fn register_verify_login_me_logout_journey() -> Result<()> {
 fn sessions_are_stored_as_digests_only() -> Result<()> {
     let host = start()?;
     let token = signed_in(&host, "grace@example.com")?;
-    let db = rusqlite::Connection::open(host.state.path().join("sqlite_db.db"))?;
-    let stored: Vec<String> = db
-        .prepare("SELECT token_digest FROM sessions")?
-        .query_map([], |r| r.get(0))?
-        .collect::<rusqlite::Result<_>>()?;
+    let stored: Vec<String> = column(&host, "SELECT token_digest FROM sessions", [])?;
     assert_eq!(stored.len(), 1);
     assert!(!stored[0].contains(&token[4..]));
-    let hash: String = db.query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
+    let hash: String =
+        database(&host)?.query_row("SELECT password_hash FROM users", [], |r| r.get(0))?;
     assert!(
         hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
         "{hash}"

@@ -12,7 +12,7 @@ use anyhow::{Context, Result};
 use gatehouse_host::runtime_config::DEFAULT_KV_FILE;
 use gatehouse_tests::TestHost;
 use gatehouse_tests::app::{
-    Org, call, concurrently, database as db, expect, join, org, post, signed_in, start_app,
+    Org, call, column, concurrently, database as db, expect, join, org, post, signed_in, start_app,
 };
 use serde_json::{Value, json};
 
@@ -103,12 +103,11 @@ fn create_verify_update_and_revoke_journey() -> Result<()> {
     assert_eq!(created["roles"], json!(["reader", "writer"]));
     assert_eq!(created["status"], "active");
     // Only the digest and the first characters are stored.
-    let stored: Vec<String> = {
-        let conn = db(&host)?;
-        let mut stmt = conn.prepare("SELECT digest || '|' || start FROM api_key_secrets")?;
-        stmt.query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?
-    };
+    let stored: Vec<String> = column(
+        &host,
+        "SELECT digest || '|' || start FROM api_key_secrets",
+        [],
+    )?;
     assert_eq!(stored.len(), 1);
     assert!(!stored[0].contains(&key[14..]), "no plaintext at rest");
 

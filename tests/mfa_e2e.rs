@@ -6,8 +6,8 @@
 
 use anyhow::{Context, Result};
 use gatehouse_tests::app::{
-    PASSWORD, call, database, expect, mail, mailed_token, post, reset_password, retry_after,
-    signed_in, start_app, totp_code,
+    PASSWORD, call, column, database, expect, mail, mailed_token, post, reset_password,
+    retry_after, signed_in, start_app, totp_code,
 };
 use gatehouse_tests::{HostConfig, Reply, TestHost, root};
 use serde_json::json;
@@ -426,13 +426,8 @@ fn another_users_codes_and_secrets_are_useless() -> Result<()> {
         assert_eq!(complete(&host, &challenge, "code", &eve_now)?.status, 422);
     }
     // A sealed secret is bound to its user: copied onto another, it does not open.
-    let db = database(&host)?;
-    let ids: Vec<String> = {
-        let mut stmt = db.prepare("SELECT id FROM users ORDER BY email_normalized")?;
-        stmt.query_map([], |r| r.get(0))?
-            .collect::<Result<_, _>>()?
-    };
-    db.execute(
+    let ids: Vec<String> = column(&host, "SELECT id FROM users ORDER BY email_normalized", [])?;
+    database(&host)?.execute(
         "UPDATE mfa_totp SET secret_sealed = (SELECT secret_sealed FROM mfa_totp WHERE user_id = ?1) WHERE user_id = ?2",
         [&ids[1], &ids[0]],
     )?;

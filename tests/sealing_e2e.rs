@@ -14,7 +14,7 @@ use anyhow::{Context, Result};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use gatehouse_tests::app::{
-    MASTER_KEY, Org, PASSWORD, app_config, call, database, expect, org, post, totp_code,
+    MASTER_KEY, Org, PASSWORD, app_config, call, column, database, expect, org, post, totp_code,
 };
 use gatehouse_tests::{HostConfig, Reply, TestHost, fake_http};
 use identity_core::sealed::SealingKey;
@@ -395,12 +395,11 @@ fn values_sealed_before_a_master_key_rotation_open_after_the_rewrap_with_the_new
         let version = if org_owned { "v2.2." } else { "v2.1." };
         assert!(text.starts_with(version), "{column}: {text}");
     }
-    let versions: Vec<i64> = {
-        let db = database(&host)?;
-        let mut stmt = db.prepare("SELECT version FROM org_data_keys WHERE org_id = ?1")?;
-        stmt.query_map([&sealed.org.id], |r| r.get(0))?
-            .collect::<Result<_, _>>()?
-    };
+    let versions: Vec<i64> = column(
+        &host,
+        "SELECT version FROM org_data_keys WHERE org_id = ?1",
+        [&sealed.org.id],
+    )?;
     assert_eq!(versions, vec![2]);
     everything_opens(&host, &issuer, &sealed, &kid, "rotated")?;
 

@@ -115,9 +115,9 @@ struct Checkpointer {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-/// The write turn, as the thread waits for it: in slices of
-/// [`CHECKPOINT_EVERY`], so that it sees a stop (a pool dropped while a
-/// transaction holds the turn must not wait for that transaction).
+/// The write turn once the checkpointer holds it: the writers' lock on the
+/// pool's writer connection, which it leaves unused (its own connection
+/// runs the pass).
 type Turn = tokio::sync::OwnedMutexGuard<Option<Connection>>;
 
 impl Checkpointer {
@@ -147,6 +147,9 @@ impl Checkpointer {
                         Ok((r.get::<_, i64>(0)? == 0).then_some(r.get::<_, i64>(1)?))
                     })
                 };
+                // Waits for the turn in slices of `CHECKPOINT_EVERY`, so
+                // that it sees a stop: a pool dropped while a transaction
+                // holds the turn must not wait for that transaction.
                 let turn = || -> Option<Turn> {
                     let waiting = waiting.as_ref()?;
                     // One request for the turn, kept across the slices, so
@@ -231,9 +234,10 @@ impl Checkpointer {
 }
 
 impl Drop for Checkpointer {
-    /// Stops the thread and waits for it (at most the pass it is in), so
-    /// that its connection is closed with the pool's: the last one closed
-    /// folds the log into the file.
+    /// Stops the thread and waits for it, so that its connection is closed
+    /// with the pool's: the last one closed folds the log into the file.
+    /// The wait is at most the pass the thread is in, or the slice of its
+    /// wait for the turn and, should it get the turn then, one more pass.
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
