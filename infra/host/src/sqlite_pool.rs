@@ -237,7 +237,9 @@ impl Drop for Checkpointer {
     /// Stops the thread and waits for it, so that its connection is closed
     /// with the pool's: the last one closed folds the log into the file.
     /// The wait is at most the pass the thread is in, or the slice of its
-    /// wait for the turn and, should it get the turn then, one more pass.
+    /// wait for the turn and, should it get the turn then, one more pass;
+    /// then the closing of its connection and of the writer's, whose last
+    /// reference the thread holds once the pool's own is dropped.
     fn drop(&mut self) {
         self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
         if let Some(thread) = self.thread.take() {
