@@ -13,6 +13,11 @@ test_components() { ls tests/components; }
 # dependency); tests/components_world.rs lists the same.
 shipped_components() { echo guard client-component; }
 
+# A TCP port on loopback that is free now (the kernel's pick).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
+}
+
 ensure_wasm_target() {
   if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     echo "installing the wasm32-wasip2 target" >&2
