@@ -98,6 +98,15 @@ fn a_gatehouse_jwt_for_the_apps_audience_passes_with_its_subject_org_and_roles()
     assert_eq!(headers["x-gatehouse-permissions"], "reports:read");
     assert_eq!(headers["x-gatehouse-credential"], "jwt");
 
+    // The benchmark's trivial route: the same answer behind the guard and
+    // without it, and behind it only with a credential.
+    let ping = call(&app, "GET", "/reports/ping", None, Some(&token), &[])?;
+    assert_eq!((ping.status, ping.body.as_slice()), (200, &b"ok"[..]));
+    let open = call(&app, "GET", "/open/ping", None, None, &[])?;
+    assert_eq!((open.status, open.body.as_slice()), (200, &b"ok"[..]));
+    let refused = call(&app, "GET", "/reports/ping", None, None, &[])?;
+    assert_eq!(problem(refused, 401)?.0, "unauthenticated");
+
     // A token for another audience, or with its claims changed, is not one.
     let elsewhere = jwt(&gh, &key, "billing")?;
     assert_eq!(
