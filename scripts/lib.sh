@@ -73,11 +73,14 @@ ensure_node_deps() {
   done
 }
 
-# redis-server for the Redis backend tests (they start their own).
-ensure_redis() {
-  command -v redis-server >/dev/null && return 0
-  can_apt_get || { echo "redis-server is not installed: run \`sudo apt-get install redis-server\`, then scripts/test again" >&2; return 1; }
-  apt_install redis-server
+# A command from its Debian package, installed when it is missing; where
+# this shell cannot install it, says what to run first, then `script` again.
+# (redis-server for the Redis backend tests and KV=redis benches, wrk for
+# the benches.)
+ensure_command() { # command, package, script
+  command -v "$1" >/dev/null && return 0
+  can_apt_get || { echo "$1 is not installed: run \`sudo apt-get install $2\`, then $3 again" >&2; return 1; }
+  apt_install "$2"
 }
 
 # apt-get's chatter is shown only when it fails.
