@@ -135,6 +135,11 @@ const TEST_COMPONENTS: &[(&str, &[&str], &[&str])] = &[
         &["wasi:http/handler@0.3.0"],
         &["wasi:http/handler@0.3.0"],
     ),
+    (
+        "relay",
+        &["wasi:http/handler@0.3.0"],
+        &["wasi:http/handler@0.3.0"],
+    ),
     // A library component: no handler of its own.
     ("greeter", &["gatehouse:fixture/greet@0.1.0"], &[]),
     (

@@ -106,6 +106,22 @@ fn a_gatehouse_jwt_for_the_apps_audience_passes_with_its_subject_org_and_roles()
     assert_eq!((open.status, open.body.as_slice()), (200, &b"ok"[..]));
     let refused = call(&app, "GET", "/reports/ping", None, None, &[])?;
     assert_eq!(problem(refused, 401)?.0, "unauthenticated");
+    // Behind the benchmark's do-nothing middleware, the request arrives as
+    // it was sent: nothing checked, nothing removed.
+    let relayed = call(&app, "GET", "/relay/ping", None, None, &[])?;
+    assert_eq!((relayed.status, relayed.body.as_slice()), (200, &b"ok"[..]));
+    let relayed = call(
+        &app,
+        "GET",
+        "/relay/today",
+        None,
+        None,
+        &[("x-gatehouse-subject", "usr_sent")],
+    )?;
+    assert_eq!(
+        expect(relayed, 200)?,
+        json!({"x-gatehouse-subject": "usr_sent"})
+    );
 
     // A token for another audience, or with its claims changed, is not one.
     let elsewhere = jwt(&gh, &key, "billing")?;
