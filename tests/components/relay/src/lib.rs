@@ -6,6 +6,8 @@
 //! guard` measures it beside the guard (docs/benchmarks.md).
 
 /// The next handler in the chain: the `wasi:http/handler@0.3.0` import.
+/// Bound here rather than through `spin_sdk::http::next`, which turns the
+/// answer into `http` types: the relay hands the response back untouched.
 mod next {
     spin_sdk::wit_bindgen::generate!({
         runtime_path: "::spin_sdk::wit_bindgen::rt",
