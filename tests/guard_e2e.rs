@@ -142,6 +142,39 @@ fn a_gatehouse_jwt_for_the_apps_audience_passes_with_its_subject_org_and_roles()
 }
 
 #[test]
+fn the_app_gets_the_callers_credential_only_when_it_asks_for_it() -> Result<()> {
+    let gh = gatehouse()?;
+    let key = role_key(&gh.host, &gh.org, "reader", &["reports:read"])?;
+    let token = jwt(&gh, &key, AUDIENCE)?;
+    // By default the app gets the principal, not the credential.
+    let (app, _dir) = guarded(&gh, &[], false)?;
+    for (credential, kind) in [
+        (&token, "jwt"),
+        (&key, "api_key"),
+        (&gh.org.admin, "session"),
+    ] {
+        let reply = through(&app, Some(credential), &[])?;
+        assert_eq!(reply.header("x-authorization-seen"), Some("no"), "{kind}");
+        assert_eq!(seen(reply)?["x-gatehouse-credential"], kind);
+    }
+    // An app that calls on with the caller's credential asks for it.
+    let (app, _dir) = guarded(&gh, &[("GUARD_FORWARD_AUTHORIZATION", "TRUE")], false)?;
+    let reply = through(&app, Some(&token), &[])?;
+    assert_eq!(reply.header("x-authorization-seen"), Some("yes"));
+    assert_eq!(seen(reply)?["x-gatehouse-credential"], "jwt");
+    let (app, _dir) = guarded(&gh, &[("GUARD_FORWARD_AUTHORIZATION", "false")], false)?;
+    let reply = through(&app, Some(&token), &[])?;
+    assert_eq!(reply.header("x-authorization-seen"), Some("no"));
+    // Anything else is a misconfiguration, refused rather than guessed at.
+    let (app, _dir) = guarded(&gh, &[("GUARD_FORWARD_AUTHORIZATION", "sometimes")], false)?;
+    assert_eq!(
+        problem(through(&app, Some(&token), &[])?, 500)?.0,
+        "internal"
+    );
+    Ok(())
+}
+
+#[test]
 fn a_request_body_reaches_the_app_and_its_answer_comes_back_as_made() -> Result<()> {
     let gh = gatehouse()?;
     let (app, _dir) = guarded(&gh, &[], false)?;

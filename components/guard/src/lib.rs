@@ -10,7 +10,9 @@
 //! 3. `guard_permission`, when set, must be held (else 403);
 //! 4. `guard_meter`, when set, has one unit consumed (else 429);
 //! 5. the request goes on to the app with the verified principal in
-//!    `x-gatehouse-subject`, `-org`, `-roles`, `-permissions`, `-credential`.
+//!    `x-gatehouse-subject`, `-org`, `-roles`, `-permissions`, `-credential`,
+//!    and without the client's `Authorization` header unless
+//!    `guard_forward_authorization` is `true`.
 //!
 //! Every refusal is an RFC 9457 problem document. See docs/guard.md.
 
@@ -76,6 +78,12 @@ fn drop_hop_by_hop(headers: &mut Vec<Header>) {
     });
 }
 
+/// Removes the client's credential: what the app gets instead is the
+/// principal it verified as.
+fn drop_authorization(headers: &mut Vec<Header>) {
+    headers.retain(|(name, _)| !name.eq_ignore_ascii_case("authorization"));
+}
+
 /// Whether the request declares a body (RFC 9112 §6.3: a request has one
 /// only by `Content-Length` or `Transfer-Encoding`).
 fn declares_body(headers: &[Header]) -> bool {
@@ -117,7 +125,7 @@ mod serve {
 #[cfg(target_arch = "wasm32")]
 async fn guard(
     req: spin_sdk::wasip3::http::types::Request,
-    headers: Vec<Header>,
+    mut headers: Vec<Header>,
 ) -> Result<spin_sdk::wasip3::http::types::Response, Problem> {
     // Authenticate.
     let settings = Settings::load("guard").await?;
@@ -138,6 +146,9 @@ async fn guard(
         quota::consume_one(meter, &principal, &settings).await?;
     }
     // Pass on.
+    if !settings.forward_authorization {
+        drop_authorization(&mut headers);
+    }
     onward(req, headers, &principal).await
 }
 
@@ -150,7 +161,7 @@ async fn onward(
     mut headers: Vec<Header>,
     principal: &Principal,
 ) -> Result<spin_sdk::wasip3::http::types::Response, Problem> {
-    use spin_sdk::wasip3::http::types::{Fields, Request as Wasi};
+    use spin_sdk::wasip3::http::types::{Fields, Method, Request as Wasi};
     let failed = |what: &str| {
         eprintln!("guard: {what}");
         Problem::internal()
@@ -190,12 +201,24 @@ async fn onward(
         drop(no_trailers);
         Wasi::new(fields, None, trailers, None).0
     };
-    onward
-        .set_method(&method)
-        .and_then(|()| onward.set_scheme(scheme.as_ref()))
-        .and_then(|()| onward.set_authority(authority.as_deref()))
-        .and_then(|()| onward.set_path_with_query(path.as_deref()))
-        .map_err(|()| failed("the request could not be passed on"))?;
+    // A new request is a GET with no scheme, authority or path: only what
+    // differs is set, each setter being a call into the host.
+    let set = (|| {
+        if !matches!(method, Method::Get) {
+            onward.set_method(&method)?;
+        }
+        if scheme.is_some() {
+            onward.set_scheme(scheme.as_ref())?;
+        }
+        if authority.is_some() {
+            onward.set_authority(authority.as_deref())?;
+        }
+        if path.is_some() {
+            onward.set_path_with_query(path.as_deref())?;
+        }
+        Ok(())
+    })();
+    set.map_err(|()| failed("the request could not be passed on"))?;
     next::wasi::http::handler::handle(onward)
         .await
         .map_err(|e| failed(&format!("the app failed: {e:?}")))
@@ -221,6 +244,19 @@ mod tests {
         drop_hop_by_hop(&mut headers);
         let left: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
         assert_eq!(left, ["Accept", "Authorization"]);
+    }
+
+    #[test]
+    fn the_credential_goes_in_any_case_and_the_rest_stays() {
+        let mut headers = vec![
+            header("Authorization", "Bearer a"),
+            header("accept", "*/*"),
+            header("AUTHORIZATION", "Bearer b"),
+            header("x-authorization-hint", "kept"),
+        ];
+        drop_authorization(&mut headers);
+        let left: Vec<&str> = headers.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(left, ["accept", "x-authorization-hint"]);
     }
 
     #[test]

@@ -43,6 +43,11 @@ pub struct Settings {
     /// The app's own API key at Gatehouse: verifies API keys and consumes
     /// quota on the caller's behalf.
     pub service_key: Option<String>,
+    /// Whether the guard hands the client's `Authorization` header on to
+    /// the app (`<prefix>_forward_authorization = "true"`). By default it
+    /// does not: the app gets the verified principal, never a bearer
+    /// credential it could replay or log.
+    pub forward_authorization: bool,
 }
 
 /// A variable's value; `None` when it is not declared for the component
@@ -69,7 +74,8 @@ fn misconfigured(why: &str) -> Problem {
 impl Settings {
     /// The settings of this request's app, from `gatehouse_url` and the
     /// variables named `<prefix>_audience`, `_issuer`, `_permission`,
-    /// `_meter`, `_cache_seconds` and `_service_key`.
+    /// `_meter`, `_cache_seconds`, `_service_key` and
+    /// `_forward_authorization`.
     pub async fn load(prefix: &'static str) -> Result<Rc<Settings>, Problem> {
         let loaded = LOADED.with(|l| {
             l.borrow()
@@ -105,6 +111,15 @@ impl Settings {
                 ))
             })?,
         };
+        let forward_authorization = match optional(&var("forward_authorization")).await? {
+            None => false,
+            Some(text) => parse_switch(&text).ok_or_else(|| {
+                misconfigured(&format!(
+                    "{} is neither \"true\" nor \"false\"",
+                    var("forward_authorization")
+                ))
+            })?,
+        };
         Ok(Settings {
             prefix,
             gatehouse_url,
@@ -114,6 +129,7 @@ impl Settings {
             meter: optional(&var("meter")).await?,
             cache_seconds,
             service_key: optional(&var("service_key")).await?,
+            forward_authorization,
         })
     }
 
@@ -130,6 +146,17 @@ pub fn parse_cache_seconds(text: &str) -> Option<i64> {
         .filter(|s| (0..=MAX_CACHE_SECONDS).contains(s))
 }
 
+/// A yes/no setting: `true` or `false`, in any case.
+pub fn parse_switch(text: &str) -> Option<bool> {
+    if text.eq_ignore_ascii_case("true") {
+        Some(true)
+    } else if text.eq_ignore_ascii_case("false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -142,5 +169,13 @@ mod tests {
         assert_eq!(parse_cache_seconds("301"), None);
         assert_eq!(parse_cache_seconds("-1"), None);
         assert_eq!(parse_cache_seconds("1.5"), None);
+    }
+
+    #[test]
+    fn a_switch_is_true_or_false_and_nothing_else() {
+        assert_eq!(parse_switch("true"), Some(true));
+        assert_eq!(parse_switch("FALSE"), Some(false));
+        assert_eq!(parse_switch("yes"), None);
+        assert_eq!(parse_switch("1"), None);
     }
 }

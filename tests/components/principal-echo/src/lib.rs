@@ -1,7 +1,8 @@
 //! A handler for guard tests: answers 200 with a JSON object of every
 //! `x-gatehouse-*` header of the request (a header sent twice shows as a
 //! list), so a test sees what reached the app and nothing else. The size
-//! of the request body it read is in `x-body-bytes`.
+//! of the request body it read is in `x-body-bytes`; whether an
+//! `Authorization` header reached it, in `x-authorization-seen` (`yes`, `no`).
 //!
 //! A path ending in `/ping` is answered `ok` whatever the request carried:
 //! the trivial route of `scripts/bench guard`, whose work is the same with
@@ -36,11 +37,17 @@ async fn handle(req: Request) -> anyhow::Result<impl IntoResponse> {
             }
         }
     }
+    let authorization = if req.headers().contains_key("authorization") {
+        "yes"
+    } else {
+        "no"
+    };
     let read = req.into_body().collect().await?.to_bytes().len();
     let body = Bytes::from(Value::Object(seen).to_string());
     Ok(spin_sdk::http::Response::builder()
         .status(200)
         .header("x-body-bytes", read)
+        .header("x-authorization-seen", authorization)
         .header("content-type", "application/json")
         .header("content-length", body.len())
         .body(Full::new(body))?)
